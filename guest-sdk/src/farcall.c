@@ -1,0 +1,51 @@
+/* farcall guest SDK runtime: a few system calls, no state the VMM does not know about. */
+#include "farcall.h"
+
+#include <string.h>
+
+/* The request arena: the VMM writes each request here before the fork runs. */
+static unsigned char farcall_arena[FARCALL_ARENA_SIZE] __attribute__((aligned(4096)));
+
+/* Filled by the VMM when it resumes a fork: where the request is and how long. */
+static struct {
+  void *buf;
+  size_t len;
+} farcall_current;
+
+static inline long farcall_syscall3(long nr, long a, long b, long c) {
+  long ret;
+  __asm__ volatile("syscall" : "=a"(ret) : "a"(nr), "D"(a), "S"(b), "d"(c) : "rcx", "r11", "memory");
+  return ret;
+}
+
+/* A zeroed XSAVE area: XRSTOR from it puts every vector and x87 register back into its
+ * initial state, so a fork never sees register contents left by a previous request. */
+static const struct {
+  unsigned char legacy_head[24];
+  unsigned int mxcsr; /* the only non-zero field: the default SSE control word */
+  unsigned char rest[4096 - 28];
+} farcall_xinit __attribute__((aligned(64))) = {{0}, 0x1f80, {0}};
+
+int farcall_ready(void) {
+  /* Arguments: arena, arena size, where the VMM reports the request (buf, len). */
+  long r = farcall_syscall3(FARCALL_SYS_READY, (long)farcall_arena, (long)sizeof farcall_arena,
+                            (long)&farcall_current);
+  /* First instruction of every request (the master's registers are restored to here). */
+  __asm__ volatile("xrstor %0" : : "m"(farcall_xinit), "a"(0xffffffffu), "d"(0xffffffffu) : "memory");
+  return (int)r;
+}
+
+void farcall_request(void **buf, size_t *len) {
+  *buf = farcall_current.buf;
+  *len = farcall_current.len;
+}
+
+void farcall_respond(const void *buf, size_t len) {
+  farcall_syscall3(FARCALL_SYS_RESPOND, (long)buf, (long)len, 0);
+  for (;;) farcall_syscall3(60 /* exit */, 0, 0, 0);  /* outside a fork: end the program */
+}
+
+void farcall_fail(const char *message) {
+  farcall_syscall3(FARCALL_SYS_FAIL, (long)message, (long)strlen(message), 0);
+  for (;;) farcall_syscall3(60, 1, 0, 0);
+}

@@ -1,0 +1,130 @@
+// The Node-API binding: thin. Parses options, moves VM work to Worker threads, and turns
+// results and VmmErrors into JS values. All policy lives in src/ (TypeScript).
+#include <napi.h>
+#include <pthread.h>
+
+#include <memory>
+
+#include "../vmm/error.h"
+#include "../vmm/kvm.h"
+#include "../vmm/process.h"
+#include "convert.h"
+#include "worker.h"
+
+namespace farcall::addon {
+
+void init_request(Napi::Env env, Napi::Object exports);  // request.cpp
+void init_bench(Napi::Env env, Napi::Object exports);    // bench.cpp
+
+static ProcessConfig process_config(const Napi::Object &o) {
+  ProcessConfig cfg;
+  cfg.args = to_strings(o.Get("args"));
+  cfg.env = to_strings(o.Get("env"));
+  auto in = to_bytes(o.Get("stdin"));
+  cfg.stdin_data.assign(in.begin(), in.end());
+  cfg.memory_bytes = opt_u64(o, "memoryMiB", 64) << 20;
+  cfg.output_limit = opt_u64(o, "outputLimit", 1 << 20);
+  cfg.mode = Kvm::get().default_entry_mode();
+  return cfg;
+}
+
+// runProgram(elf: Buffer, opts) -> Promise<{exitCode, signal, stdout, stderr, stats, timeNs}>
+static Napi::Value RunProgram(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
+  try {
+    auto elf = std::make_shared<std::vector<uint8_t>>(to_bytes(info[0]));
+    Napi::Object o = info[1].IsObject() ? info[1].As<Napi::Object>() : Napi::Object::New(env);
+    ProcessConfig cfg = process_config(o);
+    uint64_t timeout_ms = opt_u64(o, "timeoutMs", 10000);
+    Worker::run_once(env, [=]() -> Completion {
+      std::unique_ptr<Process> p;
+      try {
+        p = std::make_unique<Process>(*elf, cfg);
+      } catch (const VmmError &e) {
+        Failure f = Failure::from(e);
+        return [=](Napi::Env env) { deferred->Reject(f.to_error(env).Value()); };
+      }
+      uint64_t t0 = Vcpu::now_ns(), deadline = t0 + timeout_ms * 1000000;
+      Stop st;
+      try {
+        watchdog::arm(&p->vm().vcpu(), pthread_self(), deadline);
+        st = p->run(deadline);
+        watchdog::disarm(&p->vm().vcpu());
+      } catch (const VmmError &e) {
+        watchdog::disarm(&p->vm().vcpu());
+        Failure f = Failure::from(e);
+        return [=](Napi::Env env) { deferred->Reject(f.to_error(env).Value()); };
+      }
+      uint64_t t1 = Vcpu::now_ns();
+      std::shared_ptr<Process> proc(std::move(p));
+      return [=](Napi::Env env) {
+        Napi::Object stats = stats_object(env, proc->stats(), proc->vm().exit_stats());
+        stats.Set("timeNs", double(t1 - t0));
+        if (st.kind == Stop::Exited && !st.signal) {
+          Napi::Object r = Napi::Object::New(env);
+          r.Set("exitCode", st.exit_code);
+          r.Set("stdout", to_buffer(env, proc->out()));
+          r.Set("stderr", to_buffer(env, proc->err()));
+          r.Set("stats", stats);
+          deferred->Resolve(r);
+        } else {
+          Failure f;
+          if (st.kind == Stop::Farcall) {
+            f.code = "Protocol";
+            f.message = "the program called a farcall request/backend function (0x" + std::to_string(st.nr) +
+                        "); run it in a RequestPool or as a Backend";
+          } else {
+            f = Failure::from_stop(st, cfg.memory_bytes, proc->stats().enomem > 0);
+          }
+          Napi::Error e = f.to_error(env);
+          e.Set("stdout", to_buffer(env, proc->out()));
+          e.Set("stderr", to_buffer(env, proc->err()));
+          e.Set("stats", stats);
+          deferred->Reject(e.Value());
+        }
+      };
+    });
+  } catch (const VmmError &e) {
+    deferred->Reject(Failure::from(e).to_error(env).Value());
+  }
+  return deferred->Promise();
+}
+
+// doctor() -> { ok, problem, flavor, entryMode, caps }
+static Napi::Value Doctor(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  Napi::Object r = Napi::Object::New(env);
+  std::string problem = Kvm::probe_problem();
+  r.Set("ok", problem.empty());
+  r.Set("problem", problem);
+  if (problem.empty()) {
+    Kvm &k = Kvm::get();
+    r.Set("flavor", kvm_flavor__name(k.flavor()));
+    r.Set("entryMode", entry_mode__name(k.default_entry_mode()));
+    Napi::Object c = Napi::Object::New(env);
+    c.Set("apiVersion", k.caps().api_version);
+    c.Set("syncRegs", k.caps().sync_regs);
+    c.Set("manualDirtyLog", k.caps().manual_dirty_log);
+    c.Set("xsave", k.caps().xsave);
+    c.Set("xcrs", k.caps().xcrs);
+    c.Set("immediateExit", k.caps().immediate_exit);
+    c.Set("maxMemslots", k.caps().max_memslots);
+    c.Set("xcr0", double(k.supported_xcr0()));
+    r.Set("caps", c);
+  }
+  return r;
+}
+
+static Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("runProgram", Napi::Function::New(env, RunProgram));
+  exports.Set("doctor", Napi::Function::New(env, Doctor));
+  init_request(env, exports);
+  init_bench(env, exports);
+  return exports;
+}
+
+}  // namespace farcall::addon
+
+static Napi::Object InitModule(Napi::Env env, Napi::Object exports) { return farcall::addon::Init(env, exports); }
+NODE_API_MODULE(farcall, InitModule)

@@ -1,0 +1,31 @@
+// Conversions between VMM values and JavaScript values, shared by the addon's classes.
+#pragma once
+#include <napi.h>
+
+#include <string>
+#include <vector>
+
+#include "../vmm/error.h"
+#include "../vmm/process.h"
+
+namespace farcall::addon {
+
+// A failure captured on a worker thread, turned into a JS Error on the JS thread.
+struct Failure {
+  std::string code;     // ErrorCode name: the TS layer maps it to an error class
+  std::string message;
+  Napi::Object details(Napi::Env env) const;
+  std::vector<std::pair<std::string, double>> numbers;
+  std::vector<std::pair<std::string, std::string>> strings;
+  Napi::Error to_error(Napi::Env env) const;
+  static Failure from(const VmmError &e);
+  static Failure from_stop(const Stop &st, uint64_t memory_bytes, bool had_enomem);
+};
+
+std::vector<uint8_t> to_bytes(const Napi::Value &v);
+std::vector<std::string> to_strings(const Napi::Value &v);
+Napi::Object stats_object(Napi::Env env, const ProcessStats &ps, const ExitStats &es);
+Napi::Buffer<uint8_t> to_buffer(Napi::Env env, const std::string &s);
+uint64_t opt_u64(const Napi::Object &o, const char *k, uint64_t def);
+
+}  // namespace farcall::addon

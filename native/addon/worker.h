@@ -1,0 +1,42 @@
+// A native thread that owns VM work for JavaScript. Jobs run on the thread (KVM_RUN blocks
+// there, never on the event loop); each job returns a completion that runs on the JS thread.
+#pragma once
+#include <napi.h>
+
+#include <condition_variable>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+
+namespace farcall::addon {
+
+using Completion = std::function<void(Napi::Env)>;
+using Job = std::function<Completion()>;
+
+class Worker {
+ public:
+  explicit Worker(Napi::Env env, bool single_use = false);
+  // Runs one job on a fresh thread; the worker deletes itself after the completion ran.
+  static void run_once(Napi::Env env, Job job);
+  ~Worker();
+  // `owner` is kept alive (not collected) until the job's completion has run.
+  void post(Napi::Env env, Job job, Napi::Object owner = Napi::Object());
+  // Stops after the queued jobs; joins the thread. Idempotent.
+  void stop();
+  size_t pending() const { return pending_; }
+
+ private:
+  void loop();
+  static void deliver(Napi::Env env, Napi::Function, Completion *c);
+  Napi::ThreadSafeFunction tsfn_;
+  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<Job> queue_;
+  bool stopping_ = false;
+  bool single_use_ = false;
+  size_t pending_ = 0;  // JS-thread only: jobs posted and not yet completed
+};
+
+}  // namespace farcall::addon

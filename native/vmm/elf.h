@@ -1,0 +1,25 @@
+// Loader for static x86-64 Linux executables (non-PIE ET_EXEC and static-PIE ET_DYN).
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace farcall {
+
+class Vm;
+
+struct ElfImage {
+  uint64_t entry = 0;      // relocated entry point
+  uint64_t base = 0;       // load bias (0 for ET_EXEC)
+  uint64_t phdr = 0;       // guest address of the program headers (AT_PHDR)
+  uint16_t phnum = 0, phent = 0;
+  uint64_t lowest = 0;     // first byte of the image
+  uint64_t end = 0;        // end of the highest segment (start of brk)
+};
+
+// Validates the file and returns what was found; throws NotElf/WrongArch/Dynamic/CorruptElf.
+ElfImage elf__inspect(const std::vector<uint8_t> &file);
+// Copies the segments into the VM's memory; throws TooBig when they do not fit below `limit`.
+ElfImage elf__load(const std::vector<uint8_t> &file, Vm &vm, uint64_t limit);
+
+}  // namespace farcall

@@ -1,0 +1,51 @@
+// The fixed guest address layout shared by every VM of a process. Fixed so that
+// a pointer means the same thing in every VM (what makes zero-copy calls work).
+#pragma once
+#include <cstdint>
+
+namespace farcall::layout {
+
+constexpr uint64_t kPage = 4096;
+constexpr uint64_t kHugePage = 2ull << 20;
+
+// Request program RAM: identity mapped, guest-virtual == guest-physical, user pages.
+// Page 0 stays unmapped so null dereferences fault.
+constexpr uint64_t kUserBase = 0;
+constexpr uint64_t kMaxUserRam = 64ull << 30;
+constexpr uint64_t kProgramBase = 0x400000;  // where static-PIE programs are placed
+
+// The guest kernel region: supervisor-only, in the top PML4 slot, backed by its own memslot.
+constexpr uint64_t kKernelGpa = 0x1000000000ull;  // 64 GiB
+constexpr uint64_t kKernelVa = 0xffffff8000000000ull;
+constexpr uint64_t kKernelSize = 2ull << 20;
+constexpr uint64_t kGdtOff = 0x0000;
+constexpr uint64_t kIdtOff = 0x1000;
+constexpr uint64_t kTssOff = 0x2000;
+constexpr uint64_t kStubOff = 0x3000;        // the out-stub guest kernel (portable flavor)
+constexpr uint64_t kStackOff = 0x4000;       // exception stack, 16 KiB
+constexpr uint64_t kStackTop = 0x8000;
+constexpr uint64_t kIstTop = 0x9000;         // separate stack for #DF/#MC/NMI
+constexpr uint64_t kPageTableOff = 0x10000;  // page-table pages are allocated from here up
+
+// The trap page: mapped present (supervisor) to a guest-physical page that has no
+// memslot. Fetching from it exits to the VMM, at the address that names the event.
+constexpr uint64_t kTrapGpa = 0x1040000000ull;
+constexpr uint64_t kTrapVa = kKernelVa + 0x40000000ull;
+constexpr uint64_t kTrapSyscall = 0x000;      // offset of the LSTAR target
+constexpr uint64_t kTrapVector = 0x100;       // + vector * 8
+constexpr uint64_t kTrapGateReturn = 0xa00;   // return address of a far call
+
+// Segment selectors (the same as Linux so programs that read them see familiar values).
+constexpr uint16_t kKernelCs = 0x08;
+constexpr uint16_t kKernelDs = 0x10;
+constexpr uint16_t kUserDs = 0x18 | 3;
+constexpr uint16_t kUserCs = 0x20 | 3;
+constexpr uint16_t kTssSel = 0x28;
+
+// Ports of the out-stub guest kernel.
+constexpr uint16_t kPortSyscall = 0xe0;
+constexpr uint16_t kPortVector = 0x80;        // + vector (0..31)
+constexpr uint16_t kPortGateReturn = 0xe1;
+constexpr uint16_t kPortSpurious = 0xdf;
+
+}  // namespace farcall::layout

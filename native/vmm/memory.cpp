@@ -1,0 +1,81 @@
+#include "memory.h"
+
+#include <fcntl.h>
+#include <linux/falloc.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <cstring>
+#include <string>
+
+#include "error.h"
+
+namespace farcall {
+
+std::shared_ptr<GuestRegion> GuestRegion::create(size_t size, const char *name) {
+  std::shared_ptr<GuestRegion> r(new GuestRegion());
+  r->size_ = size;
+  r->fd_ = memfd_create(name, MFD_CLOEXEC);
+  if (r->fd_ < 0) error__sys("memfd_create");
+  if (ftruncate(r->fd_, size) < 0) error__sys("ftruncate guest memory");
+  void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, r->fd_, 0);
+  if (p == MAP_FAILED) error__sys("mmap guest memory");
+  r->host_ = static_cast<uint8_t *>(p);
+  return r;
+}
+
+std::shared_ptr<GuestRegion> GuestRegion::fork_of(const std::shared_ptr<GuestRegion> &master) {
+  std::shared_ptr<GuestRegion> r(new GuestRegion());
+  r->size_ = master->size_;
+  r->master_ = master;
+  void *p = mmap(nullptr, r->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, master->fd_, 0);
+  if (p == MAP_FAILED) error__sys("mmap fork memory");
+  r->host_ = static_cast<uint8_t *>(p);
+  return r;
+}
+
+GuestRegion::~GuestRegion() {
+  if (host_) munmap(host_, size_);
+  if (fd_ >= 0) close(fd_);
+}
+
+void GuestRegion::zero(size_t off, size_t len) {
+  if (off >= size_) return;
+  if (len > size_ - off) len = size_ - off;
+  // Whole pages of a shared mapping are cheapest to drop: the memfd hole reads as zero.
+  // A fork cannot do that (dropping would reveal the master's page), so it writes zeros.
+  size_t a = (off + 4095) & ~size_t(4095), b = (off + len) & ~size_t(4095);
+  if (!is_fork() && b > a && b - a >= (64u << 10)) {
+    std::memset(host_ + off, 0, a - off);
+    fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, a, b - a);
+    std::memset(host_ + b, 0, off + len - b);
+  } else {
+    std::memset(host_ + off, 0, len);
+  }
+  mark_host_dirty(off, len);
+}
+
+void GuestRegion::set_host_tracking(bool on) {
+  tracking_ = on;
+  if (on) host_dirty_.assign((pages() + 63) / 64, 0);
+}
+
+void GuestRegion::mark_host_dirty(size_t off, size_t len) {
+  if (!tracking_ || len == 0) return;
+  for (size_t p = off / 4096, e = (off + len - 1) / 4096; p <= e && p < pages(); p++)
+    host_dirty_[p / 64] |= 1ull << (p % 64);
+}
+
+void GuestRegion::drop_private() {
+  if (is_fork()) madvise(host_, size_, MADV_DONTNEED);
+}
+
+size_t GuestRegion::resident_bytes() const {
+  std::vector<unsigned char> v(pages());
+  if (mincore(host_, size_, v.data()) < 0) return 0;
+  size_t n = 0;
+  for (unsigned char c : v) n += c & 1;
+  return n * 4096;
+}
+
+}  // namespace farcall

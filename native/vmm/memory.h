@@ -1,0 +1,48 @@
+// Guest memory: host mappings of memfds that back guest-physical ranges.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+namespace farcall {
+
+// A memfd and the host mapping of it. A fork maps its master's memfd MAP_PRIVATE, so
+// untouched pages are shared with the master and written pages become the fork's own.
+class GuestRegion {
+ public:
+  static std::shared_ptr<GuestRegion> create(size_t size, const char *name);
+  static std::shared_ptr<GuestRegion> fork_of(const std::shared_ptr<GuestRegion> &master);
+  ~GuestRegion();
+  GuestRegion(const GuestRegion &) = delete;
+  GuestRegion &operator=(const GuestRegion &) = delete;
+
+  uint8_t *host() const { return host_; }
+  size_t size() const { return size_; }
+  size_t pages() const { return size_ / 4096; }
+  bool is_fork() const { return master_ != nullptr; }
+  const GuestRegion *master() const { return master_.get(); }
+
+  // Zeroes [off, off+len): the guest sees fresh anonymous memory there.
+  void zero(size_t off, size_t len);
+  // Host writes into guest memory are invisible to KVM's dirty log; they are recorded here
+  // while tracking is on, so a fork reset can rewrite them too.
+  void set_host_tracking(bool on);
+  void mark_host_dirty(size_t off, size_t len);
+  std::vector<uint64_t> &host_dirty() { return host_dirty_; }
+  // Drops every private page of a fork (back to the master's content). Returns bytes dropped.
+  void drop_private();
+  // Bytes of host memory this mapping holds privately (resident pages, from mincore-free estimate).
+  size_t resident_bytes() const;
+
+ private:
+  GuestRegion() = default;
+  int fd_ = -1;
+  uint8_t *host_ = nullptr;
+  size_t size_ = 0;
+  std::shared_ptr<GuestRegion> master_;
+  bool tracking_ = false;
+  std::vector<uint64_t> host_dirty_;  // one bit per page
+};
+
+}  // namespace farcall

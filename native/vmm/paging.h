@@ -1,0 +1,37 @@
+// Builds x86-64 4-level page tables inside a guest memory region.
+#pragma once
+#include <cstdint>
+
+namespace farcall {
+
+class GuestRegion;
+
+namespace pte {
+constexpr uint64_t P = 1, W = 2, U = 4, A = 1 << 5, D = 1 << 6, PS = 1 << 7, G = 1 << 8;
+constexpr uint64_t NX = 1ull << 63;
+constexpr uint64_t kAddrMask = 0x000ffffffffff000ull;
+}  // namespace pte
+
+// Page-table pages are allocated from [first, limit) of `region`, which sits at guest
+// physical `region_gpa`. Accessed/dirty bits are preset in every entry so the CPU never
+// writes page tables (under shadow paging those writes are emulated and they would show
+// up as dirty pages to reset).
+class PageTables {
+ public:
+  PageTables(GuestRegion &region, uint64_t region_gpa, uint64_t first, uint64_t limit);
+  uint64_t root_gpa() const { return root_; }
+  // Maps [va, va+size) to [gpa, gpa+size); uses 2 MiB pages where both are aligned.
+  void map(uint64_t va, uint64_t gpa, uint64_t size, uint64_t flags);
+  // Points PML4 slot `slot` of this root at the same table as in `other` (sharing subtrees).
+  void share_slot(const PageTables &other, unsigned slot);
+  uint64_t used_bytes() const { return next_ - first_; }
+
+ private:
+  uint64_t *table(uint64_t gpa);
+  uint64_t alloc();
+  uint64_t *walk(uint64_t va, int level_wanted);
+  GuestRegion &region_;
+  uint64_t region_gpa_, first_, next_, limit_, root_;
+};
+
+}  // namespace farcall

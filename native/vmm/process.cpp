@@ -1,0 +1,474 @@
+#include "process.h"
+
+#include <elf.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "error.h"
+#include "layout.h"
+
+namespace farcall {
+using layout::kPage;
+
+namespace {
+uint64_t page_up(uint64_t v) { return (v + kPage - 1) & ~(kPage - 1); }
+uint64_t neg(int e) { return uint64_t(-int64_t(e)); }
+
+// x86-64 Linux system-call numbers farcall answers.
+enum : uint64_t {
+  NR_read = 0, NR_write = 1, NR_close = 3, NR_fstat = 5, NR_lseek = 8, NR_mmap = 9, NR_mprotect = 10,
+  NR_munmap = 11, NR_brk = 12, NR_rt_sigaction = 13, NR_rt_sigprocmask = 14, NR_ioctl = 16,
+  NR_readv = 19, NR_writev = 20, NR_access = 21, NR_sched_yield = 24, NR_mremap = 25, NR_madvise = 28,
+  NR_nanosleep = 35, NR_getpid = 39, NR_exit = 60, NR_kill = 62, NR_uname = 63, NR_fcntl = 72,
+  NR_getcwd = 79, NR_readlink = 89, NR_gettimeofday = 96, NR_getrlimit = 97, NR_getuid = 102,
+  NR_getgid = 104, NR_geteuid = 107, NR_getegid = 108, NR_getppid = 110, NR_sigaltstack = 131,
+  NR_arch_prctl = 158, NR_gettid = 186, NR_tkill = 200, NR_time = 201, NR_futex = 202,
+  NR_sched_getaffinity = 204, NR_set_tid_address = 218, NR_clock_gettime = 228, NR_clock_getres = 229,
+  NR_clock_nanosleep = 230, NR_exit_group = 231, NR_tgkill = 234, NR_openat = 257, NR_newfstatat = 262,
+  NR_readlinkat = 267, NR_set_robust_list = 273, NR_prlimit64 = 302, NR_getrandom = 318, NR_rseq = 334,
+  NR_open = 2,
+};
+}  // namespace
+
+Process::Process(const std::vector<uint8_t> &elf, const ProcessConfig &cfg) : cfg_(cfg) {
+  ElfImage probe = elf__inspect(elf);  // typed errors before any VM exists
+  (void)probe;
+  VmConfig vc;
+  vc.ram_bytes = cfg.memory_bytes;
+  vc.mode = cfg.mode;
+  vm_ = std::make_unique<Vm>(vc);
+  uint64_t ram = vm_->ram_bytes();
+  uint64_t stack = std::min<uint64_t>(8ull << 20, ram / 8);
+  ms_.stack_bottom = ram - stack;
+  ms_.mmap_top = ms_.stack_bottom - kPage;
+  ElfImage img = elf__load(elf, *vm_, ms_.mmap_top);
+  ms_.brk_start = ms_.brk = page_up(img.end);
+  build_stack(img);
+  start_ns_ = Vcpu::now_ns();
+}
+
+Process::Process(const Process &master, const CpuState &state, bool dirty_log) : cfg_(master.cfg_), ms_(master.ms_) {
+  vm_ = std::make_unique<Vm>(*master.vm_, state, dirty_log);
+  start_ns_ = Vcpu::now_ns();
+}
+
+void Process::build_stack(const ElfImage &img) {
+  // Strings and random bytes at the very top, then auxv, envp, argv, argc below, 16-aligned.
+  uint64_t top = vm_->ram_bytes();
+  std::vector<uint8_t> blob;
+  auto put_str = [&](const std::string &s) {
+    blob.insert(blob.end(), s.begin(), s.end());
+    blob.push_back(0);
+    return blob.size() - s.size() - 1;
+  };
+  std::vector<size_t> argv_off, env_off;
+  for (auto &a : cfg_.args) argv_off.push_back(put_str(a));
+  for (auto &e : cfg_.env) env_off.push_back(put_str(e));
+  size_t plat_off = put_str("x86_64");
+  size_t rand_off = blob.size();
+  blob.resize(blob.size() + 16);
+  getrandom(blob.data() + rand_off, 16, 0);
+  uint64_t blob_at = (top - blob.size() - 64) & ~15ull;
+  vm_->copy_to_user(blob_at, blob.data(), blob.size());
+
+  uint32_t hwcap = 0;
+  for (auto &e : Kvm::get().cpuid())
+    if (e.function == 1) hwcap = e.edx;
+  std::vector<uint64_t> v;
+  v.push_back(cfg_.args.size());
+  for (size_t o : argv_off) v.push_back(blob_at + o);
+  v.push_back(0);
+  for (size_t o : env_off) v.push_back(blob_at + o);
+  v.push_back(0);
+  uint64_t aux[][2] = {{AT_PHDR, img.phdr},     {AT_PHENT, img.phent},   {AT_PHNUM, img.phnum},
+                       {AT_PAGESZ, kPage},      {AT_BASE, 0},            {AT_FLAGS, 0},
+                       {AT_ENTRY, img.entry},   {AT_UID, 0},             {AT_EUID, 0},
+                       {AT_GID, 0},             {AT_EGID, 0},            {AT_SECURE, 0},
+                       {AT_RANDOM, blob_at + rand_off}, {AT_HWCAP, hwcap}, {AT_HWCAP2, 0},
+                       {AT_CLKTCK, 100},        {AT_PLATFORM, blob_at + plat_off}, {AT_NULL, 0}};
+  for (auto &a : aux) {
+    v.push_back(a[0]);
+    v.push_back(a[1]);
+  }
+  uint64_t sp = (blob_at - v.size() * 8) & ~15ull;
+  if (sp < ms_.stack_bottom + 4096)
+    throw VmmError(ErrorCode::TooBig, "arguments and environment do not fit on the initial stack");
+  vm_->copy_to_user(sp, v.data(), v.size() * 8);
+  kvm_regs &r = vm_->vcpu().regs();
+  r = {};
+  r.rip = img.entry;
+  r.rsp = sp;
+  r.rflags = 2;
+  vm_->vcpu().regs_dirty();
+}
+
+Stop Process::run(uint64_t deadline_ns) {
+  for (;;) {
+    Event ev = vm_->run(deadline_ns);
+    Stop st;
+    switch (ev.kind) {
+      case Event::Syscall: {
+        kvm_regs &r = vm_->vcpu().regs();
+        uint64_t nr = r.rax;
+        if (nr >= kFarcallSysFirst && nr <= kFarcallSysLast) {
+          stats_.syscalls[nr]++;
+          st.kind = Stop::Farcall;
+          st.nr = nr;
+          return st;
+        }
+        st.kind = Stop::Exited;
+        uint64_t ret = syscall(nr, r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9, &st);
+        if (st.kind != Stop::Exited || st.message == "exit") {
+          if (st.message == "exit") st.message.clear();
+          return st;
+        }
+        vm_->syscall_return(ret);
+        continue;
+      }
+      case Event::Timeout:
+        st.kind = Stop::Timeout;
+        st.event = ev;
+        st.message = "execution timed out";
+        return st;
+      default:
+        st.kind = Stop::Fault;
+        st.event = ev;
+        return st;
+    }
+  }
+}
+
+uint64_t Process::sys_read(int fd, uint64_t buf, uint64_t len) {
+  if (fd != 0) return neg(EBADF);
+  uint8_t *p = vm_->user_ptr(buf, len);
+  if (!p && len) return neg(EFAULT);
+  size_t n = std::min<uint64_t>(len, cfg_.stdin_data.size() - ms_.stdin_pos);
+  std::memcpy(p, cfg_.stdin_data.data() + ms_.stdin_pos, n);
+  vm_->ram().mark_host_dirty(buf, n);
+  ms_.stdin_pos += n;
+  return n;
+}
+
+uint64_t Process::sys_write(int fd, uint64_t buf, uint64_t len, Stop *stop) {
+  if (fd != 1 && fd != 2) return neg(EBADF);
+  const uint8_t *p = vm_->user_ptr(buf, len);
+  if (!p && len) return neg(EFAULT);
+  std::string &o = fd == 1 ? out_ : err_;
+  if (o.size() + len > cfg_.output_limit) {
+    o.append(reinterpret_cast<const char *>(p), cfg_.output_limit - std::min<uint64_t>(o.size(), cfg_.output_limit));
+    stop->kind = Stop::OutputLimit;
+    stop->message = std::string(fd == 1 ? "stdout" : "stderr") + " passed the output limit of " +
+                    std::to_string(cfg_.output_limit) + " bytes";
+    return neg(EFBIG);
+  }
+  o.append(reinterpret_cast<const char *>(p), len);
+  return len;
+}
+
+uint64_t Process::find_gap(uint64_t len) {
+  // Top-down first fit between the brk and the stack.
+  uint64_t hi = ms_.mmap_top;
+  for (auto it = ms_.maps.rbegin(); it != ms_.maps.rend(); ++it) {
+    uint64_t end = it->first + it->second;
+    if (end <= hi && hi - end >= len) return hi - len;
+    hi = std::min(hi, it->first);
+  }
+  if (hi >= ms_.brk && hi - ms_.brk >= len) return hi - len;
+  return 0;
+}
+
+void Process::unmap_range(uint64_t a, uint64_t b) {
+  // Removes [a, b) from the map of mappings, splitting where needed, and zeroes it.
+  auto it = ms_.maps.lower_bound(a);
+  if (it != ms_.maps.begin()) --it;
+  while (it != ms_.maps.end() && it->first < b) {
+    uint64_t s = it->first, e = s + it->second;
+    if (e <= a) {
+      ++it;
+      continue;
+    }
+    it = ms_.maps.erase(it);
+    if (s < a) ms_.maps[s] = a - s;
+    if (e > b) ms_.maps[b] = e - b;
+  }
+  vm_->ram().zero(a, b - a);
+}
+
+uint64_t Process::sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd, uint64_t off) {
+  (void)prot;
+  (void)off;
+  constexpr uint64_t MAP_FIXED_ = 0x10, MAP_ANON_ = 0x20, MAP_FIXED_NOREPLACE_ = 0x100000;
+  if (len == 0) return neg(EINVAL);
+  if (!(flags & MAP_ANON_)) return fd < 0 ? neg(EBADF) : neg(ENODEV);  // no files in the guest
+  len = page_up(len);
+  if (len > ms_.mmap_top) {
+    stats_.enomem++;
+    return neg(ENOMEM);
+  }
+  if (flags & (MAP_FIXED_ | MAP_FIXED_NOREPLACE_)) {
+    if (addr % kPage) return neg(EINVAL);
+    if (addr < ms_.brk || addr + len > ms_.mmap_top || addr + len < addr) return neg(ENOMEM);
+    if (flags & MAP_FIXED_NOREPLACE_) {
+      auto it = ms_.maps.lower_bound(addr + len);
+      if (it != ms_.maps.begin() && std::prev(it)->first + std::prev(it)->second > addr) return neg(EEXIST);
+    }
+    unmap_range(addr, addr + len);
+    ms_.maps[addr] = len;
+    return addr;
+  }
+  uint64_t at = find_gap(len);
+  if (!at) {
+    stats_.enomem++;
+    return neg(ENOMEM);
+  }
+  ms_.maps[at] = len;
+  return at;
+}
+
+uint64_t Process::sys_munmap(uint64_t addr, uint64_t len) {
+  if (addr % kPage || len == 0) return neg(EINVAL);
+  len = page_up(len);
+  if (addr < ms_.brk || addr + len > ms_.mmap_top) return neg(EINVAL);
+  unmap_range(addr, addr + len);
+  return 0;
+}
+
+uint64_t Process::sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_t flags) {
+  constexpr uint64_t MREMAP_MAYMOVE_ = 1;
+  if (old % kPage || new_len == 0) return neg(EINVAL);
+  old_len = page_up(old_len);
+  new_len = page_up(new_len);
+  auto it = ms_.maps.find(old);
+  if (it == ms_.maps.end() || it->second != old_len) return neg(EFAULT);
+  if (new_len <= old_len) {
+    if (new_len < old_len) unmap_range(old + new_len, old + old_len);
+    ms_.maps[old] = new_len;
+    return old;
+  }
+  if (!(flags & MREMAP_MAYMOVE_)) return neg(ENOMEM);
+  uint64_t at = find_gap(new_len);
+  if (!at) {
+    stats_.enomem++;
+    return neg(ENOMEM);
+  }
+  ms_.maps[at] = new_len;
+  uint8_t *dst = vm_->user_ptr(at, old_len), *src = vm_->user_ptr(old, old_len);
+  std::memcpy(dst, src, old_len);
+  vm_->ram().mark_host_dirty(at, old_len);
+  unmap_range(old, old + old_len);
+  return at;
+}
+
+uint64_t Process::sys_brk(uint64_t want) {
+  if (want < ms_.brk_start) return ms_.brk;
+  uint64_t limit = ms_.maps.empty() ? ms_.mmap_top : ms_.maps.begin()->first;
+  if (page_up(want) > limit) {
+    stats_.enomem++;
+    return ms_.brk;
+  }
+  if (page_up(want) < page_up(ms_.brk)) vm_->ram().zero(page_up(want), page_up(ms_.brk) - page_up(want));
+  ms_.brk = want;
+  return ms_.brk;
+}
+
+uint64_t Process::syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+                          uint64_t a5, Stop *stop) {
+  stats_.syscalls[nr]++;
+  switch (nr) {
+    case NR_read: return sys_read(int(a0), a1, a2);
+    case NR_write: return sys_write(int(a0), a1, a2, stop);
+    case NR_writev:
+    case NR_readv: {
+      if (a2 > 1024) return neg(EINVAL);
+      uint64_t total = 0;
+      for (uint64_t i = 0; i < a2; i++) {
+        uint64_t iov[2];
+        if (!vm_->copy_from_user(iov, a1 + 16 * i, 16)) return neg(EFAULT);
+        uint64_t r = nr == NR_writev ? sys_write(int(a0), iov[0], iov[1], stop)
+                                      : sys_read(int(a0), iov[0], iov[1]);
+        if (int64_t(r) < 0) return total ? total : r;
+        total += r;
+        if (stop->kind != Stop::Exited) return r;
+        if (nr == NR_readv && r < iov[1]) break;
+      }
+      return total;
+    }
+    case NR_close: return a0 <= 2 ? 0 : neg(EBADF);
+    case NR_fstat:
+    case NR_newfstatat: {
+      int fd = int(a0);
+      uint64_t buf = nr == NR_fstat ? a1 : a2;
+      if (nr == NR_newfstatat) {
+        char c = 1;
+        if (!vm_->copy_from_user(&c, a1, 1)) return neg(EFAULT);
+        if (c != 0 || !(a3 & 0x1000)) return neg(ENOENT);  // paths: there is no file system
+      }
+      if (fd < 0 || fd > 2) return neg(EBADF);
+      uint8_t st[144] = {};
+      uint32_t mode = 0010600;  // a pipe: stdio buffers it fully, as under a shell pipe
+      uint64_t blksize = 4096;
+      std::memcpy(st + 24, &mode, 4);
+      std::memcpy(st + 56, &blksize, 8);
+      return vm_->copy_to_user(buf, st, sizeof st) ? 0 : neg(EFAULT);
+    }
+    case NR_lseek: return a0 <= 2 ? neg(ESPIPE) : neg(EBADF);
+    case NR_mmap: return sys_mmap(a0, a1, a2, a3, int64_t(a4), a5);
+    case NR_munmap: return sys_munmap(a0, a1);
+    case NR_mremap: return sys_mremap(a0, a1, a2, a3);
+    case NR_mprotect:
+      // Protection changes are accepted but not enforced: the guest's page tables are fixed
+      // (host edits are not seen under shadow paging). The range must be the guest's own.
+      return vm_->user_ptr(a0, a1) ? 0 : neg(ENOMEM);
+    case NR_madvise:
+      if (a2 == 4 /* MADV_DONTNEED */) {
+        if (a0 % kPage || !vm_->user_ptr(a0, a1)) return neg(EINVAL);
+        vm_->ram().zero(a0, page_up(a1));
+      }
+      return 0;
+    case NR_brk: return sys_brk(a0);
+    case NR_rt_sigaction:
+    case NR_rt_sigprocmask: {
+      // Inert: signals are never delivered to a guest. Report empty old state.
+      uint64_t old = nr == NR_rt_sigaction ? a2 : a2;
+      size_t sz = nr == NR_rt_sigaction ? 32 : 8;
+      if (old) {
+        uint8_t z[32] = {};
+        if (!vm_->copy_to_user(old, z, sz)) return neg(EFAULT);
+      }
+      return 0;
+    }
+    case NR_sigaltstack: return 0;
+    case NR_ioctl: return a0 <= 2 ? neg(ENOTTY) : neg(EBADF);
+    case NR_fcntl: return a0 <= 2 ? 0 : neg(EBADF);
+    case NR_sched_yield: return 0;
+    case NR_nanosleep:
+    case NR_clock_nanosleep: {
+      uint64_t req = nr == NR_nanosleep ? a0 : a2;
+      timespec ts;
+      if (!vm_->copy_from_user(&ts, req, sizeof ts)) return neg(EFAULT);
+      if (nr == NR_clock_nanosleep && (a1 & 1)) return 0;  // TIMER_ABSTIME: do not sleep on guest clocks
+      nanosleep(&ts, nullptr);  // the timeout watchdog interrupts this too
+      return 0;
+    }
+    case NR_getpid:
+    case NR_gettid: return 1;
+    case NR_getppid: return 0;
+    case NR_getuid:
+    case NR_getgid:
+    case NR_geteuid:
+    case NR_getegid: return 0;
+    case NR_exit:
+    case NR_exit_group:
+      stop->kind = Stop::Exited;
+      stop->exit_code = int(a0 & 0xff);
+      stop->message = "exit";
+      return 0;
+    case NR_kill:
+    case NR_tkill:
+    case NR_tgkill: {
+      uint64_t sig = nr == NR_tgkill ? a2 : a1;
+      if (sig == 0) return 0;
+      stop->kind = Stop::Exited;
+      stop->signal = int(sig);
+      stop->exit_code = 128 + int(sig);
+      stop->message = "exit";
+      return 0;
+    }
+    case NR_uname: {
+      char u[6][65] = {};
+      std::strcpy(u[0], "Linux");
+      std::strcpy(u[1], "farcall");
+      std::strcpy(u[2], "6.1.0-farcall");
+      std::strcpy(u[3], "#1 SMP farcall");
+      std::strcpy(u[4], "x86_64");
+      std::strcpy(u[5], "(none)");
+      return vm_->copy_to_user(a0, u, sizeof u) ? 0 : neg(EFAULT);
+    }
+    case NR_arch_prctl: {
+      kvm_sregs &s = vm_->vcpu().sregs();
+      switch (a0) {
+        case 0x1002: s.fs.base = a1; vm_->vcpu().sregs_dirty(); return 0;  // ARCH_SET_FS
+        case 0x1001: s.gs.base = a1; vm_->vcpu().sregs_dirty(); return 0;  // ARCH_SET_GS
+        case 0x1003: return vm_->copy_to_user(a1, &s.fs.base, 8) ? 0 : neg(EFAULT);
+        case 0x1004: return vm_->copy_to_user(a1, &s.gs.base, 8) ? 0 : neg(EFAULT);
+        default: return neg(EINVAL);
+      }
+    }
+    case NR_set_tid_address: return 1;
+    case NR_set_robust_list: return 0;
+    case NR_futex: {
+      int op = int(a1) & 0x7f;
+      if (op == 1 || op == 10) return 0;  // WAKE: nobody else to wake
+      if (op == 0 || op == 9) {           // WAIT: one thread, so nobody can ever wake us
+        uint32_t cur;
+        if (!vm_->copy_from_user(&cur, a0, 4)) return neg(EFAULT);
+        return cur != uint32_t(a2) ? neg(EAGAIN) : neg(ETIMEDOUT);
+      }
+      return neg(ENOSYS);
+    }
+    case NR_clock_gettime:
+    case NR_clock_getres:
+    case NR_gettimeofday:
+    case NR_time: {
+      timespec ts;
+      clockid_t clk = nr == NR_clock_gettime || nr == NR_clock_getres ? clockid_t(a0) : CLOCK_REALTIME;
+      if (clk == CLOCK_PROCESS_CPUTIME_ID || clk == CLOCK_THREAD_CPUTIME_ID) clk = CLOCK_MONOTONIC;
+      if (clk < 0 || clk > 11) return neg(EINVAL);
+      if (nr == NR_clock_getres) {
+        ts = {0, 1};
+        return a1 == 0 || vm_->copy_to_user(a1, &ts, sizeof ts) ? 0 : neg(EFAULT);
+      }
+      clock_gettime(clk, &ts);
+      if (nr == NR_clock_gettime) return vm_->copy_to_user(a1, &ts, sizeof ts) ? 0 : neg(EFAULT);
+      if (nr == NR_time) {
+        uint64_t t = ts.tv_sec;
+        if (a0 && !vm_->copy_to_user(a0, &t, 8)) return neg(EFAULT);
+        return t;
+      }
+      uint64_t tv[2] = {uint64_t(ts.tv_sec), uint64_t(ts.tv_nsec / 1000)};
+      return !a0 || vm_->copy_to_user(a0, tv, 16) ? 0 : neg(EFAULT);
+    }
+    case NR_getrlimit:
+    case NR_prlimit64: {
+      uint64_t res = nr == NR_getrlimit ? a0 : a1, out = nr == NR_getrlimit ? a1 : a3;
+      if (nr == NR_prlimit64 && a0 != 0 && a0 != 1) return neg(ESRCH);
+      uint64_t lim[2] = {~0ull, ~0ull};
+      if (res == 3) lim[0] = lim[1] = vm_->ram_bytes() - ms_.stack_bottom;  // RLIMIT_STACK
+      if (res == 7) lim[0] = lim[1] = 3;                                    // RLIMIT_NOFILE
+      if (res == 9) lim[0] = lim[1] = vm_->ram_bytes();                    // RLIMIT_AS
+      if (out && !vm_->copy_to_user(out, lim, 16)) return neg(EFAULT);
+      return 0;
+    }
+    case NR_sched_getaffinity: {
+      if (a1 < 8) return neg(EINVAL);
+      uint64_t mask = 1;
+      return vm_->copy_to_user(a2, &mask, 8) ? 8 : neg(EFAULT);
+    }
+    case NR_getrandom: {
+      uint8_t *p = vm_->user_ptr(a0, a1);
+      if (!p && a1) return neg(EFAULT);
+      uint64_t n = std::min<uint64_t>(a1, 1 << 20);
+      ssize_t got = getrandom(p, n, 0);
+      vm_->ram().mark_host_dirty(a0, n);
+      return got < 0 ? neg(errno) : uint64_t(got);
+    }
+    case NR_open:
+    case NR_openat:
+    case NR_access:
+    case NR_readlink:
+    case NR_readlinkat: return neg(ENOENT);  // guests see no host files
+    case NR_getcwd: {
+      if (a1 < 2) return neg(ERANGE);
+      return vm_->copy_to_user(a0, "/", 2) ? 2 : neg(EFAULT);
+    }
+    default:
+      (void)a4;
+      stats_.unsupported[nr]++;
+      return neg(ENOSYS);
+  }
+}
+
+}  // namespace farcall

@@ -1,0 +1,52 @@
+// One vCPU: its fd, the shared kvm_run page, register access through sync regs,
+// and KVM_RUN bounded by a deadline.
+#pragma once
+#include <linux/kvm.h>
+#include <pthread.h>
+
+#include <atomic>
+#include <cstdint>
+
+namespace farcall {
+
+class Vcpu {
+ public:
+  Vcpu(int vm_fd, int id);
+  ~Vcpu();
+  Vcpu(const Vcpu &) = delete;
+  Vcpu &operator=(const Vcpu &) = delete;
+
+  int fd() const { return fd_; }
+  kvm_run *run_struct() { return run_; }
+
+  // Registers live in kvm_run (KVM_CAP_SYNC_REGS): reading is free after any exit, and
+  // writes are carried into the guest on the next KVM_RUN without an ioctl.
+  kvm_regs &regs() { return run_->s.regs.regs; }
+  kvm_sregs &sregs() { return run_->s.regs.sregs; }
+  void regs_dirty() { run_->kvm_dirty_regs |= KVM_SYNC_X86_REGS; }
+  void sregs_dirty() { run_->kvm_dirty_regs |= KVM_SYNC_X86_SREGS; }
+  // Loads the sync area from the vCPU (once, after setup through ordinary ioctls).
+  void pull();
+
+  enum class RunResult { Exit, Timeout };
+  // Runs until a VM exit. Timeout when the absolute monotonic deadline (ns, 0 = none) passes.
+  RunResult run(uint64_t deadline_ns);
+  uint64_t exits() const { return exits_; }
+
+  static uint64_t now_ns();
+
+ private:
+  int fd_ = -1;
+  kvm_run *run_ = nullptr;
+  int mmap_size_ = 0;
+  uint64_t exits_ = 0;
+};
+
+// One process-wide thread that kicks vCPUs whose deadline has passed: it sets the vCPU's
+// immediate_exit and signals the thread inside KVM_RUN, which returns EINTR.
+namespace watchdog {
+void arm(Vcpu *v, pthread_t thread, uint64_t deadline_ns);
+void disarm(Vcpu *v);
+}  // namespace watchdog
+
+}  // namespace farcall

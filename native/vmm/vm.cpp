@@ -1,0 +1,368 @@
+#include "vm.h"
+
+#include <sys/ioctl.h>
+#include <unistd.h>
+
+#include <cstring>
+
+#include "error.h"
+#include "kvm_abi.h"
+#include "layout.h"
+
+extern "C" const uint8_t farcall_kernel_stubs[];
+extern "C" const uint8_t farcall_kernel_stubs_end[];
+
+namespace farcall {
+using namespace layout;
+
+namespace {
+constexpr uint64_t kMsrStar = 0xc0000081, kMsrLstar = 0xc0000082, kMsrCstar = 0xc0000083,
+                   kMsrSfmask = 0xc0000084, kMsrKernelGsBase = 0xc0000102;
+
+bool vector_has_error_code(int v) {
+  return v == 8 || (v >= 10 && v <= 14) || v == 17 || v == 21 || v == 29 || v == 30;
+}
+
+kvm_segment seg(uint16_t sel, uint8_t type, uint8_t dpl, bool code) {
+  kvm_segment s = {};
+  s.base = 0;
+  s.limit = 0xffffffff;
+  s.selector = sel;
+  s.type = type;
+  s.present = 1;
+  s.dpl = dpl;
+  s.db = code ? 0 : 1;
+  s.s = 1;
+  s.l = code ? 1 : 0;
+  s.g = 1;
+  return s;
+}
+}  // namespace
+
+Vm::Vm(const VmConfig &cfg) : cfg_(cfg) {
+  if (cfg_.ram_bytes < (4u << 20) || cfg_.ram_bytes > kMaxUserRam || cfg_.ram_bytes % kHugePage)
+    throw VmmError(ErrorCode::BadState, "guest memory must be a multiple of 2 MiB between 4 MiB and 64 GiB");
+  create_vm();
+  ram_ = GuestRegion::create(cfg_.ram_bytes, "farcall-ram");
+  kmem_ = GuestRegion::create(kKernelSize, "farcall-kernel");
+  add_slot(0, kUserBase, *ram_, cfg_.dirty_log);
+  add_slot(1, kKernelGpa, *kmem_, cfg_.dirty_log);
+  build_kernel();
+  setup_vcpu();
+}
+
+Vm::Vm(const Vm &master, const CpuState &state, bool dirty_log) : cfg_(master.cfg_) {
+  cfg_.dirty_log = dirty_log;
+  create_vm();
+  ram_ = GuestRegion::fork_of(master.ram_);
+  kmem_ = GuestRegion::fork_of(master.kmem_);
+  add_slot(0, kUserBase, *ram_, dirty_log);
+  add_slot(1, kKernelGpa, *kmem_, dirty_log);
+  setup_vcpu();
+  restore_state(state, true);
+}
+
+Vm::~Vm() {
+  vcpu_.reset();
+  if (vm_fd_ >= 0) close(vm_fd_);
+}
+
+void Vm::create_vm() {
+  Kvm &kvm = Kvm::get();
+  vm_fd_ = ioctl(kvm.fd(), KVM_CREATE_VM, 0);
+  if (vm_fd_ < 0) error__sys("KVM_CREATE_VM");
+  if (cfg_.dirty_log) {
+    if (!kvm.caps().manual_dirty_log)
+      throw VmmError(ErrorCode::KvmUnavailable, "KVM lacks KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (needed for forks)");
+    kvm_enable_cap cap = {};
+    cap.cap = KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2;
+    cap.args[0] = KVM_DIRTY_LOG_MANUAL_PROTECT_ENABLE;
+    if (ioctl(vm_fd_, KVM_ENABLE_CAP, &cap) < 0) error__sys("KVM_ENABLE_CAP(MANUAL_DIRTY_LOG_PROTECT2)");
+  }
+}
+
+void Vm::add_slot(int slot, uint64_t gpa, GuestRegion &r, bool log) {
+  kvm_userspace_memory_region m = {};
+  m.slot = slot;
+  m.flags = log ? KVM_MEM_LOG_DIRTY_PAGES : 0;
+  m.guest_phys_addr = gpa;
+  m.memory_size = r.size();
+  m.userspace_addr = reinterpret_cast<uint64_t>(r.host());
+  if (ioctl(vm_fd_, KVM_SET_USER_MEMORY_REGION, &m) < 0) error__sys("KVM_SET_USER_MEMORY_REGION");
+}
+
+void Vm::build_kernel() {
+  uint8_t *k = kmem_->host();
+  // GDT: null, kernel code, kernel data, user data, user code, TSS (two slots).
+  uint64_t *gdt = reinterpret_cast<uint64_t *>(k + kGdtOff);
+  gdt[1] = 0x00af9b000000ffffull;
+  gdt[2] = 0x00cf93000000ffffull;
+  gdt[3] = 0x00cff3000000ffffull;
+  gdt[4] = 0x00affb000000ffffull;
+  uint64_t tss = kKernelVa + kTssOff;
+  gdt[5] = 0x67 | ((tss & 0xffffff) << 16) | (0x8bull << 40) | (((tss >> 24) & 0xff) << 56);
+  gdt[6] = tss >> 32;
+  // TSS: RSP0 for events from user mode, IST1 for the vectors that must never reuse it.
+  uint8_t *t = k + kTssOff;
+  uint64_t rsp0 = kKernelVa + kStackTop, ist1 = kKernelVa + kIstTop;
+  std::memcpy(t + 4, &rsp0, 8);
+  std::memcpy(t + 0x24, &ist1, 8);
+  uint16_t iomap = 0x68;
+  std::memcpy(t + 0x66, &iomap, 2);
+  // The out-stub kernel, used when mode == OutStub (always copied: it is one page).
+  size_t stub_len = farcall_kernel_stubs_end - farcall_kernel_stubs;
+  std::memcpy(k + kStubOff, farcall_kernel_stubs, stub_len);
+  // IDT: one interrupt gate per vector, each to its own address so the address names it.
+  uint64_t base = cfg_.mode == EntryMode::TrapPage ? kTrapVa : kKernelVa + kStubOff;
+  uint8_t *idt = k + kIdtOff;
+  for (int v = 0; v < 256; v++) {
+    uint64_t h = cfg_.mode == EntryMode::TrapPage ? base + kTrapVector + 8 * v
+                                                  : base + kTrapVector + 8 * (v < 32 ? v : 32);
+    uint8_t ist = (v == 2 || v == 8 || v == 18) ? 1 : 0;
+    uint8_t dpl = (v == 3 || v == 4) ? 3 : 0;  // int3 / into reach their handlers from user mode
+    uint64_t lo = (h & 0xffff) | (uint64_t(kKernelCs) << 16) | (uint64_t(ist) << 32) |
+                  (uint64_t(0x8e | (dpl << 5)) << 40) | (((h >> 16) & 0xffff) << 48);
+    uint64_t hi = h >> 32;
+    std::memcpy(idt + 16 * v, &lo, 8);
+    std::memcpy(idt + 16 * v + 8, &hi, 8);
+  }
+  // Page tables: user RAM identity-mapped (page 0 left out), the kernel region and the trap page.
+  pt_ = std::make_unique<PageTables>(*kmem_, kKernelGpa, kPageTableOff, kKernelSize);
+  pt_->map(kPage, kPage, kHugePage - kPage, pte::W | pte::U);
+  pt_->map(kHugePage, kHugePage, cfg_.ram_bytes - kHugePage, pte::W | pte::U);
+  pt_->map(kKernelVa, kKernelGpa, kPageTableOff, pte::W | pte::G);
+  // User-accessible: on PVM the `syscall` target is fetched at CPL 3, and a far call returns
+  // to it from user mode. A user jump into it is told apart by CS (see decode_trap).
+  pt_->map(kTrapVa, kTrapGpa, kPage, pte::G | pte::U);
+}
+
+void Vm::setup_vcpu() {
+  Kvm &kvm = Kvm::get();
+  vcpu_ = std::make_unique<Vcpu>(vm_fd_, 0);
+  int fd = vcpu_->fd();
+
+  const auto &entries = kvm.cpuid();
+  KvmArray<kvm_cpuid_entry2> c(entries.size());
+  std::memcpy(c.entries(), entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
+  if (ioctl(fd, farcall_ioc_set_cpuid2, c.ptr()) < 0) error__sys("KVM_SET_CPUID2");
+
+  kvm_sregs s;
+  if (ioctl(fd, KVM_GET_SREGS, &s) < 0) error__sys("KVM_GET_SREGS");
+  s.cr0 = 0x80050033;  // PG AM WP NE ET MP PE
+  s.cr4 = 0x20 | 0x200 | 0x400 | 0x10000 | 0x40000;  // PAE OSFXSR OSXMMEXCPT FSGSBASE OSXSAVE
+  s.efer = 0x100 | 0x400 | 0x800 | 0x1;             // LME LMA NXE SCE
+  s.cr3 = pt_ ? pt_->root_gpa() : 0;
+  user_cs_ = seg(kUserCs, 11, 3, true);
+  user_ss_ = seg(kUserDs, 3, 3, false);
+  s.cs = user_cs_;
+  s.ss = s.ds = s.es = s.fs = s.gs = user_ss_;
+  s.tr = {};
+  s.tr.base = kKernelVa + kTssOff;
+  s.tr.limit = 0x67;
+  s.tr.selector = kTssSel;
+  s.tr.type = 11;
+  s.tr.present = 1;
+  s.ldt = {};
+  s.ldt.unusable = 1;
+  s.ldt.type = 2;
+  s.gdt.base = kKernelVa + kGdtOff;
+  s.gdt.limit = 7 * 8 - 1;
+  s.idt.base = kKernelVa + kIdtOff;
+  s.idt.limit = 256 * 16 - 1;
+  if (ioctl(fd, KVM_SET_SREGS, &s) < 0) error__sys("KVM_SET_SREGS");
+
+  uint64_t entry = cfg_.mode == EntryMode::TrapPage ? kTrapVa + kTrapSyscall : kKernelVa + kStubOff + kTrapSyscall;
+  const uint64_t vals[][2] = {{kMsrStar, (uint64_t(kKernelDs) << 48) | (uint64_t(kKernelCs) << 32)},
+                              {kMsrLstar, entry},
+                              {kMsrCstar, entry},
+                              {kMsrSfmask, 0x47700},
+                              {kMsrKernelGsBase, 0}};
+  constexpr int kMsrCount = sizeof(vals) / sizeof(vals[0]);
+  KvmArray<kvm_msr_entry> msrs(kMsrCount);
+  for (int i = 0; i < kMsrCount; i++) msrs.entries()[i] = kvm_msr_entry{uint32_t(vals[i][0]), 0, vals[i][1]};
+  int nset = ioctl(fd, farcall_ioc_set_msrs, msrs.ptr());
+  if (nset != kMsrCount)
+    throw VmmError(ErrorCode::KvmFailure, "KVM_SET_MSRS set " + std::to_string(nset) + " of " + std::to_string(kMsrCount));
+
+  if (kvm.caps().xcrs) {
+    kvm_xcrs x = {};
+    x.nr_xcrs = 1;
+    x.xcrs[0].xcr = 0;
+    x.xcrs[0].value = kvm.supported_xcr0();
+    if (ioctl(fd, KVM_SET_XCRS, &x) < 0) error__sys("KVM_SET_XCRS");
+  }
+  kvm_regs r = {};
+  r.rflags = 2;
+  if (ioctl(fd, KVM_SET_REGS, &r) < 0) error__sys("KVM_SET_REGS");
+  vcpu_->pull();
+}
+
+uint8_t *Vm::user_ptr(uint64_t va, uint64_t len) {
+  if (va < kPage || va >= cfg_.ram_bytes || len > cfg_.ram_bytes - va) return nullptr;
+  return ram_->host() + va;
+}
+
+bool Vm::copy_to_user(uint64_t va, const void *src, uint64_t len) {
+  uint8_t *p = user_ptr(va, len);
+  if (!p) return false;
+  std::memcpy(p, src, len);
+  ram_->mark_host_dirty(va, len);
+  return true;
+}
+
+bool Vm::copy_from_user(void *dst, uint64_t va, uint64_t len) {
+  uint8_t *p = user_ptr(va, len);
+  if (!p) return false;
+  std::memcpy(dst, p, len);
+  return true;
+}
+
+Event Vm::exception_event(int vector) {
+  Event ev;
+  ev.kind = Event::Exception;
+  ev.vector = vector;
+  kvm_regs &r = vcpu_->regs();
+  uint64_t sp = r.rsp, frame[6] = {};
+  // The CPU pushed the frame on the kernel stack; read it from the kernel region.
+  if (sp >= kKernelVa && sp + sizeof(frame) <= kKernelVa + kKernelSize)
+    std::memcpy(frame, kmem_->host() + (sp - kKernelVa), sizeof(frame));
+  int i = 0;
+  if (vector_has_error_code(vector)) ev.error_code = frame[i++];
+  ev.rip = frame[i];
+  ev.rsp = frame[i + 3];
+  ev.cr2 = vcpu_->sregs().cr2;
+  stats_.exceptions++;
+  return ev;
+}
+
+Event Vm::decode_trap(uint64_t off) {
+  Event ev;
+  if (off == kTrapSyscall) {
+    stats_.syscalls++;
+    ev.kind = Event::Syscall;
+  } else if (off == kTrapGateReturn) {
+    stats_.gate++;
+    ev.kind = Event::GateReturn;
+  } else if (off >= kTrapVector && off < kTrapVector + 8 * 256 && (off - kTrapVector) % 8 == 0 &&
+             vcpu_->sregs().cs.selector == kKernelCs) {
+    // Only the CPU's own exception delivery arrives with the kernel code segment; a user
+    // jump to the same address (to fake an exception) keeps the user CS and lands below.
+    return exception_event(int((off - kTrapVector) / 8));
+  } else {
+    ev.kind = Event::Unexpected;
+    ev.detail = "jump into the trap page at offset " + std::to_string(off);
+  }
+  return ev;
+}
+
+Event Vm::run(uint64_t deadline_ns) {
+  for (;;) {
+    if (vcpu_->run(deadline_ns) == Vcpu::RunResult::Timeout) {
+      stats_.interrupted++;
+      Event ev;
+      ev.kind = Event::Timeout;
+      return ev;
+    }
+    kvm_run *run = vcpu_->run_struct();
+    kvm_regs &r = vcpu_->regs();
+    switch (run->exit_reason) {
+      case KVM_EXIT_INTERNAL_ERROR:
+        stats_.internal++;
+        if (cfg_.mode == EntryMode::TrapPage && r.rip >= kTrapVa && r.rip < kTrapVa + kPage)
+          return decode_trap(r.rip - kTrapVa);
+        {
+          Event ev;
+          ev.detail = "KVM internal error, suberror " + std::to_string(run->internal.suberror);
+          ev.rip = r.rip;
+          return ev;
+        }
+      case KVM_EXIT_IO: {
+        stats_.io++;
+        uint16_t port = run->io.port;
+        if (cfg_.mode == EntryMode::OutStub && run->io.direction == KVM_EXIT_IO_OUT) {
+          if (port == kPortSyscall) return decode_trap(kTrapSyscall);
+          if (port == kPortGateReturn) return decode_trap(kTrapGateReturn);
+          if (port >= kPortVector && port < kPortVector + 32) return exception_event(port - kPortVector);
+          if (port == kPortSpurious) return exception_event(255);
+        }
+        Event ev;
+        ev.detail = "port I/O to 0x" + std::to_string(port);
+        ev.rip = r.rip;
+        return ev;
+      }
+      case KVM_EXIT_MMIO: {
+        stats_.mmio++;
+        Event ev;
+        ev.detail = "access to unbacked guest-physical address " + std::to_string(run->mmio.phys_addr);
+        ev.rip = r.rip;
+        return ev;
+      }
+      case KVM_EXIT_HLT: {
+        stats_.other++;
+        Event ev;
+        ev.kind = Event::Halt;
+        ev.rip = r.rip;
+        ev.detail = "guest halted";
+        return ev;
+      }
+      case KVM_EXIT_INTR:
+        stats_.interrupted++;
+        continue;
+      default: {
+        stats_.other++;
+        Event ev;
+        ev.rip = r.rip;
+        ev.detail = run->exit_reason == KVM_EXIT_SHUTDOWN ? "triple fault (guest shutdown)"
+                                                          : "unexpected KVM exit " + std::to_string(run->exit_reason);
+        return ev;
+      }
+    }
+  }
+}
+
+void Vm::syscall_return(uint64_t ret) {
+  kvm_regs &r = vcpu_->regs();
+  r.rax = ret;
+  r.rip = r.rcx;
+  r.rflags = (r.r11 & 0x3c0fd5) | 2;  // user-changeable flags only; never IOPL or IF games
+  vcpu_->regs_dirty();
+  kvm_sregs &s = vcpu_->sregs();
+  if (s.cs.selector != kUserCs || s.ss.selector != kUserDs || s.cs.dpl != 3) {
+    s.cs = user_cs_;
+    s.ss = user_ss_;
+    vcpu_->sregs_dirty();
+  }
+}
+
+void Vm::resume_user(uint64_t rip, uint64_t rsp, uint64_t rflags) {
+  kvm_regs &r = vcpu_->regs();
+  r.rip = rip;
+  r.rsp = rsp;
+  r.rflags = (rflags & 0x3c0fd5) | 2;
+  vcpu_->regs_dirty();
+  kvm_sregs &s = vcpu_->sregs();
+  s.cs = user_cs_;
+  s.ss = user_ss_;
+  vcpu_->sregs_dirty();
+}
+
+CpuState Vm::save_state() {
+  CpuState st;
+  st.regs = vcpu_->regs();
+  st.sregs = vcpu_->sregs();
+  st.xsave.resize(farcall_sizeof_kvm_xsave + 4096);
+  if (ioctl(vcpu_->fd(), farcall_ioc_get_xsave, st.xsave.data()) < 0) error__sys("KVM_GET_XSAVE");
+  return st;
+}
+
+void Vm::restore_state(const CpuState &st, bool with_fpu) {
+  vcpu_->regs() = st.regs;
+  vcpu_->sregs() = st.sregs;
+  vcpu_->regs_dirty();
+  vcpu_->sregs_dirty();
+  if (with_fpu && !st.xsave.empty()) {
+    if (ioctl(vcpu_->fd(), farcall_ioc_set_xsave, st.xsave.data()) < 0) error__sys("KVM_SET_XSAVE");
+  }
+}
+
+}  // namespace farcall

@@ -1,0 +1,139 @@
+// One KVM virtual machine with one vCPU: memory slots, the guest kernel tables
+// (GDT, IDT, TSS, page tables), and decoding of exits into farcall events.
+#pragma once
+#include <linux/kvm.h>
+#include <sys/ioctl.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "error.h"
+#include "kvm.h"
+#include "memory.h"
+#include "paging.h"
+#include "vcpu.h"
+
+namespace farcall {
+
+struct Event {
+  enum Kind { Syscall, Exception, GateReturn, Timeout, Halt, Unexpected } kind = Unexpected;
+  int vector = -1;           // Exception
+  uint64_t error_code = 0;   // Exception (when the vector has one)
+  uint64_t rip = 0;          // Exception: faulting RIP
+  uint64_t rsp = 0;          // Exception: RSP at the fault
+  uint64_t cr2 = 0;          // #PF address
+  std::string detail;        // Unexpected / Halt: what KVM said
+};
+
+// Saved vCPU state (a master's at its ready point); restored into forks.
+struct CpuState {
+  kvm_regs regs;
+  kvm_sregs sregs;
+  std::vector<uint8_t> xsave;  // raw struct kvm_xsave
+};
+
+struct VmConfig {
+  uint64_t ram_bytes = 64ull << 20;
+  EntryMode mode = EntryMode::TrapPage;
+  bool dirty_log = false;  // track guest writes (forks)
+};
+
+struct ExitStats {
+  uint64_t syscalls = 0, exceptions = 0, gate = 0, io = 0, mmio = 0, internal = 0, other = 0,
+           interrupted = 0;
+};
+
+class Vm {
+ public:
+  explicit Vm(const VmConfig &cfg);
+  // A fork: a new VM whose memory is a copy-on-write view of `master`'s, starting from `state`.
+  Vm(const Vm &master, const CpuState &state, bool dirty_log);
+  ~Vm();
+  Vm(const Vm &) = delete;
+  Vm &operator=(const Vm &) = delete;
+
+  Vcpu &vcpu() { return *vcpu_; }
+  GuestRegion &ram() { return *ram_; }
+  GuestRegion &kmem() { return *kmem_; }
+  const std::shared_ptr<GuestRegion> &ram_ptr() const { return ram_; }
+  uint64_t ram_bytes() const { return cfg_.ram_bytes; }
+  EntryMode mode() const { return cfg_.mode; }
+  const ExitStats &exit_stats() const { return stats_; }
+
+  // Host pointer for guest-virtual [va, va+len) when it lies wholly in user RAM, else null.
+  // Every pointer a guest hands the VMM goes through here.
+  uint8_t *user_ptr(uint64_t va, uint64_t len);
+  bool copy_to_user(uint64_t va, const void *src, uint64_t len);
+  bool copy_from_user(void *dst, uint64_t va, uint64_t len);
+
+  // Runs the vCPU until an event that needs the VMM. deadline: absolute monotonic ns or 0.
+  Event run(uint64_t deadline_ns);
+  // Completes a system call: RAX = ret, back to user mode after the `syscall` instruction.
+  void syscall_return(uint64_t ret);
+  // Resumes user mode at the given place (after an exception the VMM handled).
+  void resume_user(uint64_t rip, uint64_t rsp, uint64_t rflags);
+
+  CpuState save_state();
+  void restore_state(const CpuState &s, bool with_fpu);
+
+  // Dirty tracking of guest writes (KVM dirty log with manual protect). Calls fn(page) for
+  // each page of `region_slot` written since the last call, and re-arms tracking for them.
+  template <class F>
+  void dirty_pages(int slot, F fn);
+
+ private:
+  void create_vm();
+  void add_slot(int slot, uint64_t gpa, GuestRegion &r, bool log);
+  void build_kernel();
+  void setup_vcpu();
+  Event decode_trap(uint64_t off);
+  Event exception_event(int vector);
+
+  VmConfig cfg_;
+  int vm_fd_ = -1;
+  std::shared_ptr<GuestRegion> ram_, kmem_;
+  std::unique_ptr<Vcpu> vcpu_;
+  std::unique_ptr<PageTables> pt_;
+  ExitStats stats_;
+  kvm_segment user_cs_{}, user_ss_{};
+  std::vector<uint64_t> dirty_buf_;
+
+ public:
+  std::vector<uint64_t> &dirty_scratch() { return dirty_buf_; }
+  int vm_fd() const { return vm_fd_; }
+  uint64_t slot_pages(int slot) const { return (slot == 0 ? ram_->size() : kmem_->size()) / 4096; }
+};
+
+template <class F>
+void Vm::dirty_pages(int slot, F fn) {
+  uint64_t pages = slot_pages(slot);
+  dirty_buf_.assign((pages + 63) / 64, 0);
+  kvm_dirty_log log = {};
+  log.slot = slot;
+  log.dirty_bitmap = dirty_buf_.data();
+  if (ioctl(vm_fd_, KVM_GET_DIRTY_LOG, &log) < 0) error__sys("KVM_GET_DIRTY_LOG");
+  bool any = false;
+  for (uint64_t w = 0; w < dirty_buf_.size(); w++) {
+    uint64_t bits = dirty_buf_[w];
+    if (!bits) continue;
+    any = true;
+    while (bits) {
+      int b = __builtin_ctzll(bits);
+      bits &= bits - 1;
+      fn(w * 64 + b);
+    }
+  }
+  if (!any) return;
+  kvm_clear_dirty_log clr = {};
+  clr.slot = slot;
+  clr.first_page = 0;
+  clr.num_pages = (pages + 63) & ~uint64_t(63);
+  if (clr.num_pages > pages) clr.num_pages = pages;
+  clr.dirty_bitmap = dirty_buf_.data();
+  if (ioctl(vm_fd_, KVM_CLEAR_DIRTY_LOG, &clr) < 0) error__sys("KVM_CLEAR_DIRTY_LOG");
+}
+
+}  // namespace farcall

@@ -1,0 +1,79 @@
+// Every failure farcall reports is one of these classes. `code` is stable and matches the
+// VMM's error codes; `details` carries structured facts (fault vector, address, signal).
+
+export type FarcallErrorCode =
+  | 'KvmUnavailable' | 'KvmFailure' | 'NotElf' | 'WrongArch' | 'DynamicallyLinked' | 'CorruptElf'
+  | 'TooBig' | 'GuestFault' | 'Timeout' | 'MemoryLimit' | 'OutputLimit' | 'BadState' | 'Protocol'
+  | 'Internal' | 'InvalidArgument' | 'Closed' | 'RequestFailed' | 'BackendFault' | 'SchemaError';
+
+export interface FaultDetails {
+  vector?: number;
+  rip?: number;
+  ripHex?: string;
+  address?: number;
+  addressHex?: string;
+  errorCode?: number;
+  signal?: number;
+  [k: string]: unknown;
+}
+
+export class FarcallError extends Error {
+  readonly code: FarcallErrorCode;
+  readonly details: FaultDetails;
+  /** Output the guest produced before it failed, when there was a guest. */
+  stdout?: Buffer;
+  stderr?: Buffer;
+  constructor(code: FarcallErrorCode, message: string, details: FaultDetails = {}) {
+    super(message);
+    this.name = new.target.name;
+    this.code = code;
+    this.details = details;
+  }
+}
+
+export class KvmUnavailableError extends FarcallError {}
+export class ProgramError extends FarcallError {}          // the program file is unusable
+export class NotElfError extends ProgramError {}
+export class WrongArchError extends ProgramError {}
+export class DynamicProgramError extends ProgramError {}
+export class CorruptElfError extends ProgramError {}
+export class ProgramTooBigError extends ProgramError {}
+export class GuestFaultError extends FarcallError {}
+export class TimeoutError extends FarcallError {}
+export class MemoryLimitError extends FarcallError {}
+export class OutputLimitError extends FarcallError {}
+export class ProtocolError extends FarcallError {}
+export class InvalidArgumentError extends FarcallError {}
+export class ClosedError extends FarcallError {}
+export class RequestFailedError extends FarcallError {}
+export class InternalError extends FarcallError {}
+
+const classes: Record<string, new (c: FarcallErrorCode, m: string, d?: FaultDetails) => FarcallError> = {
+  KvmUnavailable: KvmUnavailableError,
+  NotElf: NotElfError,
+  WrongArch: WrongArchError,
+  DynamicallyLinked: DynamicProgramError,
+  CorruptElf: CorruptElfError,
+  TooBig: ProgramTooBigError,
+  GuestFault: GuestFaultError,
+  Timeout: TimeoutError,
+  MemoryLimit: MemoryLimitError,
+  OutputLimit: OutputLimitError,
+  Protocol: ProtocolError,
+  RequestFailed: RequestFailedError,
+  InvalidArgument: InvalidArgumentError,
+  Closed: ClosedError,
+};
+
+/** Converts an error thrown by the native addon into its typed class. */
+export function fromNative(e: unknown): FarcallError {
+  if (e instanceof FarcallError) return e;
+  const n = e as { farcallCode?: string; message?: string; details?: FaultDetails; stdout?: Buffer; stderr?: Buffer };
+  const code = (n && n.farcallCode) as FarcallErrorCode | undefined;
+  if (!code) return new InternalError('Internal', String(n && n.message ? n.message : e));
+  const Cls = classes[code] ?? InternalError;
+  const err = new Cls(code, n.message ?? code, n.details ?? {});
+  if (n.stdout) err.stdout = n.stdout;
+  if (n.stderr) err.stderr = n.stderr;
+  return err;
+}

@@ -1,0 +1,4 @@
+// Public API of farcall.
+export * from './errors';
+export { runProgram, RunOptions, RunResult, RunStats } from './run';
+export { doctor, DoctorReport, DoctorCheck } from './doctor';

@@ -1,0 +1,64 @@
+// The one place that loads the compiled addon, and the typed shape of what it exports.
+// Public classes wrap this; nothing else in src/ touches the binding directly.
+import * as path from 'path';
+
+export interface NativeStats {
+  syscalls: Record<string, number>;
+  unsupportedSyscalls: Record<string, number>;
+  exits: Record<string, number>;
+  enomem: number;
+  timeNs: number;
+}
+
+export interface NativeRunResult {
+  exitCode: number;
+  stdout: Buffer;
+  stderr: Buffer;
+  stats: NativeStats;
+}
+
+export interface NativeRunOptions {
+  args: string[];
+  env: string[];
+  stdin: Buffer;
+  timeoutMs: number;
+  memoryMiB: number;
+  outputLimit: number;
+}
+
+export interface NativeDoctor {
+  ok: boolean;
+  problem: string;
+  flavor?: string;
+  entryMode?: string;
+  caps?: Record<string, number | boolean>;
+}
+
+export interface NativeBinding {
+  runProgram(elf: Buffer, opts: NativeRunOptions): Promise<NativeRunResult>;
+  doctor(): NativeDoctor;
+}
+
+let binding: NativeBinding | undefined;
+
+/** Root of the package (where build/ and dist/ live), from src/ or dist/src/. */
+export function packageRoot(): string {
+  let dir = __dirname;
+  for (let i = 0; i < 4; i++) {
+    if (require('fs').existsSync(path.join(dir, 'package.json'))) return dir;
+    dir = path.dirname(dir);
+  }
+  throw new Error('farcall: cannot find the package root from ' + __dirname);
+}
+
+export function native(): NativeBinding {
+  if (!binding) {
+    const file = path.join(packageRoot(), 'build', 'Release', 'farcall.node');
+    try {
+      binding = require(file) as NativeBinding;
+    } catch (e) {
+      throw new Error(`farcall: cannot load the native addon ${file} (run "npm run build"): ${(e as Error).message}`);
+    }
+  }
+  return binding;
+}

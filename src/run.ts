@@ -1,0 +1,89 @@
+// runProgram: one static program, one fresh VM, run to completion.
+import { promises as fs } from 'fs';
+
+import { fromNative, InvalidArgumentError } from './errors';
+import { native, NativeStats } from './native';
+
+export interface RunOptions {
+  /** argv[1..]; argv[0] is the program path (or `argv0`). */
+  args?: string[];
+  argv0?: string;
+  /** Environment, as an object or as "K=V" strings. Guests get only what is passed. */
+  env?: Record<string, string> | string[];
+  stdin?: string | Buffer | Uint8Array;
+  /** Wall-clock limit; the VM is stopped when it passes. Default 10 s. */
+  timeoutMs?: number;
+  /** Guest memory (RAM) in MiB, a multiple of 2, at least 4. Default 64. */
+  memoryMiB?: number;
+  /** Bytes kept of each of stdout and stderr; passing it stops the program. Default 1 MiB. */
+  outputLimit?: number;
+}
+
+export interface RunStats {
+  /** System calls by number, and those answered ENOSYS (unsupported) by number. */
+  syscalls: Record<number, number>;
+  unsupportedSyscalls: Record<number, number>;
+  /** VM exits by reason. */
+  exits: Record<string, number>;
+  /** Allocations refused because of the memory limit. */
+  enomem: number;
+  /** Time from the first instruction to the end, in microseconds. */
+  timeUs: number;
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: Buffer;
+  stderr: Buffer;
+  stats: RunStats;
+}
+
+export function toRunStats(s: NativeStats): RunStats {
+  const num = (o: Record<string, number>) => Object.fromEntries(Object.entries(o).map(([k, v]) => [Number(k), v]));
+  return { syscalls: num(s.syscalls), unsupportedSyscalls: num(s.unsupportedSyscalls), exits: s.exits, enomem: s.enomem, timeUs: s.timeNs / 1000 };
+}
+
+export function checkMemoryMiB(m: number, what = 'memoryMiB'): number {
+  if (!Number.isInteger(m) || m < 4 || m % 2 !== 0 || m > 65536)
+    throw new InvalidArgumentError('InvalidArgument', `${what} must be an even whole number of MiB from 4 to 65536, got ${m}`);
+  return m;
+}
+
+export function checkTimeoutMs(t: number, what = 'timeoutMs'): number {
+  if (!Number.isFinite(t) || t <= 0) throw new InvalidArgumentError('InvalidArgument', `${what} must be a positive number, got ${t}`);
+  return t;
+}
+
+export function envList(env: RunOptions['env']): string[] {
+  if (!env) return [];
+  return Array.isArray(env) ? env : Object.entries(env).map(([k, v]) => `${k}=${v}`);
+}
+
+export async function loadProgram(program: string | Buffer): Promise<Buffer> {
+  if (Buffer.isBuffer(program)) return program;
+  try {
+    return await fs.readFile(program);
+  } catch (e) {
+    throw new InvalidArgumentError('InvalidArgument', `cannot read program ${program}: ${(e as Error).message}`);
+  }
+}
+
+/** Runs a static x86-64 Linux program in a fresh VM and resolves when it exits. */
+export async function runProgram(program: string | Buffer, opts: RunOptions = {}): Promise<RunResult> {
+  const elf = await loadProgram(program);
+  const argv0 = opts.argv0 ?? (typeof program === 'string' ? program : 'program');
+  const stdin = opts.stdin === undefined ? Buffer.alloc(0) : Buffer.from(opts.stdin as Uint8Array);
+  try {
+    const r = await native().runProgram(elf, {
+      args: [argv0, ...(opts.args ?? [])],
+      env: envList(opts.env),
+      stdin,
+      timeoutMs: checkTimeoutMs(opts.timeoutMs ?? 10000),
+      memoryMiB: checkMemoryMiB(opts.memoryMiB ?? 64),
+      outputLimit: opts.outputLimit ?? 1 << 20,
+    });
+    return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, stats: toRunStats(r.stats) };
+  } catch (e) {
+    throw fromNative(e);
+  }
+}

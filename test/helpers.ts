@@ -1,0 +1,39 @@
+// Shared by the test suites: where the built guest programs are, and the KVM requirement.
+import * as fs from 'fs';
+import * as path from 'path';
+
+export const root = path.resolve(__dirname, '..');
+export const guest = (name: string): string => path.join(root, 'build', 'guests', name);
+
+/** True when /dev/kvm can be used. With FARCALL_REQUIRE_KVM=1 a missing KVM fails instead. */
+export function kvmAvailable(): boolean {
+  let ok = false;
+  try {
+    fs.accessSync('/dev/kvm', fs.constants.R_OK | fs.constants.W_OK);
+    ok = true;
+  } catch {
+    ok = false;
+  }
+  if (!ok && process.env.FARCALL_REQUIRE_KVM === '1')
+    throw new Error('FARCALL_REQUIRE_KVM=1 but /dev/kvm is not usable on this machine');
+  return ok;
+}
+
+/** `describe` for suites that need KVM: skipped without it, failing with FARCALL_REQUIRE_KVM=1. */
+export const describeKvm: jest.Describe = (kvmAvailable() ? describe : describe.skip) as jest.Describe;
+
+/** Open file descriptors of this process (for leak checks). */
+export function openFds(): number {
+  return fs.readdirSync('/proc/self/fd').length;
+}
+
+/** Threads of this process. */
+export function threadCount(): number {
+  return fs.readdirSync('/proc/self/task').length;
+}
+
+/** Resident set size in bytes. */
+export function rssBytes(): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
+  return m ? Number(m[1]) * 1024 : 0;
+}
