@@ -2,3 +2,5 @@
 export * from './errors';
 export { runProgram, RunOptions, RunResult, RunStats } from './run';
 export { doctor, DoctorReport, DoctorCheck } from './doctor';
+export { RequestPool, RequestPoolOptions, RequestPoolStats, RequestEvent, ResetEvent, FailureEvent, ResetKind } from './pool';
+export { LatencySummary } from './stats';

@@ -34,7 +34,40 @@ export interface NativeDoctor {
   caps?: Record<string, number | boolean>;
 }
 
+export interface NativeResetInfo {
+  kind: 'fast' | 'full';
+  pages: number;
+  us: number;
+  reason?: string;
+}
+
+export interface NativeRequestResult {
+  ok: boolean;
+  response?: Buffer;
+  error?: unknown;
+  reset: NativeResetInfo;
+  runUs: number;
+  stdout: Buffer;
+  stderr: Buffer;
+}
+
+export interface NativeMasterOptions {
+  args: string[];
+  env: string[];
+  memoryMiB: number;
+  initTimeoutMs: number;
+}
+
+/** Opaque handles: External values owned by the addon. */
+export type NativeHandle = unknown;
+
 export interface NativeBinding {
+  createMaster(elf: Buffer, opts: NativeMasterOptions): Promise<{ handle: NativeHandle; initUs: number; arenaSize: number }>;
+  createFork(master: NativeHandle, opts: { maxPrivateMiB: number }): Promise<{ handle: NativeHandle; createUs: number }>;
+  forkRequest(fork: NativeHandle, request: Buffer, timeoutMs: number): Promise<NativeRequestResult>;
+  forkStats(fork: NativeHandle): NativeStats & { fastResets: number; fullResets: number; privatePages: number };
+  closeFork(fork: NativeHandle): void;
+  closeMaster(master: NativeHandle): void;
   runProgram(elf: Buffer, opts: NativeRunOptions): Promise<NativeRunResult>;
   doctor(): NativeDoctor;
 }

@@ -1,5 +1,191 @@
+// Bindings for masters and forks (RequestPool in src/pool.ts). Each fork owns a Worker
+// thread; everything that touches the fork's VM runs there.
 #include <napi.h>
 
+#include <memory>
+
+#include "../vmm/fork.h"
+#include "convert.h"
+#include "worker.h"
+
 namespace farcall::addon {
-void init_request(Napi::Env, Napi::Object) {}
+
+namespace {
+
+struct MasterHandle {
+  std::unique_ptr<Master> master;
+};
+
+struct ForkHandle {
+  std::shared_ptr<MasterHandle> master;
+  std::unique_ptr<Fork> fork;
+  Worker *worker = nullptr;
+  ~ForkHandle() {
+    if (worker) {
+      worker->stop();
+      delete worker;
+    }
+  }
+};
+
+template <class T>
+std::shared_ptr<T> &unwrap(const Napi::Value &v, const char *what) {
+  if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), std::string("expected a ") + what + " handle");
+  auto *p = v.As<Napi::External<std::shared_ptr<T>>>().Data();
+  if (!p || !*p) throw Napi::Error::New(v.Env(), std::string("the ") + what + " is closed");
+  return *p;
+}
+
+template <class T>
+Napi::Value wrap(Napi::Env env, std::shared_ptr<T> h) {
+  return Napi::External<std::shared_ptr<T>>::New(env, new std::shared_ptr<T>(std::move(h)),
+                                                 [](Napi::Env, std::shared_ptr<T> *p) { delete p; });
+}
+
+Napi::Object reset_object(Napi::Env env, const ResetInfo &r) {
+  Napi::Object o = Napi::Object::New(env);
+  o.Set("kind", r.full ? "full" : "fast");
+  o.Set("pages", double(r.pages));
+  o.Set("us", double(r.ns) / 1000.0);
+  if (!r.reason.empty()) o.Set("reason", r.reason);
+  return o;
+}
+
+// createMaster(elf, opts) -> Promise<handle>: loads the program and runs it to farcall_ready().
+Napi::Value CreateMaster(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
+  auto elf = std::make_shared<std::vector<uint8_t>>(to_bytes(info[0]));
+  Napi::Object o = info[1].As<Napi::Object>();
+  ProcessConfig cfg;
+  cfg.args = to_strings(o.Get("args"));
+  cfg.env = to_strings(o.Get("env"));
+  cfg.memory_bytes = opt_u64(o, "memoryMiB", 64) << 20;
+  cfg.output_limit = opt_u64(o, "outputLimit", 1 << 20);
+  uint64_t timeout_ns = opt_u64(o, "initTimeoutMs", 10000) * 1000000;
+  try {
+    cfg.mode = Kvm::get().default_entry_mode();
+  } catch (const VmmError &e) {
+    deferred->Reject(Failure::from(e).to_error(env).Value());
+    return deferred->Promise();
+  }
+  Worker::run_once(env, [=]() -> Completion {
+    auto h = std::make_shared<MasterHandle>();
+    try {
+      h->master = std::make_unique<Master>(*elf, cfg, timeout_ns);
+    } catch (const VmmError &e) {
+      Failure f = Failure::from(e);
+      return [=](Napi::Env env) { deferred->Reject(f.to_error(env).Value()); };
+    }
+    return [=](Napi::Env env) {
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("handle", wrap(env, h));
+      r.Set("initUs", double(h->master->init_ns()) / 1000.0);
+      r.Set("arenaSize", double(h->master->arena_size()));
+      deferred->Resolve(r);
+    };
+  });
+  return deferred->Promise();
+}
+
+// createFork(master, {maxPrivateMiB}) -> Promise<handle>
+Napi::Value CreateFork(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
+  auto master = unwrap<MasterHandle>(info[0], "master");
+  uint64_t max_pages = opt_u64(info[1].As<Napi::Object>(), "maxPrivateMiB", 16) << 8;
+  auto h = std::make_shared<ForkHandle>();
+  h->master = master;
+  h->worker = new Worker(env);
+  h->worker->post(env, [=]() -> Completion {
+    uint64_t t0 = Vcpu::now_ns();
+    try {
+      h->fork = std::make_unique<Fork>(*master->master, max_pages);
+    } catch (const VmmError &e) {
+      Failure f = Failure::from(e);
+      return [=](Napi::Env env) { deferred->Reject(f.to_error(env).Value()); };
+    }
+    double us = double(Vcpu::now_ns() - t0) / 1000.0;
+    return [=](Napi::Env env) {
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("handle", wrap(env, h));
+      r.Set("createUs", us);
+      deferred->Resolve(r);
+    };
+  });
+  return deferred->Promise();
+}
+
+// forkRequest(fork, bytes, timeoutMs) -> Promise<{ok, response?, error?, reset, runUs, stdout, stderr}>
+Napi::Value ForkRequest(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
+  auto h = unwrap<ForkHandle>(info[0], "fork");
+  auto req = std::make_shared<std::vector<uint8_t>>(to_bytes(info[1]));
+  uint64_t timeout_ns = uint64_t(info[2].As<Napi::Number>().DoubleValue() * 1e6);
+  h->worker->post(env, [=]() -> Completion {
+    auto out = std::make_shared<RequestOutcome>(h->fork->request(req->data(), req->size(), timeout_ns));
+    uint64_t mem = h->fork->process().vm().ram_bytes();
+    bool enomem = h->fork->process().stats().enomem > 0;
+    return [=](Napi::Env env) {
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("ok", out->ok);
+      if (out->ok) {
+        r.Set("response", to_buffer(env, out->response));
+      } else {
+        Failure f;
+        if (out->stop_valid && out->code.empty()) {
+          f = Failure::from_stop(out->stop, mem, enomem);
+        } else {
+          f.code = out->code;
+          f.message = out->message;
+        }
+        Napi::Error e = f.to_error(env);
+        e.Set("stdout", to_buffer(env, out->out));
+        e.Set("stderr", to_buffer(env, out->err));
+        r.Set("error", e.Value());
+      }
+      r.Set("reset", reset_object(env, out->reset));
+      r.Set("runUs", double(out->run_ns) / 1000.0);
+      r.Set("stdout", to_buffer(env, out->out));
+      r.Set("stderr", to_buffer(env, out->err));
+      deferred->Resolve(r);
+    };
+  }, info[0].As<Napi::Object>());
+  return deferred->Promise();
+}
+
+// forkStats(fork) -> {fastResets, fullResets, privatePages, exits, syscalls}
+Napi::Value ForkStats(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto h = unwrap<ForkHandle>(info[0], "fork");
+  Napi::Object r = stats_object(env, h->fork->process().stats(), h->fork->process().vm().exit_stats());
+  r.Set("fastResets", double(h->fork->fast_resets()));
+  r.Set("fullResets", double(h->fork->full_resets()));
+  r.Set("privatePages", double(h->fork->private_pages()));
+  return r;
+}
+
+// close(handle): drops this reference now instead of at garbage collection; the VM is freed
+// when no request holds it. RequestPool drains in-flight requests first.
+template <class T>
+Napi::Value Close(const Napi::CallbackInfo &info) {
+  if (info[0].IsExternal()) {
+    auto *p = info[0].As<Napi::External<std::shared_ptr<T>>>().Data();
+    if (p) p->reset();
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void init_request(Napi::Env env, Napi::Object exports) {
+  exports.Set("createMaster", Napi::Function::New(env, CreateMaster));
+  exports.Set("createFork", Napi::Function::New(env, CreateFork));
+  exports.Set("forkRequest", Napi::Function::New(env, ForkRequest));
+  exports.Set("forkStats", Napi::Function::New(env, ForkStats));
+  exports.Set("closeFork", Napi::Function::New(env, Close<ForkHandle>));
+  exports.Set("closeMaster", Napi::Function::New(env, Close<MasterHandle>));
+}
+
 }  // namespace farcall::addon

@@ -43,10 +43,12 @@ void Worker::loop() {
       queue_.pop_front();
     }
     Completion done = job();
-    auto *c = new Completion([this, done = std::move(done)](Napi::Env env) {
-      done(env);
+    job = nullptr;  // drop what the job captured here, not on the JS thread's schedule
+    // The completion may stop and delete this worker (closing a fork does), so it runs last.
+    auto *c = new Completion([this, done = std::move(done), single = single_use_](Napi::Env env) {
       if (--pending_ == 0) tsfn_.Unref(env);
-      if (single_use_) delete this;  // joins the thread, which returns right after posting
+      done(env);
+      if (single) delete this;  // joins the thread, which returns right after posting
     });
     if (tsfn_.BlockingCall(c, deliver) != napi_ok) delete c;
     if (single_use_) return;

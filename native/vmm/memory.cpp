@@ -70,12 +70,4 @@ void GuestRegion::drop_private() {
   if (is_fork()) madvise(host_, size_, MADV_DONTNEED);
 }
 
-size_t GuestRegion::resident_bytes() const {
-  std::vector<unsigned char> v(pages());
-  if (mincore(host_, size_, v.data()) < 0) return 0;
-  size_t n = 0;
-  for (unsigned char c : v) n += c & 1;
-  return n * 4096;
-}
-
 }  // namespace farcall

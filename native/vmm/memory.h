@@ -32,8 +32,6 @@ class GuestRegion {
   std::vector<uint64_t> &host_dirty() { return host_dirty_; }
   // Drops every private page of a fork (back to the master's content). Returns bytes dropped.
   void drop_private();
-  // Bytes of host memory this mapping holds privately (resident pages, from mincore-free estimate).
-  size_t resident_bytes() const;
 
  private:
   GuestRegion() = default;

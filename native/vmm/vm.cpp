@@ -53,6 +53,7 @@ Vm::Vm(const VmConfig &cfg) : cfg_(cfg) {
 
 Vm::Vm(const Vm &master, const CpuState &state, bool dirty_log) : cfg_(master.cfg_) {
   cfg_.dirty_log = dirty_log;
+  cr3_ = master.cr3_;
   create_vm();
   ram_ = GuestRegion::fork_of(master.ram_);
   kmem_ = GuestRegion::fork_of(master.kmem_);
@@ -134,6 +135,7 @@ void Vm::build_kernel() {
   // User-accessible: on PVM the `syscall` target is fetched at CPL 3, and a far call returns
   // to it from user mode. A user jump into it is told apart by CS (see decode_trap).
   pt_->map(kTrapVa, kTrapGpa, kPage, pte::G | pte::U);
+  cr3_ = pt_->root_gpa();
 }
 
 void Vm::setup_vcpu() {
@@ -151,7 +153,7 @@ void Vm::setup_vcpu() {
   s.cr0 = 0x80050033;  // PG AM WP NE ET MP PE
   s.cr4 = 0x20 | 0x200 | 0x400 | 0x10000 | 0x40000;  // PAE OSFXSR OSXMMEXCPT FSGSBASE OSXSAVE
   s.efer = 0x100 | 0x400 | 0x800 | 0x1;             // LME LMA NXE SCE
-  s.cr3 = pt_ ? pt_->root_gpa() : 0;
+  s.cr3 = cr3_;
   user_cs_ = seg(kUserCs, 11, 3, true);
   user_ss_ = seg(kUserDs, 3, 3, false);
   s.cs = user_cs_;

@@ -97,6 +97,7 @@ class Vm {
   std::shared_ptr<GuestRegion> ram_, kmem_;
   std::unique_ptr<Vcpu> vcpu_;
   std::unique_ptr<PageTables> pt_;
+  uint64_t cr3_ = 0;  // page-table root (shared by a master and its forks)
   ExitStats stats_;
   kvm_segment user_cs_{}, user_ss_{};
   std::vector<uint64_t> dirty_buf_;

@@ -1,0 +1,181 @@
+#include "fork.h"
+
+#include <pthread.h>
+
+#include <cstring>
+
+#include "error.h"
+#include "layout.h"
+
+namespace farcall {
+
+namespace {
+constexpr uint64_t kSysReady = 0x4600, kSysRespond = 0x4601, kSysFail = 0x4602;
+
+std::string describe_stop(const Stop &st) {
+  switch (st.kind) {
+    case Stop::Exited:
+      return st.signal ? "died of signal " + std::to_string(st.signal) : "exited with code " + std::to_string(st.exit_code);
+    case Stop::Timeout: return "timed out";
+    case Stop::OutputLimit: return st.message;
+    case Stop::Fault: return "faulted (" + (st.event.kind == Event::Exception ? "vector " + std::to_string(st.event.vector) : st.event.detail) + ")";
+    case Stop::Farcall: return "made farcall call " + std::to_string(st.nr);
+  }
+  return "stopped";
+}
+
+Stop run_bounded(Process &p, uint64_t timeout_ns) {
+  uint64_t deadline = Vcpu::now_ns() + timeout_ns;
+  watchdog::arm(&p.vm().vcpu(), pthread_self(), deadline);
+  try {
+    Stop st = p.run(deadline);
+    watchdog::disarm(&p.vm().vcpu());
+    return st;
+  } catch (...) {
+    watchdog::disarm(&p.vm().vcpu());
+    throw;
+  }
+}
+}  // namespace
+
+Master::Master(const std::vector<uint8_t> &elf, const ProcessConfig &cfg, uint64_t timeout_ns) {
+  proc_ = std::make_unique<Process>(elf, cfg);
+  uint64_t t0 = Vcpu::now_ns();
+  Stop st = run_bounded(*proc_, timeout_ns);
+  init_ns_ = Vcpu::now_ns() - t0;
+  if (st.kind != Stop::Farcall || st.nr != kSysReady) {
+    std::string out = proc_->err().empty() ? "" : ": " + proc_->err().substr(0, 500);
+    throw VmmError(st.kind == Stop::Timeout ? ErrorCode::Timeout : ErrorCode::Protocol,
+                   "request program " + describe_stop(st) + " before calling farcall_ready()" + out);
+  }
+  kvm_regs &r = proc_->vm().vcpu().regs();
+  arena_ = r.rdi;
+  arena_size_ = r.rsi;
+  current_ = r.rdx;
+  if (!proc_->vm().user_ptr(arena_, arena_size_) || !proc_->vm().user_ptr(current_, 16))
+    throw VmmError(ErrorCode::Protocol, "farcall_ready() passed an arena outside guest memory");
+  // The state every fork starts from: farcall_ready() returning 0.
+  proc_->vm().syscall_return(0);
+  state_ = proc_->vm().save_state();
+}
+
+Fork::Fork(Master &master, uint64_t max_private_pages) : master_(master), max_private_(max_private_pages) {
+  proc_ = std::make_unique<Process>(master.process(), master.state(), true);
+  mem0_ = proc_->mem_state();
+  proc_->vm().ram().set_host_tracking(true);
+  private_.assign((proc_->vm().ram().pages() + 63) / 64, 0);
+}
+
+void Fork::mark_private(uint64_t page) {
+  uint64_t &w = private_[page / 64], bit = 1ull << (page % 64);
+  if (!(w & bit)) {
+    w |= bit;
+    private_count_++;
+  }
+}
+
+RequestOutcome Fork::request(const uint8_t *data, size_t len, uint64_t timeout_ns) {
+  RequestOutcome o;
+  Vm &vm = proc_->vm();
+  if (len > master_.arena_size()) {
+    o.code = "InvalidArgument";
+    o.message = "request of " + std::to_string(len) + " bytes is larger than the guest's arena (" +
+                std::to_string(master_.arena_size()) + " bytes, FARCALL_ARENA_SIZE)";
+    return o;  // nothing ran, nothing to reset
+  }
+  vm.copy_to_user(master_.arena(), data, len);
+  uint64_t cur[2] = {master_.arena(), len};
+  vm.copy_to_user(master_.current(), cur, sizeof cur);
+
+  uint64_t t0 = Vcpu::now_ns();
+  Stop st;
+  try {
+    st = run_bounded(*proc_, timeout_ns);
+  } catch (const VmmError &e) {
+    o.code = error_code__name(e.code());
+    o.message = e.what();
+    o.reset = reset(true, "error");
+    return o;
+  }
+  o.run_ns = Vcpu::now_ns() - t0;
+  o.out.swap(proc_->out());
+  o.err.swap(proc_->err());
+  bool faulted = true;
+  const char *why = "fault";
+  if (st.kind == Stop::Farcall && st.nr == kSysRespond) {
+    kvm_regs &r = vm.vcpu().regs();
+    const uint8_t *p = vm.user_ptr(r.rdi, r.rsi);
+    if (p || r.rsi == 0) {
+      o.ok = true;
+      o.response.assign(reinterpret_cast<const char *>(p), r.rsi);
+      faulted = false;
+    } else {
+      o.code = "Protocol";
+      o.message = "farcall_respond() was given a buffer outside guest memory";
+    }
+  } else if (st.kind == Stop::Farcall && st.nr == kSysFail) {
+    kvm_regs &r = vm.vcpu().regs();
+    uint64_t n = std::min<uint64_t>(r.rsi, 4096);
+    const uint8_t *p = vm.user_ptr(r.rdi, n);
+    o.code = "RequestFailed";
+    o.message = p ? std::string(reinterpret_cast<const char *>(p), n) : "request failed (message outside guest memory)";
+    faulted = false;  // an orderly failure: the fork is intact
+  } else {
+    o.stop = st;
+    o.stop_valid = true;
+    if (st.kind == Stop::Timeout) why = "timeout";
+    if (st.kind == Stop::Exited && !st.signal) {
+      o.code = "Protocol";
+      o.message = "request program " + describe_stop(st) + " instead of calling farcall_respond()";
+    } else if (st.kind == Stop::Farcall) {
+      o.code = "Protocol";
+      o.message = "request program made farcall call " + std::to_string(st.nr) + " during a request";
+    }
+  }
+  o.reset = reset(faulted, why);
+  return o;
+}
+
+ResetInfo Fork::reset(bool force_full, const char *why) {
+  uint64_t t0 = Vcpu::now_ns();
+  Vm &vm = proc_->vm();
+  GuestRegion &ram = vm.ram(), &kmem = vm.kmem();
+  const uint8_t *mram = ram.master()->host(), *mk = kmem.master()->host();
+  ResetInfo info;
+  // Collect what the request wrote: guest writes from the dirty log, VMM writes from the bitmap.
+  std::vector<uint64_t> pages;
+  vm.dirty_pages(0, [&](uint64_t pg) { pages.push_back(pg); });
+  auto &hd = ram.host_dirty();
+  for (uint64_t w = 0; w < hd.size(); w++) {
+    for (uint64_t bits = hd[w]; bits; bits &= bits - 1) pages.push_back(w * 64 + __builtin_ctzll(bits));
+    hd[w] = 0;
+  }
+  for (uint64_t pg : pages) mark_private(pg);
+  bool full = force_full || private_count_ > max_private_;
+  if (full) {
+    vm.dirty_pages(1, [](uint64_t) {});
+    info.pages = private_count_;
+    ram.drop_private();
+    kmem.drop_private();
+    std::fill(private_.begin(), private_.end(), 0);
+    private_count_ = 0;
+    vm.restore_state(master_.state(), true);
+    info.reason = force_full ? why : "memory";
+    full_++;
+  } else {
+    for (uint64_t pg : pages) std::memcpy(ram.host() + pg * 4096, mram + pg * 4096, 4096);
+    vm.dirty_pages(1, [&](uint64_t pg) {
+      std::memcpy(kmem.host() + pg * 4096, mk + pg * 4096, 4096);
+      pages.push_back(pg);
+    });
+    info.pages = pages.size();
+    vm.restore_state(master_.state(), false);
+    fast_++;
+  }
+  proc_->mem_state() = mem0_;
+  info.full = full;
+  info.ns = Vcpu::now_ns() - t0;
+  return info;
+}
+
+}  // namespace farcall

@@ -1,0 +1,82 @@
+// Masters and forks: per-request isolation.
+//
+// A master runs a request program up to farcall_ready() and freezes. A fork is a VM whose
+// memory maps the master's memfds MAP_PRIVATE (copy-on-write) and that starts from the
+// master's registers. Each request runs in a fork, which is then reset to the master state:
+//  - fast reset: the pages written during the request (KVM dirty log for guest writes, a
+//    bitmap for the VMM's own writes) are copied back from the master; registers are put
+//    back through the shared kvm_run area (no ioctl); page tables and TLB stay warm.
+//  - full reset: every private page is dropped (MADV_DONTNEED, back to the master's pages)
+//    and the whole vCPU state, FPU included, is restored. Used after a fault or timeout, and
+//    when the fork's private memory passes its limit.
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "process.h"
+
+namespace farcall {
+
+class Master {
+ public:
+  // Loads and runs `elf` until it calls farcall_ready(). Throws VmmError (with a Stop-derived
+  // message) if it exits, faults or times out first.
+  Master(const std::vector<uint8_t> &elf, const ProcessConfig &cfg, uint64_t timeout_ns);
+  Process &process() { return *proc_; }
+  const CpuState &state() const { return state_; }
+  uint64_t arena() const { return arena_; }
+  uint64_t arena_size() const { return arena_size_; }
+  uint64_t current() const { return current_; }
+  uint64_t init_ns() const { return init_ns_; }
+
+ private:
+  std::unique_ptr<Process> proc_;
+  CpuState state_;
+  uint64_t arena_ = 0, arena_size_ = 0, current_ = 0, init_ns_ = 0;
+};
+
+struct ResetInfo {
+  bool full = false;
+  uint64_t pages = 0;  // pages rewritten (fast) or dropped private pages (full)
+  uint64_t ns = 0;
+  std::string reason;  // why full: "fault", "timeout", "memory", "error"
+};
+
+struct RequestOutcome {
+  bool ok = false;
+  std::string response;
+  // When !ok: the error code name and message, and fault details as a Stop.
+  std::string code, message;
+  Stop stop;
+  bool stop_valid = false;
+  std::string out, err;  // what the request printed
+  uint64_t run_ns = 0;
+  ResetInfo reset;
+};
+
+class Fork {
+ public:
+  // max_private_pages: the fork's private (copy-on-write) pages beyond which it is reset fully.
+  Fork(Master &master, uint64_t max_private_pages);
+  // Runs one request and resets the fork afterwards, whatever happened.
+  RequestOutcome request(const uint8_t *data, size_t len, uint64_t timeout_ns);
+  Process &process() { return *proc_; }
+  uint64_t fast_resets() const { return fast_; }
+  uint64_t full_resets() const { return full_; }
+  uint64_t private_pages() const { return private_count_; }
+
+ private:
+  ResetInfo reset(bool force_full, const char *why);
+  void mark_private(uint64_t page);
+  Master &master_;
+  std::unique_ptr<Process> proc_;
+  Process::MemState mem0_;
+  uint64_t max_private_;
+  std::vector<uint64_t> private_;  // bitmap over RAM pages written at least once since the last full reset
+  uint64_t private_count_ = 0;
+  uint64_t fast_ = 0, full_ = 0;
+};
+
+}  // namespace farcall

@@ -1,0 +1,223 @@
+// RequestPool: forks of one pre-initialized master, one request each at a time, reset after
+// every request. Requests queue when every fork is busy.
+import { EventEmitter } from 'eventemitter3';
+
+import { ClosedError, FarcallError, fromNative, InvalidArgumentError } from './errors';
+import { native, NativeRequestResult } from './native';
+import { checkMemoryMiB, checkTimeoutMs, envList, loadProgram } from './run';
+import { LatencySummary, LatencyWindow } from './stats';
+
+export interface RequestPoolOptions {
+  /** Number of forks (concurrent requests). Default 2. */
+  size?: number;
+  /** Per-request wall-clock limit. Default 5000 ms. */
+  timeoutMs?: number;
+  /** Limit for the master's initialization (up to farcall_ready()). Default 10000 ms. */
+  initTimeoutMs?: number;
+  /** Guest memory per VM in MiB. Default 64. */
+  memoryMiB?: number;
+  /** A fork whose private (copy-on-write) memory passes this is reset fully. Default 16 MiB. */
+  maxDirtyMiB?: number;
+  /** Requests waiting for a fork beyond this are refused. Default: unbounded. */
+  maxQueue?: number;
+  args?: string[];
+  env?: Record<string, string> | string[];
+}
+
+export type ResetKind = 'fast' | 'full';
+
+export interface RequestEvent { fork: number; ok: boolean; us: number; runUs: number; bytesIn: number; bytesOut: number }
+export interface ResetEvent { fork: number; kind: ResetKind; pages: number; us: number; reason?: string }
+export interface FailureEvent { fork: number; error: FarcallError }
+
+export interface RequestPoolEvents {
+  request: (e: RequestEvent) => void;
+  reset: (e: ResetEvent) => void;
+  timeout: (e: FailureEvent) => void;
+  fault: (e: FailureEvent) => void;
+}
+
+export interface RequestPoolStats {
+  forks: number;
+  busy: number;
+  queued: number;
+  requests: number;
+  errors: number;
+  timeouts: number;
+  faults: number;
+  resets: { fast: number; full: number };
+  latency: LatencySummary;
+  reset: LatencySummary;
+  masterInitUs: number;
+  forkCreateUs: number[];
+}
+
+interface Pending {
+  bytes: Buffer;
+  resolve: (b: Buffer) => void;
+  reject: (e: Error) => void;
+  queuedAt: number;
+}
+
+interface ForkSlot {
+  id: number;
+  handle: unknown;
+  busy: boolean;
+}
+
+export class RequestPool extends EventEmitter<RequestPoolEvents> {
+  private readonly queue: Pending[] = [];
+  private readonly idle: ForkSlot[] = [];
+  private readonly forks: ForkSlot[] = [];
+  private closed = false;
+  private inFlight = 0;
+  private drained?: () => void;
+  private readonly latency = new LatencyWindow();
+  private readonly resetLatency = new LatencyWindow();
+  private counters = { requests: 0, errors: 0, timeouts: 0, faults: 0, fast: 0, full: 0 };
+  private forkCreateUs: number[] = [];
+
+  private constructor(
+    private readonly master: unknown,
+    private readonly masterInitUs: number,
+    private readonly opts: Required<Pick<RequestPoolOptions, 'timeoutMs' | 'maxQueue'>>,
+  ) {
+    super();
+  }
+
+  /** Loads `program`, runs it to farcall_ready(), and makes `size` forks of it. */
+  static async create(program: string | Buffer, options: RequestPoolOptions = {}): Promise<RequestPool> {
+    const size = options.size ?? 2;
+    if (!Number.isInteger(size) || size < 1 || size > 256)
+      throw new InvalidArgumentError('InvalidArgument', `size must be a whole number from 1 to 256, got ${size}`);
+    const maxDirty = options.maxDirtyMiB ?? 16;
+    if (!(maxDirty > 0)) throw new InvalidArgumentError('InvalidArgument', `maxDirtyMiB must be positive, got ${maxDirty}`);
+    const elf = await loadProgram(program);
+    const n = native();
+    let m;
+    try {
+      m = await n.createMaster(elf, {
+        args: [typeof program === 'string' ? program : 'program', ...(options.args ?? [])],
+        env: envList(options.env),
+        memoryMiB: checkMemoryMiB(options.memoryMiB ?? 64),
+        initTimeoutMs: checkTimeoutMs(options.initTimeoutMs ?? 10000, 'initTimeoutMs'),
+      });
+    } catch (e) {
+      throw fromNative(e);
+    }
+    const pool = new RequestPool(m.handle, m.initUs, {
+      timeoutMs: checkTimeoutMs(options.timeoutMs ?? 5000),
+      maxQueue: options.maxQueue ?? Infinity,
+    });
+    try {
+      const made = await Promise.all(Array.from({ length: size }, () => n.createFork(m.handle, { maxPrivateMiB: maxDirty })));
+      made.forEach((f, id) => {
+        const slot = { id, handle: f.handle, busy: false };
+        pool.forks.push(slot);
+        pool.idle.push(slot);
+        pool.forkCreateUs.push(f.createUs);
+      });
+    } catch (e) {
+      await pool.close();
+      throw fromNative(e);
+    }
+    return pool;
+  }
+
+  /** Runs one request in a fork and resolves with the bytes passed to farcall_respond(). */
+  run(request: Uint8Array | string): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new ClosedError('Closed', 'the request pool is closed'));
+    if (this.queue.length >= this.opts.maxQueue)
+      return Promise.reject(new InvalidArgumentError('InvalidArgument', `request queue is full (${this.opts.maxQueue})`));
+    const bytes = typeof request === 'string' ? Buffer.from(request) : Buffer.from(request.buffer, request.byteOffset, request.byteLength);
+    return new Promise<Buffer>((resolve, reject) => {
+      this.queue.push({ bytes, resolve, reject, queuedAt: performance.now() });
+      this.dispatch();
+    });
+  }
+
+  private dispatch(): void {
+    while (this.idle.length && this.queue.length) {
+      const slot = this.idle.pop()!;
+      const job = this.queue.shift()!;
+      slot.busy = true;
+      this.inFlight++;
+      native()
+        .forkRequest(slot.handle, job.bytes, this.opts.timeoutMs)
+        .then((r) => this.finish(slot, job, r), (e) => this.finish(slot, job, undefined, fromNative(e)));
+    }
+  }
+
+  private finish(slot: ForkSlot, job: Pending, r?: NativeRequestResult, thrown?: FarcallError): void {
+    const us = (performance.now() - job.queuedAt) * 1000;
+    this.counters.requests++;
+    if (r) {
+      const kind = r.reset.kind;
+      this.counters[kind]++;
+      this.resetLatency.add(r.reset.us);
+      this.emit('reset', { fork: slot.id, kind, pages: r.reset.pages, us: r.reset.us, reason: r.reset.reason });
+    }
+    let error = thrown;
+    if (r && !r.ok) error = fromNative(r.error);
+    this.latency.add(us);
+    this.emit('request', {
+      fork: slot.id, ok: !error, us, runUs: r ? r.runUs : 0, bytesIn: job.bytes.length, bytesOut: r?.response?.length ?? 0,
+    });
+    if (error) {
+      this.counters.errors++;
+      if (error.code === 'Timeout') {
+        this.counters.timeouts++;
+        this.emit('timeout', { fork: slot.id, error });
+      } else if (error.code === 'GuestFault' || error.code === 'MemoryLimit') {
+        this.counters.faults++;
+        this.emit('fault', { fork: slot.id, error });
+      }
+      job.reject(error);
+    } else {
+      job.resolve(r!.response!);
+    }
+    slot.busy = false;
+    this.inFlight--;
+    if (this.closed) {
+      if (this.inFlight === 0 && this.drained) this.drained();
+      return;
+    }
+    this.idle.push(slot);
+    this.dispatch();
+  }
+
+  stats(): RequestPoolStats {
+    return {
+      forks: this.forks.length,
+      busy: this.inFlight,
+      queued: this.queue.length,
+      requests: this.counters.requests,
+      errors: this.counters.errors,
+      timeouts: this.counters.timeouts,
+      faults: this.counters.faults,
+      resets: { fast: this.counters.fast, full: this.counters.full },
+      latency: this.latency.summary(),
+      reset: this.resetLatency.summary(),
+      masterInitUs: this.masterInitUs,
+      forkCreateUs: [...this.forkCreateUs],
+    };
+  }
+
+  /** Per-fork native counters (resets, private pages, exits, system calls). */
+  forkStats(): Array<Record<string, unknown>> {
+    return this.forks.map((f) => native().forkStats(f.handle) as unknown as Record<string, unknown>);
+  }
+
+  /** Refuses new requests, fails queued ones, waits for running ones, and frees every VM. */
+  async close(): Promise<void> {
+    if (this.closed && this.forks.length === 0) return;
+    this.closed = true;
+    for (const q of this.queue.splice(0)) q.reject(new ClosedError('Closed', 'the request pool was closed'));
+    if (this.inFlight > 0) await new Promise<void>((res) => (this.drained = res));
+    const n = native();
+    for (const f of this.forks.splice(0)) n.closeFork(f.handle);
+    this.idle.length = 0;
+    n.closeMaster(this.master);
+    this.removeAllListeners();
+  }
+}
