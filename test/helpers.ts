@@ -27,9 +27,24 @@ export function openFds(): number {
   return fs.readdirSync('/proc/self/fd').length;
 }
 
-/** Threads of this process. */
+function threadNames(): string[] {
+  return fs.readdirSync('/proc/self/task').map((t) => {
+    try {
+      return fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').trim();
+    } catch {
+      return '';
+    }
+  });
+}
+
+/** Threads of this process, not counting the kernel's per-VM workers (kvm-nx-lpage-recovery). */
 export function threadCount(): number {
-  return fs.readdirSync('/proc/self/task').length;
+  return threadNames().filter((n) => !n.startsWith('kvm-')).length;
+}
+
+/** The kernel's per-VM worker threads: one per live VM that has run; a leaked VM keeps its own. */
+export function kvmThreadCount(): number {
+  return threadNames().filter((n) => n.startsWith('kvm-')).length;
 }
 
 /** Resident set size in bytes. */

@@ -5,6 +5,7 @@
  *   secret:TEXT      hides TEXT (xor 0x5a) in the heap, a leaked mmap block, the stack, a
  *                    global and xmm15, then answers "stored"
  *   peek:TEXT        looks for the hidden form of TEXT in all guest memory and xmm15
+ *   both:TEXT        secret then peek in one request (the control: peek must see it)
  *   dirty:N          writes N distinct pages of a static buffer
  *   crash | spin | oom | exit | fail   misbehave in that way
  *   big:N            answers N bytes
@@ -69,7 +70,7 @@ int main(int argc, char **argv) {
     farcall_respond(reply, (size_t)n);
   } else if (!strcmp(cmd, "echo")) {
     farcall_respond(arg, alen);
-  } else if (!strcmp(cmd, "secret") && alen) {
+  } else if ((!strcmp(cmd, "secret") || !strcmp(cmd, "both")) && alen) {
     char *h = malloc(100);
     hide(h, arg, alen);
     char *m = malloc(1 << 20);  /* large: served by mmap */
@@ -79,8 +80,9 @@ int main(int argc, char **argv) {
     char x[16] = {0};
     hide(x, arg, alen < 16 ? alen : 16);
     __asm__ volatile("movdqu %0, %%xmm15" : : "m"(x));
-    farcall_respond("stored", 6);
-  } else if (!strcmp(cmd, "peek") && alen) {
+    if (!strcmp(cmd, "secret")) farcall_respond("stored", 6);
+  }
+  if ((!strcmp(cmd, "peek") || !strcmp(cmd, "both")) && alen) {
     char needle[64];
     hide(needle, arg, alen);
     unsigned char x[16];
@@ -90,9 +92,11 @@ int main(int argc, char **argv) {
     int n = snprintf(reply, sizeof reply, "%s%s", in_mem ? "memory " : "", in_xmm ? "xmm " : "");
     if (!in_mem && !in_xmm) n = snprintf(reply, sizeof reply, "clean");
     farcall_respond(reply, (size_t)n);
-  } else if (!strcmp(cmd, "dirty") && alen) {
+  }
+  if (!strcmp(cmd, "dirty") && alen) {
     int n = atoi(arg);
-    for (int i = 0; i < n && i < 1100; i++) pages[(size_t)i * 4096] = 1;
+    volatile unsigned char *pp = pages;
+    for (int i = 0; i < n && i < 1100; i++) pp[(size_t)i * 4096] = 1;
     farcall_respond("dirtied", 7);
   } else if (!strcmp(cmd, "crash")) {
     { volatile uintptr_t bad = 8; *(volatile int *)bad = 1; }
