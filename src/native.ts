@@ -70,6 +70,8 @@ export interface NativeBinding {
   closeMaster(master: NativeHandle): void;
   runProgram(elf: Buffer, opts: NativeRunOptions): Promise<NativeRunResult>;
   doctor(): NativeDoctor;
+  /** Bench baselines (native/vmm/baseline.h): nanoseconds per round trip, one entry per iteration. */
+  baseline(kind: 'exit-out' | 'trap-mmio' | 'trap-fetch' | 'syscall' | 'vm-create', iterations: number): Promise<Float64Array>;
 }
 
 let binding: NativeBinding | undefined;

@@ -55,10 +55,6 @@ Napi::Value Baseline(const Napi::CallbackInfo &info) {
 
 void init_bench(Napi::Env env, Napi::Object exports) {
   exports.Set("baseline", Napi::Function::New(env, Baseline));
-  Napi::Array kinds = Napi::Array::New(env);
-  uint32_t i = 0;
-  for (auto &k : baseline__kinds()) kinds.Set(i++, k);
-  exports.Set("baselineKinds", kinds);
 }
 
 }  // namespace farcall::addon
