@@ -4,7 +4,7 @@
 export type FarcallErrorCode =
   | 'KvmUnavailable' | 'KvmFailure' | 'NotElf' | 'WrongArch' | 'DynamicallyLinked' | 'CorruptElf'
   | 'TooBig' | 'GuestFault' | 'Timeout' | 'MemoryLimit' | 'OutputLimit' | 'BadState' | 'Protocol'
-  | 'Internal' | 'InvalidArgument' | 'Closed' | 'RequestFailed' | 'BackendFault' | 'SchemaError';
+  | 'Internal' | 'WrongLayout' | 'InvalidArgument' | 'Closed' | 'RequestFailed' | 'BackendFault' | 'SchemaError';
 
 export interface FaultDetails {
   vector?: number;
@@ -47,6 +47,8 @@ export class InvalidArgumentError extends FarcallError {}
 export class ClosedError extends FarcallError {}
 export class RequestFailedError extends FarcallError {}
 export class InternalError extends FarcallError {}
+export class BackendFaultError extends FarcallError {}
+export class WrongLayoutError extends ProgramError {}
 
 const classes: Record<string, new (c: FarcallErrorCode, m: string, d?: FaultDetails) => FarcallError> = {
   KvmUnavailable: KvmUnavailableError,
@@ -63,6 +65,8 @@ const classes: Record<string, new (c: FarcallErrorCode, m: string, d?: FaultDeta
   RequestFailed: RequestFailedError,
   InvalidArgument: InvalidArgumentError,
   Closed: ClosedError,
+  BackendFault: BackendFaultError,
+  WrongLayout: WrongLayoutError,
 };
 
 /** Converts an error thrown by the native addon into its typed class. */

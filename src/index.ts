@@ -4,3 +4,4 @@ export { runProgram, RunOptions, RunResult, RunStats } from './run';
 export { doctor, DoctorReport, DoctorCheck } from './doctor';
 export { RequestPool, RequestPoolOptions, RequestPoolStats, RequestEvent, ResetEvent, FailureEvent, ResetKind } from './pool';
 export { LatencySummary } from './stats';
+export { Backend, BackendOptions, BackendStats, BackendEvents, CallOptions } from './backend';

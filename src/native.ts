@@ -52,6 +52,7 @@ export interface NativeRequestResult {
 }
 
 export interface NativeMasterOptions {
+  backends?: Array<{ name: string; handle: NativeHandle }>;
   args: string[];
   env: string[];
   memoryMiB: number;
@@ -61,7 +62,23 @@ export interface NativeMasterOptions {
 /** Opaque handles: External values owned by the addon. */
 export type NativeHandle = unknown;
 
+export interface NativeBackendStats {
+  calls: number;
+  faults: number;
+  restores: number;
+  timeouts: number;
+  instances: Array<{ calls: number; faults: number; restores: number }>;
+}
+
 export interface NativeBinding {
+  createBackend(elf: Buffer, opts: {
+    args: string[]; env: string[]; memoryMiB: number; instances: number; initTimeoutMs: number; callTimeoutMs: number;
+    onEvent: (e: { kind: string; instance: number; entry: string; us: number; message: string }) => void;
+  }): Promise<{ handle: NativeHandle; entries: string[]; initUs: number }>;
+  backendCall(backend: NativeHandle, entry: string, input: Buffer, outCap: number, timeoutMs: number): Promise<{ result: number; output: Buffer; us: number }>;
+  backendStats(backend: NativeHandle): NativeBackendStats;
+  backendWantCalls(backend: NativeHandle, want: boolean): void;
+  closeBackend(backend: NativeHandle): void;
   createMaster(elf: Buffer, opts: NativeMasterOptions): Promise<{ handle: NativeHandle; initUs: number; arenaSize: number }>;
   createFork(master: NativeHandle, opts: { maxPrivateMiB: number }): Promise<{ handle: NativeHandle; createUs: number }>;
   forkRequest(fork: NativeHandle, request: Buffer, timeoutMs: number): Promise<NativeRequestResult>;

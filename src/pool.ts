@@ -3,6 +3,7 @@
 import { EventEmitter } from 'eventemitter3';
 
 import { ClosedError, FarcallError, fromNative, InvalidArgumentError } from './errors';
+import { Backend } from './backend';
 import { native, NativeRequestResult } from './native';
 import { checkMemoryMiB, checkTimeoutMs, envList, loadProgram } from './run';
 import { LatencySummary, LatencyWindow } from './stats';
@@ -22,6 +23,8 @@ export interface RequestPoolOptions {
   maxQueue?: number;
   args?: string[];
   env?: Record<string, string> | string[];
+  /** Backends the program may call, by the name it looks them up with ("name.entry"). */
+  backends?: Record<string, Backend>;
 }
 
 export type ResetKind = 'fast' | 'full';
@@ -97,6 +100,10 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
     let m;
     try {
       m = await n.createMaster(elf, {
+        backends: Object.entries(options.backends ?? {}).map(([name, b]) => {
+          if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new InvalidArgumentError('InvalidArgument', `backend name ${JSON.stringify(name)} must be an identifier`);
+          return { name, handle: b.nativeHandle() };
+        }),
         args: [typeof program === 'string' ? program : 'program', ...(options.args ?? [])],
         env: envList(options.env),
         memoryMiB: checkMemoryMiB(options.memoryMiB ?? 64),

@@ -4,15 +4,19 @@
 #   include(/path/to/farcall/guest-sdk/cmake/FarcallGuest.cmake)
 #   farcall_add_program(my_request SOURCES main.c LIBC musl)
 #
-#   farcall_add_program(NAME SOURCES src... [LIBC glibc|musl] [PIE] [FLAGS flags...]
+#   farcall_add_program(NAME SOURCES src... [LIBC glibc|musl] [PIE] [BACKEND] [FLAGS flags...]
 #                       [INCLUDES dirs...] [OUTPUT_DIR dir] [NO_SDK])
+#
+# BACKEND builds a static-PIE that the VMM places in the backend region (guest-virtual
+# 0x10000400000 and up), disjoint from request programs (0x400000), so one address means the
+# same in both. Backends use glibc (C or C++).
 #
 # C++ sources (.cc/.cpp) are built with g++ (glibc only: Debian has no libstdc++ for musl).
 # The SDK runtime (guest-sdk/src/farcall.c) is linked in unless NO_SDK is given.
 set(FARCALL_GUEST_SDK_DIR ${CMAKE_CURRENT_LIST_DIR}/.. CACHE INTERNAL "")
 
 function(farcall_add_program name)
-  cmake_parse_arguments(A "PIE;NO_SDK" "LIBC;OUTPUT_DIR" "SOURCES;FLAGS;INCLUDES;DEPENDS" ${ARGN})
+  cmake_parse_arguments(A "PIE;NO_SDK;BACKEND" "LIBC;OUTPUT_DIR" "SOURCES;FLAGS;INCLUDES;DEPENDS" ${ARGN})
   if(NOT A_LIBC)
     set(A_LIBC glibc)
   endif()
@@ -43,6 +47,14 @@ function(farcall_add_program name)
     set(link -static-pie -fPIE)
   else()
     set(link -static -no-pie -fno-pie)
+  endif()
+  if(A_BACKEND)
+    # Above 4 GiB only position-independent code links, so backends are static-PIE, which the
+    # VMM places at the backend region. Debian's musl-gcc cannot make static-PIE: glibc only.
+    if(A_LIBC STREQUAL "musl")
+      message(FATAL_ERROR "farcall_add_program(${name}): BACKEND programs need LIBC glibc (static-PIE)")
+    endif()
+    set(link -static-pie -fPIE)
   endif()
   set(sdk)
   if(NOT A_NO_SDK)

@@ -34,6 +34,15 @@ extern "C" {
 #define FARCALL_SYS_READY 0x4600
 #define FARCALL_SYS_RESPOND 0x4601
 #define FARCALL_SYS_FAIL 0x4602
+#define FARCALL_SYS_LOOKUP 0x4603
+#define FARCALL_SYS_SERVE 0x4604
+
+/* Values a far call returns instead of the entry's result when the backend could not finish
+ * it. The backend instance is restored to its state after farcall_serve() in each case. */
+#define FARCALL_E_BACKEND_FAULT (-1001)   /* the entry crashed (CPU exception) */
+#define FARCALL_E_BACKEND_TIMEOUT (-1002) /* the entry ran past the backend's call timeout */
+#define FARCALL_E_BACKEND_BUSY (-1003)    /* no instance became free in time */
+#define FARCALL_E_BACKEND_EXIT (-1004)    /* the entry called exit() or abort() */
 
 /* Default size of the request arena (the guest buffer requests are written into). */
 #ifndef FARCALL_ARENA_SIZE
@@ -56,6 +65,53 @@ void farcall_respond(const void *buf, size_t len);
 /* Ends the request with an application error that the host sees as a RequestFailed error
  * carrying `message`. Does not return in a fork. */
 void farcall_fail(const char *message);
+
+/* ---- Backends -------------------------------------------------------------------------
+ *
+ * A backend is a program built with farcall_add_program(NAME ... BACKEND): it is linked to
+ * run in the backend region (guest-virtual 1 TiB and up), disjoint from request programs, so
+ * pointers mean the same thing on both sides. It initializes its state, registers entry
+ * points, and calls farcall_serve(), which does not return: from then on its entry points
+ * run when called, on the caller's vCPU, against the backend's memory, with the caller's
+ * memory visible (zero-copy). Calls into one instance are serialized.
+ *
+ *     static int64_t add(int64_t x) { static int64_t total; return total += x; }
+ *     int main(void) {
+ *         FARCALL_EXPORT(add);            // or farcall_register("add", (void *)add);
+ *         farcall_serve();
+ *     }
+ *
+ * An entry point is a plain function of up to six integer or pointer arguments returning an
+ * integer (SysV ABI, nothing on the stack). Entries called from the host (TypeScript) use
+ * the byte-buffer convention farcall_entry_fn.
+ */
+typedef int64_t (*farcall_entry_fn)(const void *in, size_t in_len, void *out, size_t out_cap);
+
+/* Registers `fn` under `name` (1..128 characters, no '.'). At most 256 entries. */
+int farcall_register(const char *name, void *fn);
+#define FARCALL_EXPORT(fn) farcall_register(#fn, (void *)(fn))
+
+/* Ends initialization; never returns. */
+void farcall_serve(void) __attribute__((noreturn));
+
+/* Inside an entry point: is [p, p+len) wholly in the calling request's memory? Every pointer
+ * a caller passes must be checked with this before use: a pointer into the backend's own
+ * memory (or a wild one) is refused. Generated server skeletons do it for you. */
+int farcall_caller_ok(const void *p, size_t len);
+
+/* Which instance of the backend this call runs in (0..N-1). */
+int farcall_instance(void);
+
+/* ---- Callers ----------------------------------------------------------------------------
+ *
+ * A request program reaches a backend entry through an address obtained by name, e.g.
+ * "counter.add" (backend name as the host attached it, then the entry), or just "add" when
+ * only one attached backend has it. Look entries up during initialization (before
+ * farcall_ready()) so that forks inherit the result. The address is a gate: calling it traps
+ * into the VMM, which switches to the backend for the duration of the call.
+ * Returns NULL if there is no such entry.
+ */
+void *farcall_lookup(const char *name);
 
 #ifdef __cplusplus
 }

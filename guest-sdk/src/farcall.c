@@ -18,6 +18,17 @@ static inline long farcall_syscall3(long nr, long a, long b, long c) {
   return ret;
 }
 
+static inline long farcall_syscall5(long nr, long a, long b, long c, long d, long e) {
+  long ret;
+  register long r10 __asm__("r10") = d;
+  register long r8 __asm__("r8") = e;
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
+                   : "rcx", "r11", "memory");
+  return ret;
+}
+
 /* A zeroed XSAVE area: XRSTOR from it puts every vector and x87 register back into its
  * initial state, so a fork never sees register contents left by a previous request. */
 static const struct {
@@ -48,4 +59,57 @@ void farcall_respond(const void *buf, size_t len) {
 void farcall_fail(const char *message) {
   farcall_syscall3(FARCALL_SYS_FAIL, (long)message, (long)strlen(message), 0);
   for (;;) farcall_syscall3(60, 1, 0, 0);
+}
+
+/* ---- Backends ---- */
+
+#define FARCALL_MAX_ENTRIES 256
+#ifndef FARCALL_CALL_STACK_SIZE
+#define FARCALL_CALL_STACK_SIZE (256u << 10)
+#endif
+
+static struct {
+  const char *name;
+  void *fn;
+} farcall_entries[FARCALL_MAX_ENTRIES];
+static int farcall_entry_count;
+
+/* Gated calls run on this stack, not on the stack of main(). */
+static unsigned char farcall_call_stack[FARCALL_CALL_STACK_SIZE] __attribute__((aligned(64)));
+
+/* Written by the VMM at the start of every call. */
+static volatile struct {
+  uint64_t caller_lo, caller_hi;
+  uint64_t instance;
+  uint64_t calls;
+} farcall_call_info;
+
+int farcall_register(const char *name, void *fn) {
+  if (farcall_entry_count >= FARCALL_MAX_ENTRIES || !name || !fn) return -1;
+  farcall_entries[farcall_entry_count].name = name;
+  farcall_entries[farcall_entry_count].fn = fn;
+  farcall_entry_count++;
+  return 0;
+}
+
+void farcall_serve(void) {
+  for (;;) {
+    farcall_syscall5(FARCALL_SYS_SERVE, (long)farcall_entries, farcall_entry_count, (long)farcall_call_stack,
+                     (long)sizeof farcall_call_stack, (long)&farcall_call_info);
+    farcall_syscall3(60, 70, 0, 0); /* not run by farcall: outside it, exit */
+  }
+}
+
+int farcall_caller_ok(const void *p, size_t len) {
+  uint64_t a = (uint64_t)(uintptr_t)p, lo = farcall_call_info.caller_lo, hi = farcall_call_info.caller_hi;
+  return a >= lo && a <= hi && len <= hi - a;
+}
+
+int farcall_instance(void) { return (int)farcall_call_info.instance; }
+
+/* ---- Callers ---- */
+
+void *farcall_lookup(const char *name) {
+  long r = farcall_syscall3(FARCALL_SYS_LOOKUP, (long)name, (long)strlen(name), 0);
+  return r < 0 ? NULL : (void *)r;
 }

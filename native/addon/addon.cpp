@@ -15,6 +15,7 @@ namespace farcall::addon {
 
 void init_request(Napi::Env env, Napi::Object exports);  // request.cpp
 void init_bench(Napi::Env env, Napi::Object exports);    // bench.cpp
+void init_backend(Napi::Env env, Napi::Object exports);  // backend.cpp
 
 static ProcessConfig process_config(const Napi::Object &o) {
   ProcessConfig cfg;
@@ -121,6 +122,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("doctor", Napi::Function::New(env, Doctor));
   init_request(env, exports);
   init_bench(env, exports);
+  init_backend(env, exports);
   return exports;
 }
 

@@ -36,6 +36,7 @@ Failure Failure::from_stop(const Stop &st, uint64_t memory_bytes, bool had_enome
       f.code = "GuestFault";
       f.message = std::string("guest fault: ") + vector_name(ev.vector) + " at rip " + hex(ev.rip);
       if (ev.vector == 14) f.message += " accessing " + hex(ev.cr2);
+      if (!ev.detail.empty()) f.message += ": " + ev.detail;
       f.numbers = {{"vector", ev.vector}, {"rip", double(ev.rip)}, {"errorCode", double(ev.error_code)}};
       if (ev.vector == 14) f.numbers.push_back({"address", double(ev.cr2)});
       f.strings = {{"ripHex", hex(ev.rip)}, {"addressHex", hex(ev.cr2)}};

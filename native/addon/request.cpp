@@ -4,11 +4,14 @@
 
 #include <memory>
 
+#include "../vmm/backend.h"
 #include "../vmm/fork.h"
 #include "convert.h"
 #include "worker.h"
 
 namespace farcall::addon {
+
+std::shared_ptr<Backend> backend_of(const Napi::Value &v);  // backend.cpp
 
 namespace {
 
@@ -63,6 +66,14 @@ Napi::Value CreateMaster(const Napi::CallbackInfo &info) {
   cfg.memory_bytes = opt_u64(o, "memoryMiB", 64) << 20;
   cfg.output_limit = opt_u64(o, "outputLimit", 1 << 20);
   uint64_t timeout_ns = opt_u64(o, "initTimeoutMs", 10000) * 1000000;
+  std::vector<std::pair<std::string, std::shared_ptr<Backend>>> backends;
+  if (o.Get("backends").IsArray()) {
+    Napi::Array a = o.Get("backends").As<Napi::Array>();
+    for (uint32_t i = 0; i < a.Length(); i++) {
+      Napi::Object b = a.Get(i).As<Napi::Object>();
+      backends.emplace_back(b.Get("name").ToString(), backend_of(b.Get("handle")));
+    }
+  }
   try {
     cfg.mode = Kvm::get().default_entry_mode();
   } catch (const VmmError &e) {
@@ -72,7 +83,7 @@ Napi::Value CreateMaster(const Napi::CallbackInfo &info) {
   Worker::run_once(env, [=]() -> Completion {
     auto h = std::make_shared<MasterHandle>();
     try {
-      h->master = std::make_unique<Master>(*elf, cfg, timeout_ns);
+      h->master = std::make_unique<Master>(*elf, cfg, timeout_ns, backends);
     } catch (const VmmError &e) {
       Failure f = Failure::from(e);
       return [=](Napi::Env env) { deferred->Reject(f.to_error(env).Value()); };

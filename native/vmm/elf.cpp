@@ -20,7 +20,7 @@ static const Elf64_Phdr *phdrs(const std::vector<uint8_t> &f, const Elf64_Ehdr &
   return reinterpret_cast<const Elf64_Phdr *>(f.data() + eh.e_phoff);
 }
 
-ElfImage elf__inspect(const std::vector<uint8_t> &f) {
+ElfImage elf__inspect(const std::vector<uint8_t> &f, uint64_t region) {
   if (f.size() < 4 || std::memcmp(f.data(), ELFMAG, SELFMAG) != 0)
     throw VmmError(ErrorCode::NotElf, "not an ELF file (bad magic)");
   if (f.size() < sizeof(Elf64_Ehdr)) corrupt("file is shorter than an ELF header (truncated)");
@@ -57,7 +57,7 @@ ElfImage elf__inspect(const std::vector<uint8_t> &f) {
   }
   if (hi == 0) corrupt("no loadable segments");
   (void)has_dynamic;  // static-PIE has PT_DYNAMIC but no PT_INTERP: it relocates itself
-  img.base = eh.e_type == ET_DYN ? layout::kProgramBase - (lo & ~0xfffull) : 0;
+  img.base = eh.e_type == ET_DYN ? region + layout::kProgramBase - (lo & ~0xfffull) : 0;
   img.lowest = (lo & ~0xfffull) + img.base;
   img.end = hi + img.base;
   img.entry = eh.e_entry + img.base;
@@ -76,9 +76,20 @@ ElfImage elf__inspect(const std::vector<uint8_t> &f) {
   return img;
 }
 
-ElfImage elf__load(const std::vector<uint8_t> &f, Vm &vm, uint64_t limit) {
-  ElfImage img = elf__inspect(f);
-  if (img.lowest < layout::kPage || img.end > limit) {
+ElfImage elf__load(const std::vector<uint8_t> &f, Vm &vm, uint64_t region, uint64_t limit) {
+  ElfImage img = elf__inspect(f, region);
+  uint64_t region_end = region + vm.ram_bytes();
+  if (img.lowest < region + layout::kPage || img.lowest >= region_end) {
+    bool backend_region = region == layout::kBackendVa;
+    throw VmmError(ErrorCode::WrongLayout,
+                   std::string("program is linked at 0x") + [&] {
+                     char b[32];
+                     snprintf(b, sizeof b, "%llx", (unsigned long long)img.lowest);
+                     return std::string(b);
+                   }() + (backend_region ? ", outside the backend region: build backends with farcall_add_program(... BACKEND)"
+                                         : ", outside the request region: request programs load at 0x400000 (build without BACKEND)"));
+  }
+  if (img.end > limit) {
     throw VmmError(ErrorCode::TooBig, "program needs guest memory up to 0x" + [&] {
       char b[32];
       snprintf(b, sizeof b, "%llx", (unsigned long long)img.end);

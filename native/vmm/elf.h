@@ -18,8 +18,9 @@ struct ElfImage {
 };
 
 // Validates the file and returns what was found; throws NotElf/WrongArch/Dynamic/CorruptElf.
-ElfImage elf__inspect(const std::vector<uint8_t> &file);
-// Copies the segments into the VM's memory; throws TooBig when they do not fit below `limit`.
-ElfImage elf__load(const std::vector<uint8_t> &file, Vm &vm, uint64_t limit);
+ElfImage elf__inspect(const std::vector<uint8_t> &file, uint64_t base = 0);
+// Copies the segments into the VM's memory, whose RAM starts at guest-virtual `base`; throws
+// TooBig when they do not fit below `limit`, WrongLayout when linked for another region.
+ElfImage elf__load(const std::vector<uint8_t> &file, Vm &vm, uint64_t base, uint64_t limit);
 
 }  // namespace farcall

@@ -14,6 +14,7 @@ const char *error_code__name(ErrorCode c) {
     case ErrorCode::Dynamic: return "DynamicallyLinked";
     case ErrorCode::CorruptElf: return "CorruptElf";
     case ErrorCode::TooBig: return "TooBig";
+    case ErrorCode::WrongLayout: return "WrongLayout";
     case ErrorCode::GuestFault: return "GuestFault";
     case ErrorCode::Timeout: return "Timeout";
     case ErrorCode::MemoryLimit: return "MemoryLimit";

@@ -14,6 +14,7 @@ enum class ErrorCode {
   Dynamic,          // dynamically linked program
   CorruptElf,       // truncated, inconsistent headers
   TooBig,           // program does not fit the memory limit
+  WrongLayout,      // linked for the other region (request vs backend)
   GuestFault,       // CPU exception inside the guest
   Timeout,
   MemoryLimit,      // the guest ran out of its memory (fatal, not a mere ENOMEM)

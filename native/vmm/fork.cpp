@@ -4,13 +4,14 @@
 
 #include <cstring>
 
+#include "backend.h"
 #include "error.h"
 #include "layout.h"
 
 namespace farcall {
 
 namespace {
-constexpr uint64_t kSysReady = 0x4600, kSysRespond = 0x4601, kSysFail = 0x4602;
+
 
 std::string describe_stop(const Stop &st) {
   switch (st.kind) {
@@ -38,8 +39,10 @@ Stop run_bounded(Process &p, uint64_t timeout_ns) {
 }
 }  // namespace
 
-Master::Master(const std::vector<uint8_t> &elf, const ProcessConfig &cfg, uint64_t timeout_ns) {
+Master::Master(const std::vector<uint8_t> &elf, const ProcessConfig &cfg, uint64_t timeout_ns,
+               const std::vector<std::pair<std::string, std::shared_ptr<Backend>>> &backends) {
   proc_ = std::make_unique<Process>(elf, cfg);
+  for (auto &[name, b] : backends) proc_->attach(b.get(), b, name);
   uint64_t t0 = Vcpu::now_ns();
   Stop st = run_bounded(*proc_, timeout_ns);
   init_ns_ = Vcpu::now_ns() - t0;

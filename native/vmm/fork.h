@@ -23,7 +23,9 @@ class Master {
  public:
   // Loads and runs `elf` until it calls farcall_ready(). Throws VmmError (with a Stop-derived
   // message) if it exits, faults or times out first.
-  Master(const std::vector<uint8_t> &elf, const ProcessConfig &cfg, uint64_t timeout_ns);
+  // `backends` are attached (callable by name) before the program starts.
+  Master(const std::vector<uint8_t> &elf, const ProcessConfig &cfg, uint64_t timeout_ns,
+         const std::vector<std::pair<std::string, std::shared_ptr<Backend>>> &backends = {});
   Process &process() { return *proc_; }
   const CpuState &state() const { return state_; }
   uint64_t arena() const { return arena_; }

@@ -35,6 +35,20 @@ constexpr uint64_t kTrapSyscall = 0x000;      // offset of the LSTAR target
 constexpr uint64_t kTrapVector = 0x100;       // + vector * 8
 constexpr uint64_t kTrapGateReturn = 0xa00;   // return address of a far call
 
+// Backends: every backend program is linked to run at kBackendVa (PML4 slot 2), disjoint from
+// request RAM, so a pointer means the same thing in a caller and in the backend it calls.
+// Each instance's memory has its own guest-physical range, the same in every VM.
+constexpr uint64_t kBackendVa = 0x10000000000ull;        // 1 TiB
+constexpr uint64_t kBackendGpaBase = 0x100000000000ull;  // 16 TiB
+constexpr uint64_t kBackendGpaStride = 16ull << 30;      // per instance; also the largest backend RAM
+constexpr uint64_t kMaxBackendSlots = 2000;
+// Gate addresses: what a request program calls. Never mapped in any root, so the call
+// faults (#PF on instruction fetch) and the VMM looks the address up: backend b's entry e is
+// kGateVa + b * kGateStride + e * 16.
+constexpr uint64_t kGateVa = 0x8000000000ull;  // 512 GiB, PML4 slot 1
+constexpr uint64_t kGateStride = 0x10000;
+constexpr uint64_t kGateEntries = kGateStride / 16;
+
 // Segment selectors (the same as Linux so programs that read them see familiar values).
 constexpr uint16_t kKernelCs = 0x08;
 constexpr uint16_t kKernelDs = 0x10;

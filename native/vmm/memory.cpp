@@ -70,4 +70,30 @@ void GuestRegion::drop_private() {
   if (is_fork()) madvise(host_, size_, MADV_DONTNEED);
 }
 
+uint64_t GuestView::end() const { return va + region->size(); }
+
+uint8_t *GuestView::ptr(uint64_t a, uint64_t len) const {
+  uint64_t lo = va < 4096 ? 4096 : va, hi = end();
+  if (a < lo || a >= hi || len > hi - a) return nullptr;
+  return region->host() + (a - va);
+}
+
+bool GuestView::write(uint64_t a, const void *src, uint64_t len) const {
+  uint8_t *p = ptr(a, len);
+  if (!p) return false;
+  std::memcpy(p, src, len);
+  region->mark_host_dirty(a - va, len);
+  return true;
+}
+
+bool GuestView::read(void *dst, uint64_t a, uint64_t len) const {
+  uint8_t *p = ptr(a, len);
+  if (!p) return false;
+  std::memcpy(dst, p, len);
+  return true;
+}
+
+void GuestView::zero(uint64_t a, uint64_t len) const { region->zero(a - va, len); }
+void GuestView::mark(uint64_t a, uint64_t len) const { region->mark_host_dirty(a - va, len); }
+
 }  // namespace farcall

@@ -43,4 +43,18 @@ class GuestRegion {
   std::vector<uint64_t> host_dirty_;  // one bit per page
 };
 
+// A region as the guest sees it: guest-virtual [va, va + size) backed by `region`.
+// Every pointer a guest hands the VMM is checked and translated here.
+struct GuestView {
+  GuestRegion *region = nullptr;
+  uint64_t va = 0;
+  uint64_t end() const;
+  // Host pointer for [a, a+len) when it lies wholly in the region (never page 0), else null.
+  uint8_t *ptr(uint64_t a, uint64_t len) const;
+  bool write(uint64_t a, const void *src, uint64_t len) const;  // records the write for resets
+  bool read(void *dst, uint64_t a, uint64_t len) const;
+  void zero(uint64_t a, uint64_t len) const;
+  void mark(uint64_t a, uint64_t len) const;
+};
+
 }  // namespace farcall

@@ -25,8 +25,10 @@ uint64_t *PageTables::table(uint64_t gpa) {
 }
 
 // Returns the entry for `va` at level 1 (PT), 2 (PD); creates intermediate tables.
-uint64_t *PageTables::walk(uint64_t va, int level_wanted) {
-  uint64_t t = root_;
+uint64_t PageTables::add_root() { return alloc(); }
+
+uint64_t *PageTables::walk(uint64_t root, uint64_t va, int level_wanted) {
+  uint64_t t = root;
   for (int level = 4; level > level_wanted; level--) {
     unsigned idx = (va >> (12 + 9 * (level - 1))) & 511;
     uint64_t &e = table(t)[idx];
@@ -37,25 +39,23 @@ uint64_t *PageTables::walk(uint64_t va, int level_wanted) {
   return &table(t)[(va >> (12 + 9 * (level_wanted - 1))) & 511];
 }
 
-void PageTables::map(uint64_t va, uint64_t gpa, uint64_t size, uint64_t flags) {
+void PageTables::map(uint64_t va, uint64_t gpa, uint64_t size, uint64_t flags, uint64_t root) {
+  if (!root) root = root_;
   uint64_t end = va + size;
   flags |= pte::P | pte::A | pte::D;
   while (va < end) {
     if ((va & ((2 << 20) - 1)) == 0 && (gpa & ((2 << 20) - 1)) == 0 && end - va >= (2 << 20)) {
-      *walk(va, 2) = gpa | flags | pte::PS;
+      *walk(root, va, 2) = gpa | flags | pte::PS;
       va += 2 << 20;
       gpa += 2 << 20;
     } else {
-      *walk(va, 1) = gpa | flags;
+      *walk(root, va, 1) = gpa | flags;
       va += 4096;
       gpa += 4096;
     }
   }
 }
 
-void PageTables::share_slot(const PageTables &other, unsigned slot) {
-  uint64_t e = const_cast<PageTables &>(other).table(other.root_)[slot];
-  table(root_)[slot] = e;
-}
+void PageTables::share_slot(uint64_t to, uint64_t from, unsigned slot) { table(to)[slot] = table(from)[slot]; }
 
 }  // namespace farcall

@@ -20,16 +20,19 @@ class PageTables {
  public:
   PageTables(GuestRegion &region, uint64_t region_gpa, uint64_t first, uint64_t limit);
   uint64_t root_gpa() const { return root_; }
-  // Maps [va, va+size) to [gpa, gpa+size); uses 2 MiB pages where both are aligned.
-  void map(uint64_t va, uint64_t gpa, uint64_t size, uint64_t flags);
-  // Points PML4 slot `slot` of this root at the same table as in `other` (sharing subtrees).
-  void share_slot(const PageTables &other, unsigned slot);
+  // Maps [va, va+size) to [gpa, gpa+size) under `root` (default: the first root); uses
+  // 2 MiB pages where both are aligned.
+  void map(uint64_t va, uint64_t gpa, uint64_t size, uint64_t flags, uint64_t root = 0);
+  // A new, empty root in the same table area.
+  uint64_t add_root();
+  // Copies PML4 entry `slot` from root `from` into root `to` (the subtree is shared).
+  void share_slot(uint64_t to, uint64_t from, unsigned slot);
   uint64_t used_bytes() const { return next_ - first_; }
 
  private:
   uint64_t *table(uint64_t gpa);
   uint64_t alloc();
-  uint64_t *walk(uint64_t va, int level_wanted);
+  uint64_t *walk(uint64_t root, uint64_t va, int level_wanted);
   GuestRegion &region_;
   uint64_t region_gpa_, first_, next_, limit_, root_;
 };

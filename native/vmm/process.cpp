@@ -5,8 +5,10 @@
 #include <time.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 
+#include "backend.h"
 #include "error.h"
 #include "layout.h"
 
@@ -39,25 +41,39 @@ Process::Process(const std::vector<uint8_t> &elf, const ProcessConfig &cfg) : cf
   VmConfig vc;
   vc.ram_bytes = cfg.memory_bytes;
   vc.mode = cfg.mode;
+  vc.ram_va = cfg.ram_va;
+  vc.ram_gpa = cfg.ram_gpa;
   vm_ = std::make_unique<Vm>(vc);
+  mem_ = GuestView{&vm_->ram(), vc.ram_va};
   uint64_t ram = vm_->ram_bytes();
   uint64_t stack = std::min<uint64_t>(8ull << 20, ram / 8);
-  ms_.stack_bottom = ram - stack;
+  ms_.stack_bottom = mem_.end() - stack;
   ms_.mmap_top = ms_.stack_bottom - kPage;
-  ElfImage img = elf__load(elf, *vm_, ms_.mmap_top);
+  ElfImage img = elf__load(elf, *vm_, mem_.va, ms_.mmap_top);
   ms_.brk_start = ms_.brk = page_up(img.end);
   build_stack(img);
   start_ns_ = Vcpu::now_ns();
 }
 
-Process::Process(const Process &master, const CpuState &state, bool dirty_log) : cfg_(master.cfg_), ms_(master.ms_) {
+Process::Process(const Process &master, const CpuState &state, bool dirty_log)
+    : cfg_(master.cfg_), ms_(master.ms_) {
+  attached_ = master.attached_;
   vm_ = std::make_unique<Vm>(*master.vm_, state, dirty_log);
+  mem_ = vm_->view();
   start_ns_ = Vcpu::now_ns();
+}
+
+Process::Process(const Process &proto, GuestView view) : cfg_(proto.cfg_), mem_(view), ms_(proto.ms_) {}
+
+Process::Process(const VmConfig &vc) {
+  vm_ = std::make_unique<Vm>(vc);
+  mem_ = vm_->view();
+  ms_.stack_bottom = ms_.mmap_top = ms_.brk = ms_.brk_start = mem_.end();
 }
 
 void Process::build_stack(const ElfImage &img) {
   // Strings and random bytes at the very top, then auxv, envp, argv, argc below, 16-aligned.
-  uint64_t top = vm_->ram_bytes();
+  uint64_t top = mem_.end();
   std::vector<uint8_t> blob;
   auto put_str = [&](const std::string &s) {
     blob.insert(blob.end(), s.begin(), s.end());
@@ -72,7 +88,7 @@ void Process::build_stack(const ElfImage &img) {
   blob.resize(blob.size() + 16);
   getrandom(blob.data() + rand_off, 16, 0);
   uint64_t blob_at = (top - blob.size() - 64) & ~15ull;
-  vm_->copy_to_user(blob_at, blob.data(), blob.size());
+  mem_.write(blob_at, blob.data(), blob.size());
 
   uint32_t hwcap = 0;
   for (auto &e : Kvm::get().cpuid())
@@ -96,7 +112,7 @@ void Process::build_stack(const ElfImage &img) {
   uint64_t sp = (blob_at - v.size() * 8) & ~15ull;
   if (sp < ms_.stack_bottom + 4096)
     throw VmmError(ErrorCode::TooBig, "arguments and environment do not fit on the initial stack");
-  vm_->copy_to_user(sp, v.data(), v.size() * 8);
+  mem_.write(sp, v.data(), v.size() * 8);
   kvm_regs &r = vm_->vcpu().regs();
   r = {};
   r.rip = img.entry;
@@ -106,13 +122,24 @@ void Process::build_stack(const ElfImage &img) {
 }
 
 Stop Process::run(uint64_t deadline_ns) {
+  req_deadline_ = deadline_ns;
   for (;;) {
-    Event ev = vm_->run(deadline_ns);
+    Event ev = vm_->run(call_.active ? call_.deadline : deadline_ns);
     Stop st;
     switch (ev.kind) {
       case Event::Syscall: {
+        if (call_.active) {
+          gate_syscall();
+          if (!call_.active && call_.host) break;  // a host call ended
+          continue;
+        }
         kvm_regs &r = vm_->vcpu().regs();
         uint64_t nr = r.rax;
+        if (nr == kSysLookup) {
+          stats_.syscalls[nr]++;
+          vm_->syscall_return(lookup(r.rdi, r.rsi));
+          continue;
+        }
         if (nr >= kFarcallSysFirst && nr <= kFarcallSysLast) {
           stats_.syscalls[nr]++;
           st.kind = Stop::Farcall;
@@ -120,7 +147,7 @@ Stop Process::run(uint64_t deadline_ns) {
           return st;
         }
         st.kind = Stop::Exited;
-        uint64_t ret = syscall(nr, r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9, &st);
+        uint64_t ret = syscall(vm_->vcpu(), nr, r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9, &st);
         if (st.kind != Stop::Exited || st.message == "exit") {
           if (st.message == "exit") st.message.clear();
           return st;
@@ -128,33 +155,74 @@ Stop Process::run(uint64_t deadline_ns) {
         vm_->syscall_return(ret);
         continue;
       }
+      case Event::Exception:
+        if (call_.active) {
+          char what[96];
+          snprintf(what, sizeof what, "backend fault: vector %d at rip 0x%llx (address 0x%llx)", ev.vector,
+                   (unsigned long long)ev.rip, (unsigned long long)ev.cr2);
+          gate_leave(kErrBackendFault, true, what);
+          if (call_.host) break;
+          continue;
+        }
+        if (ev.vector == 14 && ev.cr2 >= layout::kGateVa && ev.cr2 < layout::kGateVa + (layout::kGateVa >> 1)) {
+          if (gate_enter(ev, &st)) continue;
+          return st;
+        }
+        st.kind = Stop::Fault;
+        st.event = ev;
+        return st;
+      case Event::GateReturn:
+        if (call_.active) {
+          gate_leave(int64_t(vm_->vcpu().regs().rax), false, "");
+          if (call_.host) break;
+          continue;
+        }
+        st.kind = Stop::Fault;
+        ev.kind = Event::Unexpected;
+        ev.rip = vm_->vcpu().regs().rip;
+        ev.detail = "jump to the far-call return address outside a call";
+        st.event = ev;
+        return st;
       case Event::Timeout:
+        if (call_.active && (deadline_ns == 0 || Vcpu::now_ns() < deadline_ns)) {
+          // The call's own limit passed, not the caller's: the caller gets an error value.
+          gate_leave(kErrBackendTimeout, true, "backend call timed out");
+          if (call_.host) break;
+          continue;
+        }
+        gate_abandon("the caller timed out during the call");
         st.kind = Stop::Timeout;
         st.event = ev;
         st.message = "execution timed out";
         return st;
       default:
+        gate_abandon("the caller stopped during the call");
         st.kind = Stop::Fault;
         st.event = ev;
         return st;
     }
+    // Only host calls get here: the call is over, RAX holds its result.
+    call_.host = false;
+    st.kind = Stop::Farcall;
+    st.nr = kHostCallDone;
+    return st;
   }
 }
 
 uint64_t Process::sys_read(int fd, uint64_t buf, uint64_t len) {
   if (fd != 0) return neg(EBADF);
-  uint8_t *p = vm_->user_ptr(buf, len);
+  uint8_t *p = mem_.ptr(buf, len);
   if (!p && len) return neg(EFAULT);
   size_t n = std::min<uint64_t>(len, cfg_.stdin_data.size() - ms_.stdin_pos);
   std::memcpy(p, cfg_.stdin_data.data() + ms_.stdin_pos, n);
-  vm_->ram().mark_host_dirty(buf, n);
+  mem_.mark(buf, n);
   ms_.stdin_pos += n;
   return n;
 }
 
 uint64_t Process::sys_write(int fd, uint64_t buf, uint64_t len, Stop *stop) {
   if (fd != 1 && fd != 2) return neg(EBADF);
-  const uint8_t *p = vm_->user_ptr(buf, len);
+  const uint8_t *p = mem_.ptr(buf, len);
   if (!p && len) return neg(EFAULT);
   std::string &o = fd == 1 ? out_ : err_;
   if (o.size() + len > cfg_.output_limit) {
@@ -194,7 +262,7 @@ void Process::unmap_range(uint64_t a, uint64_t b) {
     if (s < a) ms_.maps[s] = a - s;
     if (e > b) ms_.maps[b] = e - b;
   }
-  vm_->ram().zero(a, b - a);
+  mem_.zero(a, b - a);
 }
 
 uint64_t Process::sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd, uint64_t off) {
@@ -204,7 +272,7 @@ uint64_t Process::sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t 
   if (len == 0) return neg(EINVAL);
   if (!(flags & MAP_ANON_)) return fd < 0 ? neg(EBADF) : neg(ENODEV);  // no files in the guest
   len = page_up(len);
-  if (len > ms_.mmap_top) {
+  if (len > ms_.mmap_top - mem_.va) {
     stats_.enomem++;
     return neg(ENOMEM);
   }
@@ -255,9 +323,9 @@ uint64_t Process::sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, u
     return neg(ENOMEM);
   }
   ms_.maps[at] = new_len;
-  uint8_t *dst = vm_->user_ptr(at, old_len), *src = vm_->user_ptr(old, old_len);
+  uint8_t *dst = mem_.ptr(at, old_len), *src = mem_.ptr(old, old_len);
   std::memcpy(dst, src, old_len);
-  vm_->ram().mark_host_dirty(at, old_len);
+  mem_.mark(at, old_len);
   unmap_range(old, old + old_len);
   return at;
 }
@@ -269,12 +337,12 @@ uint64_t Process::sys_brk(uint64_t want) {
     stats_.enomem++;
     return ms_.brk;
   }
-  if (page_up(want) < page_up(ms_.brk)) vm_->ram().zero(page_up(want), page_up(ms_.brk) - page_up(want));
+  if (page_up(want) < page_up(ms_.brk)) mem_.zero(page_up(want), page_up(ms_.brk) - page_up(want));
   ms_.brk = want;
   return ms_.brk;
 }
 
-uint64_t Process::syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+uint64_t Process::syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                           uint64_t a5, Stop *stop) {
   stats_.syscalls[nr]++;
   switch (nr) {
@@ -286,7 +354,7 @@ uint64_t Process::syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, ui
       uint64_t total = 0;
       for (uint64_t i = 0; i < a2; i++) {
         uint64_t iov[2];
-        if (!vm_->copy_from_user(iov, a1 + 16 * i, 16)) return neg(EFAULT);
+        if (!mem_.read(iov, a1 + 16 * i, 16)) return neg(EFAULT);
         uint64_t r = nr == NR_writev ? sys_write(int(a0), iov[0], iov[1], stop)
                                       : sys_read(int(a0), iov[0], iov[1]);
         if (int64_t(r) < 0) return total ? total : r;
@@ -303,7 +371,7 @@ uint64_t Process::syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, ui
       uint64_t buf = nr == NR_fstat ? a1 : a2;
       if (nr == NR_newfstatat) {
         char c = 1;
-        if (!vm_->copy_from_user(&c, a1, 1)) return neg(EFAULT);
+        if (!mem_.read(&c, a1, 1)) return neg(EFAULT);
         if (c != 0 || !(a3 & 0x1000)) return neg(ENOENT);  // paths: there is no file system
       }
       if (fd < 0 || fd > 2) return neg(EBADF);
@@ -312,7 +380,7 @@ uint64_t Process::syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, ui
       uint64_t blksize = 4096;
       std::memcpy(st + 24, &mode, 4);
       std::memcpy(st + 56, &blksize, 8);
-      return vm_->copy_to_user(buf, st, sizeof st) ? 0 : neg(EFAULT);
+      return mem_.write(buf, st, sizeof st) ? 0 : neg(EFAULT);
     }
     case NR_lseek: return a0 <= 2 ? neg(ESPIPE) : neg(EBADF);
     case NR_mmap: return sys_mmap(a0, a1, a2, a3, int64_t(a4), a5);
@@ -321,11 +389,11 @@ uint64_t Process::syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, ui
     case NR_mprotect:
       // Protection changes are accepted but not enforced: the guest's page tables are fixed
       // (host edits are not seen under shadow paging). The range must be the guest's own.
-      return vm_->user_ptr(a0, a1) ? 0 : neg(ENOMEM);
+      return mem_.ptr(a0, a1) ? 0 : neg(ENOMEM);
     case NR_madvise:
       if (a2 == 4 /* MADV_DONTNEED */) {
-        if (a0 % kPage || !vm_->user_ptr(a0, a1)) return neg(EINVAL);
-        vm_->ram().zero(a0, page_up(a1));
+        if (a0 % kPage || !mem_.ptr(a0, a1)) return neg(EINVAL);
+        mem_.zero(a0, page_up(a1));
       }
       return 0;
     case NR_brk: return sys_brk(a0);
@@ -336,7 +404,7 @@ uint64_t Process::syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, ui
       size_t sz = nr == NR_rt_sigaction ? 32 : 8;
       if (old) {
         uint8_t z[32] = {};
-        if (!vm_->copy_to_user(old, z, sz)) return neg(EFAULT);
+        if (!mem_.write(old, z, sz)) return neg(EFAULT);
       }
       return 0;
     }
@@ -348,7 +416,7 @@ uint64_t Process::syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, ui
     case NR_clock_nanosleep: {
       uint64_t req = nr == NR_nanosleep ? a0 : a2;
       timespec ts;
-      if (!vm_->copy_from_user(&ts, req, sizeof ts)) return neg(EFAULT);
+      if (!mem_.read(&ts, req, sizeof ts)) return neg(EFAULT);
       if (nr == NR_clock_nanosleep && (a1 & 1)) return 0;  // TIMER_ABSTIME: do not sleep on guest clocks
       nanosleep(&ts, nullptr);  // the timeout watchdog interrupts this too
       return 0;
@@ -385,15 +453,15 @@ uint64_t Process::syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, ui
       std::strcpy(u[3], "#1 SMP farcall");
       std::strcpy(u[4], "x86_64");
       std::strcpy(u[5], "(none)");
-      return vm_->copy_to_user(a0, u, sizeof u) ? 0 : neg(EFAULT);
+      return mem_.write(a0, u, sizeof u) ? 0 : neg(EFAULT);
     }
     case NR_arch_prctl: {
-      kvm_sregs &s = vm_->vcpu().sregs();
+      kvm_sregs &s = cpu.sregs();
       switch (a0) {
-        case 0x1002: s.fs.base = a1; vm_->vcpu().sregs_dirty(); return 0;  // ARCH_SET_FS
-        case 0x1001: s.gs.base = a1; vm_->vcpu().sregs_dirty(); return 0;  // ARCH_SET_GS
-        case 0x1003: return vm_->copy_to_user(a1, &s.fs.base, 8) ? 0 : neg(EFAULT);
-        case 0x1004: return vm_->copy_to_user(a1, &s.gs.base, 8) ? 0 : neg(EFAULT);
+        case 0x1002: s.fs.base = a1; cpu.sregs_dirty(); return 0;  // ARCH_SET_FS
+        case 0x1001: s.gs.base = a1; cpu.sregs_dirty(); return 0;  // ARCH_SET_GS
+        case 0x1003: return mem_.write(a1, &s.fs.base, 8) ? 0 : neg(EFAULT);
+        case 0x1004: return mem_.write(a1, &s.gs.base, 8) ? 0 : neg(EFAULT);
         default: return neg(EINVAL);
       }
     }
@@ -404,7 +472,7 @@ uint64_t Process::syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, ui
       if (op == 1 || op == 10) return 0;  // WAKE: nobody else to wake
       if (op == 0 || op == 9) {           // WAIT: one thread, so nobody can ever wake us
         uint32_t cur;
-        if (!vm_->copy_from_user(&cur, a0, 4)) return neg(EFAULT);
+        if (!mem_.read(&cur, a0, 4)) return neg(EFAULT);
         return cur != uint32_t(a2) ? neg(EAGAIN) : neg(ETIMEDOUT);
       }
       return neg(ENOSYS);
@@ -419,40 +487,40 @@ uint64_t Process::syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, ui
       if (clk < 0 || clk > 11) return neg(EINVAL);
       if (nr == NR_clock_getres) {
         ts = {0, 1};
-        return a1 == 0 || vm_->copy_to_user(a1, &ts, sizeof ts) ? 0 : neg(EFAULT);
+        return a1 == 0 || mem_.write(a1, &ts, sizeof ts) ? 0 : neg(EFAULT);
       }
       clock_gettime(clk, &ts);
-      if (nr == NR_clock_gettime) return vm_->copy_to_user(a1, &ts, sizeof ts) ? 0 : neg(EFAULT);
+      if (nr == NR_clock_gettime) return mem_.write(a1, &ts, sizeof ts) ? 0 : neg(EFAULT);
       if (nr == NR_time) {
         uint64_t t = ts.tv_sec;
-        if (a0 && !vm_->copy_to_user(a0, &t, 8)) return neg(EFAULT);
+        if (a0 && !mem_.write(a0, &t, 8)) return neg(EFAULT);
         return t;
       }
       uint64_t tv[2] = {uint64_t(ts.tv_sec), uint64_t(ts.tv_nsec / 1000)};
-      return !a0 || vm_->copy_to_user(a0, tv, 16) ? 0 : neg(EFAULT);
+      return !a0 || mem_.write(a0, tv, 16) ? 0 : neg(EFAULT);
     }
     case NR_getrlimit:
     case NR_prlimit64: {
       uint64_t res = nr == NR_getrlimit ? a0 : a1, out = nr == NR_getrlimit ? a1 : a3;
       if (nr == NR_prlimit64 && a0 != 0 && a0 != 1) return neg(ESRCH);
       uint64_t lim[2] = {~0ull, ~0ull};
-      if (res == 3) lim[0] = lim[1] = vm_->ram_bytes() - ms_.stack_bottom;  // RLIMIT_STACK
+      if (res == 3) lim[0] = lim[1] = mem_.end() - ms_.stack_bottom;  // RLIMIT_STACK
       if (res == 7) lim[0] = lim[1] = 3;                                    // RLIMIT_NOFILE
-      if (res == 9) lim[0] = lim[1] = vm_->ram_bytes();                    // RLIMIT_AS
-      if (out && !vm_->copy_to_user(out, lim, 16)) return neg(EFAULT);
+      if (res == 9) lim[0] = lim[1] = mem_.region->size();                   // RLIMIT_AS
+      if (out && !mem_.write(out, lim, 16)) return neg(EFAULT);
       return 0;
     }
     case NR_sched_getaffinity: {
       if (a1 < 8) return neg(EINVAL);
       uint64_t mask = 1;
-      return vm_->copy_to_user(a2, &mask, 8) ? 8 : neg(EFAULT);
+      return mem_.write(a2, &mask, 8) ? 8 : neg(EFAULT);
     }
     case NR_getrandom: {
-      uint8_t *p = vm_->user_ptr(a0, a1);
+      uint8_t *p = mem_.ptr(a0, a1);
       if (!p && a1) return neg(EFAULT);
       uint64_t n = std::min<uint64_t>(a1, 1 << 20);
       ssize_t got = getrandom(p, n, 0);
-      vm_->ram().mark_host_dirty(a0, n);
+      mem_.mark(a0, n);
       return got < 0 ? neg(errno) : uint64_t(got);
     }
     case NR_open:
@@ -462,7 +530,7 @@ uint64_t Process::syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, ui
     case NR_readlinkat: return neg(ENOENT);  // guests see no host files
     case NR_getcwd: {
       if (a1 < 2) return neg(ERANGE);
-      return vm_->copy_to_user(a0, "/", 2) ? 2 : neg(EFAULT);
+      return mem_.write(a0, "/", 2) ? 2 : neg(EFAULT);
     }
     default:
       (void)a4;

@@ -19,7 +19,11 @@ struct ProcessConfig {
   uint64_t memory_bytes = 64ull << 20;
   uint64_t output_limit = 1ull << 20;  // per stream
   EntryMode mode = EntryMode::TrapPage;
+  uint64_t ram_va = 0, ram_gpa = 0;  // backends: layout::kBackendVa and their slot's address
 };
+
+class Backend;
+struct Instance;
 
 // Why Process::run returned control to its owner.
 struct Stop {
@@ -39,6 +43,10 @@ struct ProcessStats {
 
 // Guest syscall numbers of the farcall ABI (guest-sdk/include/farcall.h has the same).
 constexpr uint64_t kFarcallSysFirst = 0x4600, kFarcallSysLast = 0x46ff;
+constexpr uint64_t kSysReady = 0x4600, kSysRespond = 0x4601, kSysFail = 0x4602, kSysLookup = 0x4603,
+                   kSysServe = 0x4604;
+// Not a guest call: the Stop::Farcall number a host call ends with (result in RAX).
+constexpr uint64_t kHostCallDone = 0x46ff;
 
 class Process {
  public:
@@ -46,6 +54,24 @@ class Process {
   Process(const std::vector<uint8_t> &elf, const ProcessConfig &cfg);
   // A fork of `master` (a process stopped at a Farcall stop), sharing its memory copy-on-write.
   Process(const Process &master, const CpuState &state, bool dirty_log);
+  // A system-call personality without a VM, over another copy of `proto`'s memory (a backend
+  // instance): its own brk/mmap bookkeeping, system calls made during gated calls.
+  Process(const Process &proto, GuestView view);
+  // A VM with empty RAM and no program, used to make calls from the host into backends.
+  explicit Process(const VmConfig &vc);
+
+  // Makes every instance of `backend` callable from this VM through the gate. Only before the
+  // VM first runs; forks inherit it. `keep` holds the backend alive (null for its own host caller).
+  void attach(Backend *backend, std::shared_ptr<Backend> keep, const std::string &name);
+  // Calls entry `entry` of attached backend `index` from the host: args in RDI..RCX; returns
+  // the Stop (Farcall/kHostCallDone with the result in RAX, or a failure).
+  Stop host_call(size_t index, int entry, const uint64_t args[4], uint64_t deadline_ns);
+  bool in_call() const { return call_.active; }
+  const GuestView &view() const { return mem_; }
+  void reset_output() {
+    out_.clear();
+    err_.clear();
+  }
 
   Vm &vm() { return *vm_; }
   Stop run(uint64_t deadline_ns);
@@ -63,7 +89,7 @@ class Process {
 
  private:
   void build_stack(const ElfImage &img);
-  uint64_t syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5,
+  uint64_t syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5,
                    Stop *stop);
   uint64_t sys_read(int fd, uint64_t buf, uint64_t len);
   uint64_t sys_write(int fd, uint64_t buf, uint64_t len, Stop *stop);
@@ -73,9 +99,33 @@ class Process {
   uint64_t sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_t flags);
   uint64_t find_gap(uint64_t len);
   void unmap_range(uint64_t a, uint64_t b);
+  uint64_t lookup(uint64_t name_ptr, uint64_t len);
+  // The gate (gate.cpp).
+  bool gate_enter(const Event &ev, Stop *stop);
+  void gate_leave(int64_t result, bool restore, const std::string &why);
+  void gate_syscall();
+  void gate_abandon(const char *why);
+
+  struct Attached {
+    Backend *backend;
+    std::shared_ptr<Backend> keep;
+    std::string name;
+    std::vector<uint64_t> roots;  // page-table root per instance
+  };
+  struct Call {
+    bool active = false, host = false;
+    Attached *at = nullptr;
+    Instance *inst = nullptr;
+    int entry = -1;
+    uint64_t ret_rip = 0, caller_rsp = 0, caller_rflags = 0, caller_fs = 0, caller_cr3 = 0, t0 = 0, deadline = 0;
+  };
+  std::vector<Attached> attached_;
+  Call call_;
+  uint64_t req_deadline_ = 0;
 
   ProcessConfig cfg_;
   std::unique_ptr<Vm> vm_;
+  GuestView mem_;  // the memory system calls act on
   MemState ms_;
   std::string out_, err_;
   ProcessStats stats_;

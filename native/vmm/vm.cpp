@@ -45,7 +45,7 @@ Vm::Vm(const VmConfig &cfg) : cfg_(cfg) {
   create_vm();
   ram_ = GuestRegion::create(cfg_.ram_bytes, "farcall-ram");
   kmem_ = GuestRegion::create(kKernelSize, "farcall-kernel");
-  add_slot(0, kUserBase, *ram_, cfg_.dirty_log);
+  add_slot(0, cfg_.ram_gpa, *ram_, cfg_.dirty_log);
   add_slot(1, kKernelGpa, *kmem_, cfg_.dirty_log);
   build_kernel();
   setup_vcpu();
@@ -57,8 +57,11 @@ Vm::Vm(const Vm &master, const CpuState &state, bool dirty_log) : cfg_(master.cf
   create_vm();
   ram_ = GuestRegion::fork_of(master.ram_);
   kmem_ = GuestRegion::fork_of(master.kmem_);
-  add_slot(0, kUserBase, *ram_, dirty_log);
+  add_slot(0, cfg_.ram_gpa, *ram_, dirty_log);
   add_slot(1, kKernelGpa, *kmem_, dirty_log);
+  extra_ = master.extra_;
+  next_slot_ = master.next_slot_;
+  for (auto &x : extra_) add_slot(x.slot, x.gpa, *x.region, false);
   setup_vcpu();
   restore_state(state, true);
 }
@@ -129,8 +132,13 @@ void Vm::build_kernel() {
   }
   // Page tables: user RAM identity-mapped (page 0 left out), the kernel region and the trap page.
   pt_ = std::make_unique<PageTables>(*kmem_, kKernelGpa, kPageTableOff, kKernelSize);
-  pt_->map(kPage, kPage, kHugePage - kPage, pte::W | pte::U);
-  pt_->map(kHugePage, kHugePage, cfg_.ram_bytes - kHugePage, pte::W | pte::U);
+  uint64_t va = cfg_.ram_va, gpa = cfg_.ram_gpa;
+  if (va == 0) {  // keep page 0 unmapped: null pointers fault
+    pt_->map(va + kPage, gpa + kPage, kHugePage - kPage, pte::W | pte::U);
+    pt_->map(va + kHugePage, gpa + kHugePage, cfg_.ram_bytes - kHugePage, pte::W | pte::U);
+  } else {
+    pt_->map(va, gpa, cfg_.ram_bytes, pte::W | pte::U);
+  }
   pt_->map(kKernelVa, kKernelGpa, kPageTableOff, pte::W | pte::G);
   // User-accessible: on PVM the `syscall` target is fetched at CPL 3, and a far call returns
   // to it from user mode. A user jump into it is told apart by CS (see decode_trap).
@@ -199,24 +207,15 @@ void Vm::setup_vcpu() {
   vcpu_->pull();
 }
 
-uint8_t *Vm::user_ptr(uint64_t va, uint64_t len) {
-  if (va < kPage || va >= cfg_.ram_bytes || len > cfg_.ram_bytes - va) return nullptr;
-  return ram_->host() + va;
-}
-
-bool Vm::copy_to_user(uint64_t va, const void *src, uint64_t len) {
-  uint8_t *p = user_ptr(va, len);
-  if (!p) return false;
-  std::memcpy(p, src, len);
-  ram_->mark_host_dirty(va, len);
-  return true;
-}
-
-bool Vm::copy_from_user(void *dst, uint64_t va, uint64_t len) {
-  uint8_t *p = user_ptr(va, len);
-  if (!p) return false;
-  std::memcpy(dst, p, len);
-  return true;
+uint64_t Vm::attach_region(uint64_t va, uint64_t gpa, const std::shared_ptr<GuestRegion> &region) {
+  if (!pt_) throw VmmError(ErrorCode::BadState, "backends are attached to a master before it runs, not to a fork");
+  int slot = next_slot_++;
+  add_slot(slot, gpa, *region, false);
+  extra_.push_back(Extra{slot, gpa, region});
+  uint64_t root = pt_->add_root();
+  for (unsigned i = 0; i < 512; i++) pt_->share_slot(root, cr3_, i);
+  pt_->map(va, gpa, region->size(), pte::W | pte::U, root);
+  return root;
 }
 
 Event Vm::exception_event(int vector) {
@@ -252,6 +251,7 @@ Event Vm::decode_trap(uint64_t off) {
     return exception_event(int((off - kTrapVector) / 8));
   } else {
     ev.kind = Event::Unexpected;
+    ev.rip = vcpu_->regs().rip;
     ev.detail = "jump into the trap page at offset " + std::to_string(off);
   }
   return ev;

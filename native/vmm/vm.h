@@ -37,6 +37,8 @@ struct CpuState {
 
 struct VmConfig {
   uint64_t ram_bytes = 64ull << 20;
+  uint64_t ram_va = 0;   // where RAM appears to the guest (request programs: 0; backends: layout::kBackendVa)
+  uint64_t ram_gpa = 0;  // where it sits in guest-physical space
   EntryMode mode = EntryMode::TrapPage;
   bool dirty_log = false;  // track guest writes (forks)
 };
@@ -63,11 +65,17 @@ class Vm {
   EntryMode mode() const { return cfg_.mode; }
   const ExitStats &exit_stats() const { return stats_; }
 
-  // Host pointer for guest-virtual [va, va+len) when it lies wholly in user RAM, else null.
-  // Every pointer a guest hands the VMM goes through here.
-  uint8_t *user_ptr(uint64_t va, uint64_t len);
-  bool copy_to_user(uint64_t va, const void *src, uint64_t len);
-  bool copy_from_user(void *dst, uint64_t va, uint64_t len);
+  // RAM as the guest sees it; every guest pointer the VMM uses is checked through it.
+  GuestView view() const { return GuestView{ram_.get(), cfg_.ram_va}; }
+  uint8_t *user_ptr(uint64_t va, uint64_t len) { return view().ptr(va, len); }
+  bool copy_to_user(uint64_t va, const void *src, uint64_t len) { return view().write(va, src, len); }
+  bool copy_from_user(void *dst, uint64_t va, uint64_t len) { return view().read(dst, va, len); }
+
+  // Backend instance memory made reachable from this VM: a memslot at `gpa` over `region`
+  // (shared, never copy-on-write), and a second page-table root that maps everything the
+  // main root maps plus [va, va + size) -> gpa. Returns the root. Forks inherit both.
+  uint64_t attach_region(uint64_t va, uint64_t gpa, const std::shared_ptr<GuestRegion> &region);
+  uint64_t root() const { return cr3_; }
 
   // Runs the vCPU until an event that needs the VMM. deadline: absolute monotonic ns or 0.
   Event run(uint64_t deadline_ns);
@@ -98,6 +106,13 @@ class Vm {
   std::unique_ptr<Vcpu> vcpu_;
   std::unique_ptr<PageTables> pt_;
   uint64_t cr3_ = 0;  // page-table root (shared by a master and its forks)
+  struct Extra {
+    int slot;
+    uint64_t gpa;
+    std::shared_ptr<GuestRegion> region;
+  };
+  std::vector<Extra> extra_;
+  int next_slot_ = 2;
   ExitStats stats_;
   kvm_segment user_cs_{}, user_ss_{};
   std::vector<uint64_t> dirty_buf_;

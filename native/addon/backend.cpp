@@ -1,0 +1,230 @@
+// Bindings for backends (src/backend.ts): load, host calls, stats, events, close. A backend
+// has a Worker for its host calls and a small VM (the host caller) that makes them.
+#include <napi.h>
+#include <pthread.h>
+
+#include <memory>
+
+#include "../vmm/backend.h"
+#include "../vmm/layout.h"
+#include "convert.h"
+#include "worker.h"
+
+namespace farcall::addon {
+
+struct BackendHandle {
+  std::shared_ptr<Backend> backend;
+  std::unique_ptr<Process> host_caller;
+  Worker *worker = nullptr;
+  Napi::ThreadSafeFunction events;
+  bool has_events = false;
+  ~BackendHandle() {
+    if (worker) {
+      worker->stop();
+      delete worker;
+    }
+    if (backend) backend->on_event = nullptr;
+    if (has_events) events.Release();
+  }
+};
+
+// Shared with request.cpp: attaching backends to a master.
+std::shared_ptr<Backend> backend_of(const Napi::Value &v) {
+  if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), "expected a backend handle");
+  auto *p = v.As<Napi::External<std::shared_ptr<BackendHandle>>>().Data();
+  if (!p || !*p) throw Napi::Error::New(v.Env(), "the backend is closed");
+  return (*p)->backend;
+}
+
+namespace {
+
+constexpr uint64_t kHostRam = 8ull << 20, kHostIn = 1ull << 20, kHostOut = 4ull << 20, kHostMax = 3ull << 20;
+
+std::shared_ptr<BackendHandle> &handle_of(const Napi::Value &v) {
+  if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), "expected a backend handle");
+  auto *p = v.As<Napi::External<std::shared_ptr<BackendHandle>>>().Data();
+  if (!p || !*p) throw Napi::Error::New(v.Env(), "the backend is closed");
+  return *p;
+}
+
+Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
+  auto elf = std::make_shared<std::vector<uint8_t>>(to_bytes(info[0]));
+  Napi::Object o = info[1].As<Napi::Object>();
+  ProcessConfig cfg;
+  cfg.args = to_strings(o.Get("args"));
+  cfg.env = to_strings(o.Get("env"));
+  cfg.memory_bytes = opt_u64(o, "memoryMiB", 32) << 20;
+  cfg.output_limit = opt_u64(o, "outputLimit", 1 << 20);
+  int instances = int(opt_u64(o, "instances", 1));
+  uint64_t init_ns = opt_u64(o, "initTimeoutMs", 10000) * 1000000;
+  uint64_t call_ns = opt_u64(o, "callTimeoutMs", 1000) * 1000000;
+  Napi::Value on_event = o.Get("onEvent");
+  auto h = std::make_shared<BackendHandle>();
+  try {
+    cfg.mode = Kvm::get().default_entry_mode();
+  } catch (const VmmError &e) {
+    deferred->Reject(Failure::from(e).to_error(env).Value());
+    return deferred->Promise();
+  }
+  if (on_event.IsFunction()) {
+    h->events = Napi::ThreadSafeFunction::New(env, on_event.As<Napi::Function>(), "farcall-backend-events", 0, 1);
+    h->events.Unref(env);
+    h->has_events = true;
+  }
+  h->worker = new Worker(env);
+  h->worker->post(env, [=]() -> Completion {
+    uint64_t t0 = Vcpu::now_ns();
+    try {
+      h->backend = std::make_shared<Backend>(*elf, cfg, instances, init_ns, call_ns);
+      VmConfig vc;
+      vc.ram_bytes = kHostRam;
+      vc.mode = cfg.mode;
+      h->host_caller = std::make_unique<Process>(vc);
+      h->host_caller->attach(h->backend.get(), nullptr, "host");
+    } catch (const VmmError &e) {
+      Failure f = Failure::from(e);
+      return [=](Napi::Env env) {
+        h->backend.reset();
+        deferred->Reject(f.to_error(env).Value());
+      };
+    }
+    if (h->has_events) {
+      Napi::ThreadSafeFunction tsfn = h->events;
+      h->backend->on_event = [tsfn](const BackendEvent &e) mutable {
+        auto *copy = new BackendEvent(e);
+        if (tsfn.NonBlockingCall(copy, [](Napi::Env env, Napi::Function fn, BackendEvent *ev) {
+              std::unique_ptr<BackendEvent> own(ev);
+              if (env == nullptr) return;
+              Napi::Object o = Napi::Object::New(env);
+              o.Set("kind", ev->kind == BackendEvent::Call ? "call" : ev->kind == BackendEvent::Fault ? "fault" : "restore");
+              o.Set("instance", ev->instance);
+              o.Set("entry", ev->entry);
+              o.Set("us", double(ev->ns) / 1000.0);
+              o.Set("message", ev->message);
+              fn.Call({o});
+            }) != napi_ok)
+          delete copy;
+      };
+    }
+    double us = double(Vcpu::now_ns() - t0) / 1000.0;
+    return [=](Napi::Env env) {
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("handle", Napi::External<std::shared_ptr<BackendHandle>>::New(
+                          env, new std::shared_ptr<BackendHandle>(h),
+                          [](Napi::Env, std::shared_ptr<BackendHandle> *p) { delete p; }));
+      Napi::Array names = Napi::Array::New(env);
+      for (size_t i = 0; i < h->backend->entries().size(); i++) names.Set(uint32_t(i), h->backend->entries()[i].name);
+      r.Set("entries", names);
+      r.Set("initUs", us);
+      deferred->Resolve(r);
+    };
+  });
+  return deferred->Promise();
+}
+
+// backendCall(handle, entry, input, outCap, timeoutMs) -> Promise<{result, output, us}>
+Napi::Value BackendCall(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
+  auto h = handle_of(info[0]);
+  std::string entry = info[1].ToString();
+  auto input = std::make_shared<std::vector<uint8_t>>(to_bytes(info[2]));
+  uint64_t out_cap = uint64_t(info[3].As<Napi::Number>().DoubleValue());
+  uint64_t timeout_ns = uint64_t(info[4].As<Napi::Number>().DoubleValue() * 1e6);
+  int e = h->backend->find(entry);
+  if (e < 0 || input->size() > kHostMax || out_cap > kHostMax) {
+    Failure f{"InvalidArgument",
+              e < 0 ? "backend has no entry point '" + entry + "'" : "host call buffers are limited to 3 MiB", {}, {}};
+    deferred->Reject(f.to_error(env).Value());
+    return deferred->Promise();
+  }
+  h->worker->post(env, [=]() -> Completion {
+    Process &hc = *h->host_caller;
+    const GuestView &v = hc.view();
+    v.write(kHostIn, input->data(), input->size());
+    uint64_t args[4] = {kHostIn, input->size(), kHostOut, out_cap};
+    uint64_t t0 = Vcpu::now_ns();
+    Stop st;
+    Failure f;
+    try {
+      st = hc.host_call(0, e, args, t0 + timeout_ns);
+    } catch (const VmmError &err) {
+      f = Failure::from(err);
+    }
+    double us = double(Vcpu::now_ns() - t0) / 1000.0;
+    int64_t result = int64_t(hc.vm().vcpu().regs().rax);
+    auto out = std::make_shared<std::string>();
+    if (f.code.empty() && st.kind == Stop::Farcall && st.nr == kHostCallDone) {
+      if (result >= 0 && uint64_t(result) <= out_cap) {
+        out->resize(size_t(result));
+        v.read(out->data(), kHostOut, uint64_t(result));
+      }
+    } else if (f.code.empty()) {
+      f.code = st.kind == Stop::Timeout ? "Timeout" : "BackendFault";
+      f.message = st.kind == Stop::Timeout ? "backend call timed out (" + st.message + ")" : "backend call failed";
+    }
+    return [=](Napi::Env env) {
+      if (!f.code.empty()) {
+        deferred->Reject(f.to_error(env).Value());
+        return;
+      }
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("result", double(result));
+      r.Set("output", to_buffer(env, *out));
+      r.Set("us", us);
+      deferred->Resolve(r);
+    };
+  }, info[0].As<Napi::Object>());
+  return deferred->Promise();
+}
+
+Napi::Value BackendStats(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto h = handle_of(info[0]);
+  Backend &b = *h->backend;
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("calls", double(b.calls));
+  r.Set("faults", double(b.faults));
+  r.Set("restores", double(b.restores));
+  r.Set("timeouts", double(b.timeouts));
+  Napi::Array insts = Napi::Array::New(env);
+  for (size_t i = 0; i < b.instance_count(); i++) {
+    Instance &in = b.instance(i);
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("calls", double(in.calls));
+    o.Set("faults", double(in.faults));
+    o.Set("restores", double(in.restores));
+    insts.Set(uint32_t(i), o);
+  }
+  r.Set("instances", insts);
+  Napi::Object ps = stats_object(env, b.init_process().stats(), b.init_process().vm().exit_stats());
+  r.Set("init", ps);
+  return r;
+}
+
+Napi::Value BackendWantCalls(const Napi::CallbackInfo &info) {
+  handle_of(info[0])->backend->want_call_events = info[1].ToBoolean();
+  return info.Env().Undefined();
+}
+
+Napi::Value CloseBackend(const Napi::CallbackInfo &info) {
+  if (info[0].IsExternal()) {
+    auto *p = info[0].As<Napi::External<std::shared_ptr<BackendHandle>>>().Data();
+    if (p) p->reset();
+  }
+  return info.Env().Undefined();
+}
+
+}  // namespace
+
+void init_backend(Napi::Env env, Napi::Object exports) {
+  exports.Set("createBackend", Napi::Function::New(env, CreateBackend));
+  exports.Set("backendCall", Napi::Function::New(env, BackendCall));
+  exports.Set("backendStats", Napi::Function::New(env, BackendStats));
+  exports.Set("backendWantCalls", Napi::Function::New(env, BackendWantCalls));
+  exports.Set("closeBackend", Napi::Function::New(env, CloseBackend));
+}
+
+}  // namespace farcall::addon

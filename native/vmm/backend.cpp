@@ -1,0 +1,169 @@
+#include "backend.h"
+
+#include <pthread.h>
+
+#include <cstring>
+#include <set>
+
+#include "error.h"
+#include "layout.h"
+
+namespace farcall {
+using namespace layout;
+
+namespace {
+std::mutex g_slots_mu;
+std::set<uint64_t> g_slots;
+
+bool page_is_zero(const uint8_t *p) {
+  static const uint8_t zero[4096] = {};
+  return std::memcmp(p, zero, 4096) == 0;
+}
+}  // namespace
+
+uint64_t backend_slot__alloc() {
+  std::lock_guard<std::mutex> lk(g_slots_mu);
+  for (uint64_t s = 0; s < kMaxBackendSlots; s++)
+    if (g_slots.insert(s).second) return s;
+  throw VmmError(ErrorCode::BadState, "too many backend instances in this process");
+}
+
+void backend_slot__free(uint64_t slot) {
+  std::lock_guard<std::mutex> lk(g_slots_mu);
+  g_slots.erase(slot);
+}
+
+static uint64_t slot_gpa(uint64_t slot) { return kBackendGpaBase + slot * kBackendGpaStride; }
+
+Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instances, uint64_t init_timeout_ns,
+                 uint64_t call_timeout_ns)
+    : call_timeout_ns_(call_timeout_ns), ram_bytes_(cfg.memory_bytes) {
+  if (instances < 1 || instances > 64) throw VmmError(ErrorCode::BadState, "instances must be from 1 to 64");
+  if (cfg.memory_bytes > kBackendGpaStride)
+    throw VmmError(ErrorCode::BadState, "backend memory is limited to " + std::to_string(kBackendGpaStride >> 30) + " GiB");
+  try {
+    slots_.push_back(backend_slot__alloc());
+    cfg.ram_va = kBackendVa;
+    cfg.ram_gpa = slot_gpa(slots_[0]);
+    init_ = std::make_unique<Process>(elf, cfg);
+    uint64_t deadline = Vcpu::now_ns() + init_timeout_ns;
+    Vcpu &cpu = init_->vm().vcpu();
+    watchdog::arm(&cpu, pthread_self(), deadline);
+    Stop st;
+    try {
+      st = init_->run(deadline);
+    } catch (...) {
+      watchdog::disarm(&cpu);
+      throw;
+    }
+    watchdog::disarm(&cpu);
+    if (st.kind != Stop::Farcall || st.nr != kSysServe) {
+      std::string what = st.kind == Stop::Timeout ? "timed out"
+                         : st.kind == Stop::Fault ? "faulted (" + (st.event.kind == Event::Exception ? "vector " + std::to_string(st.event.vector) : st.event.detail) + ")"
+                         : st.kind == Stop::Exited ? "exited with code " + std::to_string(st.exit_code)
+                                                   : "made farcall call " + std::to_string(st.nr);
+      std::string err = init_->err().empty() ? "" : ": " + init_->err().substr(0, 500);
+      throw VmmError(st.kind == Stop::Timeout ? ErrorCode::Timeout : ErrorCode::Protocol,
+                     "backend program " + what + " before calling farcall_serve()" + err);
+    }
+    // farcall_serve(table, count, stack, stack_size, call_info)
+    kvm_regs &r = cpu.regs();
+    const GuestView &v = init_->view();
+    uint64_t table = r.rdi, count = r.rsi, stack = r.rdx, stack_size = r.r10;
+    call_info_ = r.r8;
+    if (count == 0 || count > kGateEntries) throw VmmError(ErrorCode::Protocol, "farcall_serve(): bad entry count");
+    if (!v.ptr(stack, stack_size) || stack_size < 4096)
+      throw VmmError(ErrorCode::Protocol, "farcall_serve(): call stack outside backend memory");
+    if (call_info_ && !v.ptr(call_info_, 32)) throw VmmError(ErrorCode::Protocol, "farcall_serve(): bad call info");
+    stack_top_ = (stack + stack_size) & ~15ull;
+    for (uint64_t i = 0; i < count; i++) {
+      uint64_t e[2];
+      if (!v.read(e, table + 16 * i, 16)) throw VmmError(ErrorCode::Protocol, "farcall_serve(): entry table outside memory");
+      char name[129] = {};
+      for (int k = 0; k < 128; k++) {
+        if (!v.read(&name[k], e[0] + k, 1)) throw VmmError(ErrorCode::Protocol, "farcall_serve(): entry name outside memory");
+        if (!name[k]) break;
+      }
+      if (!name[0] || name[128] || std::strchr(name, '.'))
+        throw VmmError(ErrorCode::Protocol, "farcall_serve(): entry names are 1..128 characters without '.'");
+      if (!v.ptr(e[1], 1)) throw VmmError(ErrorCode::Protocol, std::string("entry ") + name + " points outside backend memory");
+      if (find(name) >= 0) throw VmmError(ErrorCode::Protocol, std::string("entry ") + name + " registered twice");
+      entries_.push_back(EntryPoint{name, e[1]});
+    }
+    fs_base_ = cpu.sregs().fs.base;
+    // The instances: copies of the memory as it is now (zero pages stay holes).
+    const uint8_t *src = init_->vm().ram().host();
+    for (int i = 0; i < instances; i++) {
+      auto inst = std::make_unique<Instance>();
+      inst->index = i;
+      slots_.push_back(backend_slot__alloc());
+      inst->gpa = slot_gpa(slots_.back());
+      inst->region = GuestRegion::create(cfg.memory_bytes, "farcall-backend");
+      for (uint64_t off = 0; off < cfg.memory_bytes; off += 4096)
+        if (!page_is_zero(src + off)) std::memcpy(inst->region->host() + off, src + off, 4096);
+      inst->personality = std::make_unique<Process>(*init_, GuestView{inst->region.get(), kBackendVa});
+      instances_.push_back(std::move(inst));
+    }
+  } catch (...) {
+    for (uint64_t s : slots_) backend_slot__free(s);
+    throw;
+  }
+}
+
+Backend::~Backend() {
+  instances_.clear();
+  init_.reset();
+  for (uint64_t s : slots_) backend_slot__free(s);
+}
+
+int Backend::find(const std::string &name) const {
+  for (size_t i = 0; i < entries_.size(); i++)
+    if (entries_[i].name == name) return int(i);
+  return -1;
+}
+
+Instance *Backend::acquire(uint64_t deadline_ns) {
+  std::unique_lock<std::mutex> lk(mu_);
+  for (;;) {
+    for (auto &i : instances_)
+      if (!i->busy) {
+        i->busy = true;
+        return i.get();
+      }
+    if (!deadline_ns) {
+      cv_.wait(lk);
+    } else {
+      uint64_t now = Vcpu::now_ns();
+      if (now >= deadline_ns) return nullptr;
+      cv_.wait_for(lk, std::chrono::nanoseconds(deadline_ns - now));
+    }
+  }
+}
+
+void Backend::restore(Instance &inst) {
+  const uint8_t *src = init_->vm().ram().host();
+  uint8_t *dst = inst.region->host();
+  for (uint64_t off = 0; off < ram_bytes_; off += 4096) {
+    bool sz = page_is_zero(src + off);
+    if (!sz || !page_is_zero(dst + off)) std::memcpy(dst + off, src + off, 4096);
+  }
+  inst.personality->mem_state() = init_->mem_state();
+  inst.personality->reset_output();
+}
+
+void Backend::release(Instance *inst, bool do_restore, const std::string &why) {
+  if (do_restore) {
+    uint64_t t0 = Vcpu::now_ns();
+    restore(*inst);  // still busy: nobody can enter it meanwhile
+    inst->restores++;
+    restores++;
+    emit(BackendEvent{BackendEvent::Restore, inst->index, "", Vcpu::now_ns() - t0, why});
+  }
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    inst->busy = false;
+  }
+  cv_.notify_one();
+}
+
+}  // namespace farcall

@@ -1,0 +1,95 @@
+// Backends: programs that keep state and export entry points, called from request VMs
+// through the gate, and from the host.
+#pragma once
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "process.h"
+
+namespace farcall {
+
+struct EntryPoint {
+  std::string name;
+  uint64_t addr;
+};
+
+// One copy of the backend's memory (e.g. one database connection each). Calls into an
+// instance are serialized by its lock; its memory persists across calls from every caller.
+struct Instance {
+  int index = 0;
+  uint64_t gpa = 0;
+  std::shared_ptr<GuestRegion> region;
+  std::unique_ptr<Process> personality;  // brk/mmap state and system calls on this memory
+  bool busy = false;
+  uint64_t calls = 0, faults = 0, restores = 0;
+};
+
+struct BackendEvent {
+  enum Kind { Call, Fault, Restore } kind;
+  int instance;
+  std::string entry;
+  uint64_t ns = 0;
+  std::string message;
+};
+
+// Guest-visible error codes a gated call returns in RAX when the backend could not finish
+// (guest-sdk/include/farcall.h documents the same values).
+constexpr int64_t kErrBackendFault = -1001, kErrBackendTimeout = -1002, kErrBackendBusy = -1003,
+                  kErrBackendExit = -1004;
+
+class Backend {
+ public:
+  // Loads the program at layout::kBackendVa, runs it to farcall_serve(), records its entry
+  // points, and makes `instances` copies of its memory.
+  Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instances, uint64_t init_timeout_ns,
+          uint64_t call_timeout_ns);
+  ~Backend();
+
+  const std::vector<EntryPoint> &entries() const { return entries_; }
+  int find(const std::string &name) const;
+  size_t instance_count() const { return instances_.size(); }
+  Instance &instance(size_t i) { return *instances_[i]; }
+  uint64_t fs_base() const { return fs_base_; }
+  uint64_t stack_top() const { return stack_top_; }
+  uint64_t call_info() const { return call_info_; }
+  uint64_t call_timeout_ns() const { return call_timeout_ns_; }
+  uint64_t ram_bytes() const { return ram_bytes_; }
+  Process &init_process() { return *init_; }
+
+  // Takes a free instance, waiting until `deadline_ns` (0: forever); null when it passed.
+  Instance *acquire(uint64_t deadline_ns);
+  // Gives the instance back; after a fault or timeout its memory is first restored to the
+  // state right after farcall_serve().
+  void release(Instance *inst, bool restore, const std::string &why);
+  void emit(const BackendEvent &e) {
+    if (on_event) on_event(e);
+  }
+
+  // Set by the owner before use; called on whatever thread made the call.
+  std::function<void(const BackendEvent &)> on_event;
+  std::atomic<bool> want_call_events{false};
+  std::atomic<uint64_t> calls{0}, faults{0}, restores{0}, timeouts{0};
+
+ private:
+  void restore(Instance &inst);
+  std::unique_ptr<Process> init_;
+  std::vector<EntryPoint> entries_;
+  std::vector<std::unique_ptr<Instance>> instances_;
+  std::vector<uint64_t> slots_;  // guest-physical slot numbers this backend took
+  uint64_t fs_base_ = 0, stack_top_ = 0, call_info_ = 0, call_timeout_ns_ = 0, ram_bytes_ = 0;
+  std::mutex mu_;
+  std::condition_variable cv_;
+};
+
+// Guest-physical slots for backend memory are process-wide, so that instance memory sits at
+// the same guest-physical address in every VM that can call it.
+uint64_t backend_slot__alloc();
+void backend_slot__free(uint64_t slot);
+
+}  // namespace farcall

@@ -1,0 +1,242 @@
+// The far-call gate, host side: a request VM's call to a gate address faults; the trampoline
+// here takes a backend instance, switches the vCPU to the backend (page-table root, FS base,
+// stack) with the caller's argument registers untouched, and switches back when the entry
+// returns to the gate-return trap. Two exits per call; no memslot change, no page-table edit.
+#include <pthread.h>
+
+#include <cstring>
+
+#include "backend.h"
+#include "error.h"
+#include "layout.h"
+#include "process.h"
+
+namespace farcall {
+using namespace layout;
+
+namespace {
+// What the backend sees of the current call (guest-sdk: struct farcall_call_info).
+struct CallInfo {
+  uint64_t caller_lo, caller_hi;  // the caller's memory: pointers must lie in [lo, hi)
+  uint64_t instance;
+  uint64_t calls;
+};
+}  // namespace
+
+void Process::attach(Backend *backend, std::shared_ptr<Backend> keep, const std::string &name) {
+  if (attached_.size() * kGateStride >= (kGateVa >> 1))
+    throw VmmError(ErrorCode::BadState, "too many backends attached to one program");
+  Attached at{backend, std::move(keep), name, {}};
+  for (size_t i = 0; i < backend->instance_count(); i++) {
+    Instance &inst = backend->instance(i);
+    at.roots.push_back(vm_->attach_region(kBackendVa, inst.gpa, inst.region));
+  }
+  attached_.push_back(std::move(at));
+}
+
+uint64_t Process::lookup(uint64_t name_ptr, uint64_t len) {
+  if (len == 0 || len > 256) return uint64_t(-22);  // EINVAL
+  std::string name(len, '\0');
+  if (!mem_.read(name.data(), name_ptr, len)) return uint64_t(-14);  // EFAULT
+  std::string want_backend, want_entry = name;
+  if (auto dot = name.find('.'); dot != std::string::npos) {
+    want_backend = name.substr(0, dot);
+    want_entry = name.substr(dot + 1);
+  }
+  uint64_t found = 0;
+  int matches = 0;
+  for (size_t b = 0; b < attached_.size(); b++) {
+    if (!want_backend.empty() && attached_[b].name != want_backend) continue;
+    int e = attached_[b].backend->find(want_entry);
+    if (e < 0) continue;
+    matches++;
+    found = kGateVa + b * kGateStride + uint64_t(e) * 16;
+  }
+  if (matches > 1) return uint64_t(-76);  // ENOTUNIQ: name it as backend.entry
+  return matches ? found : uint64_t(-2);  // ENOENT
+}
+
+bool Process::gate_enter(const Event &ev, Stop *stop) {
+  uint64_t off = ev.cr2 - kGateVa, b = off / kGateStride, e = (off % kGateStride) / 16;
+  bool fetch = (ev.error_code & 0x10) && ev.rip == ev.cr2;
+  if (!fetch || off % 16 || b >= attached_.size() || e >= attached_[b].backend->entries().size()) {
+    stop->kind = Stop::Fault;
+    stop->event = ev;
+    stop->event.detail = fetch ? "call to an address that is not a registered entry point"
+                               : "data access to the gate region";
+    return false;
+  }
+  Attached &at = attached_[b];
+  Backend &be = *at.backend;
+  uint64_t ret = 0;
+  if (!mem_.read(&ret, ev.rsp, 8)) {
+    stop->kind = Stop::Fault;
+    stop->event = ev;
+    stop->event.detail = "gate call with a stack outside the caller's memory";
+    return false;
+  }
+  Instance *inst = be.acquire(req_deadline_);
+  if (!inst) {
+    be.timeouts++;
+    stop->kind = Stop::Timeout;
+    stop->event = ev;
+    stop->message = "timed out waiting for a free backend instance";
+    return false;
+  }
+  Vcpu &cpu = vm_->vcpu();
+  kvm_regs &r = cpu.regs();
+  kvm_sregs &s = cpu.sregs();
+  call_ = Call{};
+  call_.active = true;
+  call_.at = &at;
+  call_.inst = inst;
+  call_.entry = int(e);
+  call_.ret_rip = ret;
+  call_.caller_rsp = ev.rsp;
+  call_.caller_fs = s.fs.base;
+  call_.caller_cr3 = s.cr3;
+  call_.t0 = Vcpu::now_ns();
+  // The frame the CPU pushed holds the caller's RFLAGS right after the RSP.
+  uint64_t frame[6] = {};
+  if (r.rsp >= kKernelVa) std::memcpy(frame, vm_->kmem().host() + (r.rsp - kKernelVa), sizeof frame);
+  call_.caller_rflags = frame[3];
+  uint64_t now = call_.t0, limit = be.call_timeout_ns();
+  call_.deadline = limit ? now + limit : 0;
+  if (req_deadline_ && (!call_.deadline || req_deadline_ < call_.deadline)) call_.deadline = req_deadline_;
+  if (call_.deadline != req_deadline_) watchdog::arm(&cpu, pthread_self(), call_.deadline);
+
+  GuestView iv = inst->personality->view();
+  uint64_t sp = be.stack_top() - 8, ret_trap = kTrapVa + kTrapGateReturn;
+  CallInfo ci{kPage, mem_.end(), uint64_t(inst->index), inst->calls};
+  iv.write(sp, &ret_trap, 8);
+  if (be.call_info()) iv.write(be.call_info(), &ci, sizeof ci);
+  r.rsp = sp;
+  r.rip = be.entries()[e].addr;
+  r.rflags = (frame[3] & 0x3c0fd5) | 2;
+  cpu.regs_dirty();
+  vm_->resume_user(r.rip, r.rsp, r.rflags);
+  s.fs.base = be.fs_base();
+  s.cr3 = at.roots[inst->index];
+  cpu.sregs_dirty();
+  return true;
+}
+
+void Process::gate_leave(int64_t result, bool restore, const std::string &why) {
+  Vcpu &cpu = vm_->vcpu();
+  kvm_regs &r = cpu.regs();
+  kvm_sregs &s = cpu.sregs();
+  Backend &be = *call_.at->backend;
+  Instance *inst = call_.inst;
+  // Back to the caller: its return address, stack, thread pointer and root. Scratch
+  // registers are cleared so no backend pointer or value leaks through them.
+  r.rax = uint64_t(result);
+  r.rcx = r.rsi = r.rdi = r.r8 = r.r9 = r.r10 = r.r11 = 0;
+  if (restore) r.rdx = 0;
+  vm_->resume_user(call_.ret_rip, call_.caller_rsp + 8, call_.caller_rflags);
+  s.fs.base = call_.caller_fs;
+  s.cr3 = call_.caller_cr3;
+  cpu.sregs_dirty();
+  uint64_t ns = Vcpu::now_ns() - call_.t0;
+  std::string entry = be.entries()[call_.entry].name;
+  if (call_.deadline != req_deadline_ && req_deadline_) watchdog::arm(&cpu, pthread_self(), req_deadline_);
+  call_.active = false;
+  inst->calls++;
+  be.calls++;
+  if (restore) {
+    inst->faults++;
+    be.faults++;
+    be.emit(BackendEvent{BackendEvent::Fault, inst->index, entry, ns, why});
+  } else if (be.want_call_events) {
+    be.emit(BackendEvent{BackendEvent::Call, inst->index, entry, ns, ""});
+  }
+  be.release(inst, restore, why);
+}
+
+void Process::gate_syscall() {
+  Vcpu &cpu = vm_->vcpu();
+  kvm_regs &r = cpu.regs();
+  uint64_t nr = r.rax;
+  if (nr >= kFarcallSysFirst && nr <= kFarcallSysLast) {
+    gate_leave(kErrBackendFault, true, "backend made farcall call " + std::to_string(nr) + " inside a call");
+    return;
+  }
+  Stop st;
+  st.kind = Stop::Exited;
+  uint64_t ret = call_.inst->personality->syscall(cpu, nr, r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9, &st);
+  if (st.kind != Stop::Exited || st.message == "exit") {
+    gate_leave(kErrBackendExit, true,
+               st.kind == Stop::OutputLimit ? st.message
+                                            : "backend exited (" + std::to_string(st.exit_code) + ") inside a call");
+    return;
+  }
+  vm_->syscall_return(ret);
+}
+
+void Process::gate_abandon(const char *why) {
+  if (!call_.active) return;
+  Backend &be = *call_.at->backend;
+  Instance *inst = call_.inst;
+  std::string entry = be.entries()[call_.entry].name;
+  call_.active = false;
+  inst->faults++;
+  be.faults++;
+  be.emit(BackendEvent{BackendEvent::Fault, inst->index, entry, Vcpu::now_ns() - call_.t0, why});
+  be.release(inst, true, why);
+}
+
+Stop Process::host_call(size_t index, int entry, const uint64_t args[4], uint64_t deadline_ns) {
+  Stop st;
+  Attached &at = attached_.at(index);
+  Backend &be = *at.backend;
+  Instance *inst = be.acquire(deadline_ns);
+  if (!inst) {
+    be.timeouts++;
+    st.kind = Stop::Timeout;
+    st.message = "timed out waiting for a free backend instance";
+    return st;
+  }
+  // Enter as the gate would, with the host as the caller: no caller frame to return to.
+  Vcpu &cpu = vm_->vcpu();
+  kvm_regs &r = cpu.regs();
+  kvm_sregs &s = cpu.sregs();
+  call_ = Call{};
+  call_.active = call_.host = true;
+  call_.at = &at;
+  call_.inst = inst;
+  call_.entry = entry;
+  call_.caller_rsp = mem_.end() - 64;
+  call_.caller_cr3 = vm_->root();
+  call_.caller_rflags = 2;
+  call_.t0 = Vcpu::now_ns();
+  uint64_t limit = be.call_timeout_ns();
+  call_.deadline = limit ? call_.t0 + limit : 0;
+  if (deadline_ns && (!call_.deadline || deadline_ns < call_.deadline)) call_.deadline = deadline_ns;
+  req_deadline_ = deadline_ns;
+  GuestView iv = inst->personality->view();
+  uint64_t sp = be.stack_top() - 8, ret_trap = kTrapVa + kTrapGateReturn;
+  CallInfo ci{kPage, mem_.end(), uint64_t(inst->index), inst->calls};
+  iv.write(sp, &ret_trap, 8);
+  if (be.call_info()) iv.write(be.call_info(), &ci, sizeof ci);
+  r = kvm_regs{};
+  r.rdi = args[0];
+  r.rsi = args[1];
+  r.rdx = args[2];
+  r.rcx = args[3];
+  cpu.regs_dirty();
+  vm_->resume_user(be.entries()[entry].addr, sp, 2);
+  s.fs.base = be.fs_base();
+  s.cr3 = at.roots[inst->index];
+  cpu.sregs_dirty();
+  watchdog::arm(&cpu, pthread_self(), call_.deadline ? call_.deadline : deadline_ns);
+  try {
+    st = run(call_.deadline);
+  } catch (...) {
+    watchdog::disarm(&cpu);
+    gate_abandon("VMM error during a host call");
+    throw;
+  }
+  watchdog::disarm(&cpu);
+  return st;
+}
+
+}  // namespace farcall

@@ -1,0 +1,153 @@
+// Backend: a program that keeps state and exports entry points, called from request VMs
+// (through the gate) and from the host (here), one call per instance at a time.
+import { EventEmitter } from 'eventemitter3';
+
+import { ClosedError, fromNative, InvalidArgumentError } from './errors';
+import { native, NativeHandle } from './native';
+import { checkTimeoutMs, envList, loadProgram } from './run';
+import { LatencySummary, LatencyWindow } from './stats';
+
+export interface BackendOptions {
+  /** Copies of the backend made after its initialization (e.g. one per database connection). Default 1. */
+  instances?: number;
+  /** Guest memory of each instance, in MiB (even, 4..16384). Default 32. */
+  memoryMiB?: number;
+  /** Limit for one call; a call past it returns FARCALL_E_BACKEND_TIMEOUT to its caller and the instance is restored. Default 1000 ms. */
+  callTimeoutMs?: number;
+  /** Limit for initialization up to farcall_serve(). Default 10000 ms. */
+  initTimeoutMs?: number;
+  args?: string[];
+  env?: Record<string, string> | string[];
+}
+
+export interface BackendCallEvent { instance: number; entry: string; us: number }
+export interface BackendFaultEvent { instance: number; entry: string; message: string }
+export interface BackendRestoreEvent { instance: number; us: number; reason: string }
+
+export interface BackendEvents {
+  /** A completed call (only emitted while someone listens: it costs a hop to the event loop). */
+  call: (e: BackendCallEvent) => void;
+  /** A call that crashed, timed out, exited or exhausted memory; the caller got an error value. */
+  fault: (e: BackendFaultEvent) => void;
+  /** An instance put back to its state after farcall_serve(). */
+  restore: (e: BackendRestoreEvent) => void;
+}
+
+export interface BackendStats {
+  calls: number;
+  faults: number;
+  restores: number;
+  timeouts: number;
+  instances: Array<{ calls: number; faults: number; restores: number }>;
+  hostCalls: LatencySummary;
+}
+
+export interface CallOptions {
+  /** Room for the reply, in bytes. Default 64 KiB; at most 3 MiB. */
+  outCap?: number;
+  timeoutMs?: number;
+}
+
+export class Backend extends EventEmitter<BackendEvents> {
+  private handle: NativeHandle | null;
+  private readonly hostLatency = new LatencyWindow();
+
+  private constructor(handle: NativeHandle, readonly entries: string[], readonly initUs: number, readonly path: string) {
+    super();
+    this.handle = handle;
+  }
+
+  /** Loads `program` (built with farcall_add_program(... BACKEND)) and runs it to farcall_serve(). */
+  static async load(program: string | Buffer, options: BackendOptions = {}): Promise<Backend> {
+    const instances = options.instances ?? 1;
+    if (!Number.isInteger(instances) || instances < 1 || instances > 64)
+      throw new InvalidArgumentError('InvalidArgument', `instances must be a whole number from 1 to 64, got ${instances}`);
+    const mem = options.memoryMiB ?? 32;
+    if (!Number.isInteger(mem) || mem < 4 || mem % 2 || mem > 16384)
+      throw new InvalidArgumentError('InvalidArgument', `memoryMiB must be an even whole number from 4 to 16384, got ${mem}`);
+    const elf = await loadProgram(program);
+    let self: Backend | undefined;
+    const onEvent = (e: { kind: string; instance: number; entry: string; us: number; message: string }) => {
+      if (!self) return;
+      if (e.kind === 'call') self.emit('call', { instance: e.instance, entry: e.entry, us: e.us });
+      else if (e.kind === 'fault') self.emit('fault', { instance: e.instance, entry: e.entry, message: e.message });
+      else self.emit('restore', { instance: e.instance, us: e.us, reason: e.message });
+    };
+    try {
+      const r = await native().createBackend(elf, {
+        args: [typeof program === 'string' ? program : 'backend', ...(options.args ?? [])],
+        env: envList(options.env),
+        memoryMiB: mem,
+        instances,
+        initTimeoutMs: checkTimeoutMs(options.initTimeoutMs ?? 10000, 'initTimeoutMs'),
+        callTimeoutMs: checkTimeoutMs(options.callTimeoutMs ?? 1000, 'callTimeoutMs'),
+        onEvent,
+      });
+      self = new Backend(r.handle, r.entries, r.initUs, typeof program === 'string' ? program : '<buffer>');
+      return self;
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  /** @internal the native handle, for attaching to request pools. */
+  nativeHandle(): NativeHandle {
+    if (!this.handle) throw new ClosedError('Closed', 'the backend is closed');
+    return this.handle;
+  }
+
+  override on<T extends EventEmitter.EventNames<BackendEvents>>(event: T, fn: EventEmitter.EventListener<BackendEvents, T>, context?: unknown): this {
+    super.on(event, fn, context);
+    if (event === 'call' && this.handle) native().backendWantCalls(this.handle, true);
+    return this;
+  }
+
+  override off<T extends EventEmitter.EventNames<BackendEvents>>(event: T, fn?: EventEmitter.EventListener<BackendEvents, T>, context?: unknown): this {
+    super.off(event, fn, context);
+    if (event === 'call' && this.handle) native().backendWantCalls(this.handle, this.listenerCount('call') > 0);
+    return this;
+  }
+
+  /**
+   * Calls an entry with the byte-buffer convention
+   * `int64_t entry(const void *in, size_t in_len, void *out, size_t out_cap)` and resolves with
+   * the `result` bytes of `out` it reported. A negative result is a RequestFailedError carrying
+   * it; a crash or timeout is a BackendFault/Timeout error and the instance is restored.
+   */
+  async call(entry: string, input: Uint8Array | string = Buffer.alloc(0), opts: CallOptions = {}): Promise<Buffer> {
+    const r = await this.callRaw(entry, input, opts);
+    if (r.result < 0) {
+      const e = fromNative({ farcallCode: r.result <= -1001 && r.result >= -1004 ? 'BackendFault' : 'RequestFailed',
+        message: `backend entry ${entry} returned ${r.result}`, details: { result: r.result } });
+      throw e;
+    }
+    return r.output;
+  }
+
+  /** Like call(), but resolves with the raw integer result as well (negative values included). */
+  async callRaw(entry: string, input: Uint8Array | string = Buffer.alloc(0), opts: CallOptions = {}): Promise<{ result: number; output: Buffer; us: number }> {
+    if (!this.handle) throw new ClosedError('Closed', 'the backend is closed');
+    const bytes = typeof input === 'string' ? Buffer.from(input) : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
+    try {
+      const r = await native().backendCall(this.handle, entry, bytes, opts.outCap ?? 65536, checkTimeoutMs(opts.timeoutMs ?? 5000));
+      this.hostLatency.add(r.us);
+      return r;
+    } catch (e) {
+      throw fromNative(e);
+    }
+  }
+
+  stats(): BackendStats {
+    if (!this.handle) throw new ClosedError('Closed', 'the backend is closed');
+    const s = native().backendStats(this.handle);
+    return { calls: s.calls, faults: s.faults, restores: s.restores, timeouts: s.timeouts, instances: s.instances, hostCalls: this.hostLatency.summary() };
+  }
+
+  /** Frees the backend's VMs once no request pool holds it. */
+  close(): void {
+    if (!this.handle) return;
+    native().closeBackend(this.handle);
+    this.handle = null;
+    this.removeAllListeners();
+  }
+}
