@@ -46,6 +46,8 @@ Master::Master(const std::vector<uint8_t> &elf, const ProcessConfig &cfg, uint64
   uint64_t t0 = Vcpu::now_ns();
   Stop st = run_bounded(*proc_, timeout_ns);
   init_ns_ = Vcpu::now_ns() - t0;
+  if (st.kind == Stop::Farcall && st.nr == kSysServe)
+    throw VmmError(ErrorCode::Protocol, "this is a backend program (it called farcall_serve()): load it as a Backend");
   if (st.kind != Stop::Farcall || st.nr != kSysReady) {
     std::string out = proc_->err().empty() ? "" : ": " + proc_->err().substr(0, 500);
     throw VmmError(st.kind == Stop::Timeout ? ErrorCode::Timeout : ErrorCode::Protocol,

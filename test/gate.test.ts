@@ -1,0 +1,237 @@
+// Backends and the far-call gate: persistent state, zero-copy, instances, serialization,
+// and every security invariant of DESIGN.md against a hostile caller.
+import { Backend, BackendFaultError, GuestFaultError, RequestPool, TimeoutError, WrongLayoutError } from '../src';
+import { describeKvm, guest, kvmThreadCount, openFds } from './helpers';
+
+const backendPath = guest('counter_backend');
+const callerPath = guest('caller');
+
+async function setup(instances = 1, poolSize = 2, callTimeoutMs = 500) {
+  const backend = await Backend.load(backendPath, { instances, callTimeoutMs, memoryMiB: 16 });
+  const pool = await RequestPool.create(callerPath, { size: poolSize, backends: { counter: backend }, timeoutMs: 5000 });
+  const run = async (cmd: string) => (await pool.run(cmd)).toString();
+  const close = async () => {
+    await pool.close();
+    backend.close();
+  };
+  return { backend, pool, run, close };
+}
+
+describeKvm('backends and the gate', () => {
+  test('a backend keeps its state across requests and forks (per-request guests, persistent state)', async () => {
+    const { pool, run, close } = await setup(1, 3);
+    try {
+      expect(await run('lookup')).toBe('add=1 get=1 missing=0');
+      const results = await Promise.all(Array.from({ length: 30 }, () => run('add:1')));
+      // Every request starts from a fresh fork, yet the backend counted all 30 calls.
+      expect(results.map(Number).sort((a, b) => a - b)).toEqual(Array.from({ length: 30 }, (_, i) => i + 1));
+      expect(await run('get')).toBe('30');
+      expect(pool.stats().resets.fast).toBe(32);
+    } finally {
+      await close();
+    }
+  });
+
+  test('the backend reads and writes the caller buffer in place (zero-copy)', async () => {
+    const { run, close } = await setup();
+    try {
+      // The caller never copies the result back: it responds with its own buffer after the call.
+      expect(await run('upcase:zero copy, in place')).toBe('ZERO COPY, IN PLACE');
+      expect(await run('put:kept in the backend')).toBe('19');
+      expect(await run('take')).toBe('kept in the backend');
+    } finally {
+      await close();
+    }
+  });
+
+  test('two instances serve concurrent callers, each with its own memory', async () => {
+    const { backend, run, close } = await setup(2, 2);
+    try {
+      const slow = Array.from({ length: 8 }, () => run('slow_add:20000000'));
+      const done = await Promise.all(slow);
+      expect(done.length).toBe(8);
+      const st = backend.stats();
+      expect(st.instances.length).toBe(2);
+      // Both instances were used at once by the two forks.
+      expect(st.instances[0].calls).toBeGreaterThan(0);
+      expect(st.instances[1].calls).toBeGreaterThan(0);
+      expect(st.instances[0].calls + st.instances[1].calls).toBe(8);
+      // Separate memory: the two counters add up to the 8 increments.
+      const a = Number(await run('get'));
+      expect(a).toBeGreaterThan(0);
+      expect(a).toBeLessThan(8);
+    } finally {
+      await close();
+    }
+  });
+
+  test('host calls interleaved with guest calls stay serialized: no lost update', async () => {
+    const { backend, run, close } = await setup(1, 2);
+    try {
+      const one = Buffer.alloc(8);
+      one.writeBigInt64LE(1n);
+      const guestCalls = Array.from({ length: 40 }, () => run('slow_add:200000'));
+      const hostCalls = Array.from({ length: 40 }, () => backend.call('host_add', one, { outCap: 8 }));
+      await Promise.all([...guestCalls, ...hostCalls]);
+      expect(await run('get')).toBe('80');
+      const total = await backend.call('host_add', Buffer.alloc(8), { outCap: 8 });
+      expect(total.readBigInt64LE()).toBe(80n);
+    } finally {
+      await close();
+    }
+  });
+
+  test('host calls use the byte-buffer convention', async () => {
+    const { backend, close } = await setup();
+    try {
+      expect((await backend.call('host_echo', 'abc')).toString()).toBe('echo:abc');
+      await expect(backend.call('no_such_entry', 'x')).rejects.toThrow(/no entry point/);
+      const r = await backend.callRaw('host_echo', 'x'.repeat(100), { outCap: 10 });
+      expect(r.result).toBe(-28);
+    } finally {
+      await close();
+    }
+  });
+
+  describe('hostile callers', () => {
+    test('cannot read or write backend memory outside a call', async () => {
+      const { run, close } = await setup();
+      try {
+        const r = await run('read_backend').catch((e) => e);
+        expect(r).toBeInstanceOf(GuestFaultError);
+        expect(r.details.vector).toBe(14);
+        expect(r.details.address).toBeGreaterThanOrEqual(0x10000000000);
+        await expect(run('write_backend')).rejects.toBeInstanceOf(GuestFaultError);
+        expect(await run('add:1')).toBe('1');
+      } finally {
+        await close();
+      }
+    });
+
+    test('cannot enter a backend anywhere but a registered entry point', async () => {
+      const { run, close } = await setup();
+      try {
+        for (const cmd of ['jump_mid', 'jump_unregistered']) {
+          const e = await run(cmd).catch((x) => x);
+          expect(e).toBeInstanceOf(GuestFaultError);
+          expect(e.message).toMatch(/not a registered entry point/);
+        }
+        const code = await run('jump_backend_code').catch((x) => x);
+        expect(code).toBeInstanceOf(GuestFaultError);
+        expect(code.details.address).toBe(0x10000401000);
+        const ret = await run('jump_return_trap').catch((x) => x);
+        expect(ret).toBeInstanceOf(GuestFaultError);
+        expect(ret.message).toMatch(/return address outside a call/);
+        const rd = await run('read_gate').catch((x) => x);
+        expect(rd).toBeInstanceOf(GuestFaultError);
+        expect(rd.message).toMatch(/data access to the gate region/);
+        expect(await run('get')).toBe('0');
+      } finally {
+        await close();
+      }
+    });
+
+    test('a pointer into backend memory passed as an argument is refused by the validation', async () => {
+      const { run, close } = await setup();
+      try {
+        expect(await run('backend_ptr')).toBe('-14');
+        expect(await run('add:2')).toBe('2');
+      } finally {
+        await close();
+      }
+    });
+
+    test('cannot touch page tables or guest-kernel memory', async () => {
+      const { run, close } = await setup();
+      try {
+        for (const cmd of ['write_kernel', 'read_gdt']) {
+          const e = await run(cmd).catch((x) => x);
+          expect(e).toBeInstanceOf(GuestFaultError);
+          expect(e.details.vector).toBe(14);
+          expect(e.details.address).toBeGreaterThanOrEqual(0xffffff8000000000);
+        }
+        expect(await run('add:3')).toBe('3');
+      } finally {
+        await close();
+      }
+    });
+  });
+
+  describe('a backend that misbehaves mid-call is contained', () => {
+    test('crash, endless loop, memory exhaustion: the caller gets an error value, the instance is restored', async () => {
+      const { backend, run, close } = await setup(1, 1, 300);
+      const faults: string[] = [];
+      const restores: string[] = [];
+      backend.on('fault', (e) => faults.push(e.entry));
+      backend.on('restore', (e) => restores.push(e.reason));
+      try {
+        expect(await run('add:5')).toBe('5');
+        expect(await run('crash')).toBe('-1001');
+        // Restored to the state right after farcall_serve(): the half-done update is gone.
+        expect(await run('get')).toBe('0');
+        expect(await run('add:5')).toBe('5');
+        expect(await run('spin')).toBe('-1002');
+        expect(await run('get')).toBe('0');
+        expect(await run('hog')).toBe('-1004');
+        expect(await run('get')).toBe('0');
+        expect(await run('add:1')).toBe('1');
+        await new Promise((r) => setTimeout(r, 20));
+        expect(faults).toEqual(['crash', 'spin', 'hog']);
+        expect(restores.length).toBe(3);
+        expect(restores[0]).toMatch(/vector 14/);
+        expect(restores[1]).toMatch(/timed out/);
+        const st = backend.stats();
+        expect(st.faults).toBe(3);
+        expect(st.restores).toBe(3);
+      } finally {
+        await close();
+      }
+    });
+
+    test('a host call into a crashing entry gets the error value and the next call works', async () => {
+      const { backend, close } = await setup();
+      try {
+        const r = await backend.callRaw('crash');
+        expect(r.result).toBe(-1001);
+        await expect(backend.call('crash')).rejects.toBeInstanceOf(BackendFaultError);
+        expect((await backend.call('host_echo', 'ok')).toString()).toBe('echo:ok');
+      } finally {
+        await close();
+      }
+    });
+
+    test('a request VM reset by its timeout in the middle of a call releases the instance', async () => {
+      const backend = await Backend.load(backendPath, { callTimeoutMs: 60000, memoryMiB: 16 });
+      const pool = await RequestPool.create(callerPath, { size: 1, backends: { counter: backend }, timeoutMs: 300 });
+      try {
+        await expect(pool.run('spin')).rejects.toBeInstanceOf(TimeoutError);
+        // The lock was released and the instance restored: the next call gets in at once.
+        expect((await pool.run('add:4')).toString()).toBe('4');
+        expect(backend.stats().restores).toBe(1);
+      } finally {
+        await pool.close();
+        backend.close();
+      }
+    });
+  });
+
+  test('a request program cannot be loaded as a backend, nor a backend as a request program', async () => {
+    await expect(Backend.load(guest('hello_musl'))).rejects.toBeInstanceOf(WrongLayoutError);
+    // A backend is static-PIE, so it loads in the request region, but it is told apart at farcall_serve().
+    await expect(RequestPool.create(backendPath, { size: 1 })).rejects.toThrow(/backend program .*load it as a Backend/);
+  });
+
+  test('closing pools and backends frees every VM', async () => {
+    const fds0 = openFds();
+    const kvm0 = kvmThreadCount();
+    for (let i = 0; i < 3; i++) {
+      const { run, close } = await setup(2, 2);
+      expect(await run('add:1')).toBe('1');
+      await close();
+    }
+    await new Promise((r) => setTimeout(r, 100));
+    if (global.gc) global.gc();
+    expect(openFds()).toBe(fds0);
+    expect(kvmThreadCount()).toBeLessThanOrEqual(kvm0);
+  });
+});
