@@ -2,7 +2,7 @@
 // (through the gate) and from the host (here), one call per instance at a time.
 import { EventEmitter } from 'eventemitter3';
 
-import { ClosedError, fromNative, InvalidArgumentError } from './errors';
+import { BackendUnavailableError, ClosedError, fromNative, InvalidArgumentError } from './errors';
 import { native, NativeHandle } from './native';
 import { checkTimeoutMs, envList, loadProgram } from './run';
 import { LatencySummary, LatencyWindow } from './stats';
@@ -18,7 +18,25 @@ export interface BackendOptions {
   initTimeoutMs?: number;
   args?: string[];
   env?: Record<string, string> | string[];
+  /** When to restart the backend from its program, and how fast to retry. */
+  restart?: RestartPolicy;
+  /** Network destinations ("a.b.c.d:port") the backend may connect to. Default: none. */
+  network?: { allow: string[] };
 }
+
+/**
+ * A backend whose calls keep faulting (maxFaults within windowMs) is restarted from its
+ * program: it is unavailable meanwhile (guest calls get FARCALL_E_BACKEND_BUSY, host calls a
+ * BackendUnavailableError), and a failed restart is retried with exponential back-off.
+ */
+export interface RestartPolicy {
+  maxFaults?: number; // default 3
+  windowMs?: number; // default 10000
+  backoffMs?: number; // first delay, default 100
+  maxBackoffMs?: number; // default 10000
+}
+
+export interface BackendRestartEvent { attempt: number; ok: boolean; us: number; error?: string }
 
 export interface BackendCallEvent { instance: number; entry: string; us: number }
 export interface BackendFaultEvent { instance: number; entry: string; message: string }
@@ -31,14 +49,18 @@ export interface BackendEvents {
   fault: (e: BackendFaultEvent) => void;
   /** An instance put back to its state after farcall_serve(). */
   restore: (e: BackendRestoreEvent) => void;
+  /** The backend was re-initialized from its program (or an attempt failed). */
+  restart: (e: BackendRestartEvent) => void;
 }
 
 export interface BackendStats {
+  restarts: number;
+  available: boolean;
   calls: number;
   faults: number;
   restores: number;
   timeouts: number;
-  instances: Array<{ calls: number; faults: number; restores: number }>;
+  instances: Array<{ calls: number; faults: number; restores: number; netRefused: number; lastRefused?: string; syscalls: Record<string, number> }>;
   hostCalls: LatencySummary;
 }
 
@@ -51,10 +73,65 @@ export interface CallOptions {
 export class Backend extends EventEmitter<BackendEvents> {
   private handle: NativeHandle | null;
   private readonly hostLatency = new LatencyWindow();
+  private faultTimes: number[] = [];
+  private restarting = false;
+  private restartTimer?: NodeJS.Timeout;
+  private restarts = 0;
+  private readonly policy: Required<RestartPolicy>;
 
-  private constructor(handle: NativeHandle, readonly entries: string[], readonly initUs: number, readonly path: string) {
+  private constructor(handle: NativeHandle, readonly entries: string[], readonly initUs: number, readonly path: string, policy: RestartPolicy) {
     super();
     this.handle = handle;
+    this.policy = { maxFaults: 3, windowMs: 10000, backoffMs: 100, maxBackoffMs: 10000, ...policy };
+    super.on('fault', () => this.noteFault());
+  }
+
+  /** True while a restart is pending or running. */
+  get isRestarting(): boolean {
+    return this.restarting;
+  }
+
+  private noteFault(): void {
+    const now = Date.now();
+    this.faultTimes = this.faultTimes.filter((t) => now - t < this.policy.windowMs);
+    this.faultTimes.push(now);
+    if (!this.restarting && this.faultTimes.length >= this.policy.maxFaults) {
+      this.restarting = true;
+      if (this.handle) native().backendSetAvailable(this.handle, false);
+      this.scheduleRestart(1, this.policy.backoffMs);
+    }
+  }
+
+  private scheduleRestart(attempt: number, delay: number): void {
+    this.restartTimer = setTimeout(() => {
+      this.restartTimer = undefined;
+      if (!this.handle) return;
+      native()
+        .backendRestart(this.handle, 10000)
+        .then((r) => {
+          this.restarting = false;
+          this.faultTimes = [];
+          this.restarts++;
+          this.emit('restart', { attempt, ok: true, us: r.us });
+        })
+        .catch((e) => {
+          if (!this.handle) return;
+          this.emit('restart', { attempt, ok: false, us: 0, error: (e as Error).message });
+          this.scheduleRestart(attempt + 1, Math.min(delay * 2, this.policy.maxBackoffMs));
+        });
+    }, delay);
+  }
+
+  /** Re-initializes the backend from its program now (what the restart policy does). */
+  async restart(): Promise<void> {
+    if (!this.handle) throw new ClosedError('Closed', 'the backend is closed');
+    try {
+      const r = await native().backendRestart(this.handle, 10000);
+      this.restarts++;
+      this.emit('restart', { attempt: 1, ok: true, us: r.us });
+    } catch (e) {
+      throw fromNative(e);
+    }
   }
 
   /** Loads `program` (built with farcall_add_program(... BACKEND)) and runs it to farcall_serve(). */
@@ -81,9 +158,10 @@ export class Backend extends EventEmitter<BackendEvents> {
         instances,
         initTimeoutMs: checkTimeoutMs(options.initTimeoutMs ?? 10000, 'initTimeoutMs'),
         callTimeoutMs: checkTimeoutMs(options.callTimeoutMs ?? 1000, 'callTimeoutMs'),
+        netAllow: options.network?.allow ?? [],
         onEvent,
       });
-      self = new Backend(r.handle, r.entries, r.initUs, typeof program === 'string' ? program : '<buffer>');
+      self = new Backend(r.handle, r.entries, r.initUs, typeof program === 'string' ? program : '<buffer>', options.restart ?? {});
       return self;
     } catch (e) {
       throw fromNative(e);
@@ -127,6 +205,7 @@ export class Backend extends EventEmitter<BackendEvents> {
   /** Like call(), but resolves with the raw integer result as well (negative values included). */
   async callRaw(entry: string, input: Uint8Array | string = Buffer.alloc(0), opts: CallOptions = {}): Promise<{ result: number; output: Buffer; us: number }> {
     if (!this.handle) throw new ClosedError('Closed', 'the backend is closed');
+    if (this.restarting) throw new BackendUnavailableError('BackendUnavailable', `backend ${this.path} is restarting`);
     const bytes = typeof input === 'string' ? Buffer.from(input) : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     try {
       const r = await native().backendCall(this.handle, entry, bytes, opts.outCap ?? 65536, checkTimeoutMs(opts.timeoutMs ?? 5000));
@@ -140,11 +219,12 @@ export class Backend extends EventEmitter<BackendEvents> {
   stats(): BackendStats {
     if (!this.handle) throw new ClosedError('Closed', 'the backend is closed');
     const s = native().backendStats(this.handle);
-    return { calls: s.calls, faults: s.faults, restores: s.restores, timeouts: s.timeouts, instances: s.instances, hostCalls: this.hostLatency.summary() };
+    return { restarts: this.restarts, available: !this.restarting, calls: s.calls, faults: s.faults, restores: s.restores, timeouts: s.timeouts, instances: s.instances, hostCalls: this.hostLatency.summary() };
   }
 
   /** Frees the backend's VMs once no request pool holds it. */
   close(): void {
+    if (this.restartTimer) clearTimeout(this.restartTimer);
     if (!this.handle) return;
     native().closeBackend(this.handle);
     this.handle = null;

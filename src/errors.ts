@@ -4,7 +4,7 @@
 export type FarcallErrorCode =
   | 'KvmUnavailable' | 'KvmFailure' | 'NotElf' | 'WrongArch' | 'DynamicallyLinked' | 'CorruptElf'
   | 'TooBig' | 'GuestFault' | 'Timeout' | 'MemoryLimit' | 'OutputLimit' | 'BadState' | 'Protocol'
-  | 'Internal' | 'WrongLayout' | 'InvalidArgument' | 'Closed' | 'RequestFailed' | 'BackendFault' | 'SchemaError';
+  | 'Internal' | 'WrongLayout' | 'InvalidArgument' | 'Closed' | 'RequestFailed' | 'BackendFault' | 'BackendUnavailable' | 'SchemaError';
 
 export interface FaultDetails {
   vector?: number;
@@ -48,6 +48,8 @@ export class ClosedError extends FarcallError {}
 export class RequestFailedError extends FarcallError {}
 export class InternalError extends FarcallError {}
 export class BackendFaultError extends FarcallError {}
+export class BackendUnavailableError extends FarcallError {}
+export class ConfigError extends InvalidArgumentError {}
 export class WrongLayoutError extends ProgramError {}
 
 const classes: Record<string, new (c: FarcallErrorCode, m: string, d?: FaultDetails) => FarcallError> = {
@@ -66,6 +68,7 @@ const classes: Record<string, new (c: FarcallErrorCode, m: string, d?: FaultDeta
   InvalidArgument: InvalidArgumentError,
   Closed: ClosedError,
   BackendFault: BackendFaultError,
+  BackendUnavailable: BackendUnavailableError,
   WrongLayout: WrongLayoutError,
 };
 

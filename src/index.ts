@@ -5,3 +5,6 @@ export { doctor, DoctorReport, DoctorCheck } from './doctor';
 export { RequestPool, RequestPoolOptions, RequestPoolStats, RequestEvent, ResetEvent, FailureEvent, ResetKind } from './pool';
 export { LatencySummary } from './stats';
 export { Backend, BackendOptions, BackendStats, BackendEvents, CallOptions } from './backend';
+export { Broker, BrokerEvents, BrokerStats, PoolReport } from './broker';
+export { BrokerConfig, BackendConfig, PoolConfig, validateConfig, loadConfigFile } from './config';
+export { RestartPolicy } from './backend';

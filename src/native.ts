@@ -67,17 +67,19 @@ export interface NativeBackendStats {
   faults: number;
   restores: number;
   timeouts: number;
-  instances: Array<{ calls: number; faults: number; restores: number }>;
+  instances: Array<{ calls: number; faults: number; restores: number; netRefused: number; lastRefused?: string; syscalls: Record<string, number> }>;
 }
 
 export interface NativeBinding {
   createBackend(elf: Buffer, opts: {
-    args: string[]; env: string[]; memoryMiB: number; instances: number; initTimeoutMs: number; callTimeoutMs: number;
+    args: string[]; env: string[]; memoryMiB: number; instances: number; initTimeoutMs: number; callTimeoutMs: number; netAllow: string[];
     onEvent: (e: { kind: string; instance: number; entry: string; us: number; message: string }) => void;
   }): Promise<{ handle: NativeHandle; entries: string[]; initUs: number }>;
   backendCall(backend: NativeHandle, entry: string, input: Buffer, outCap: number, timeoutMs: number): Promise<{ result: number; output: Buffer; us: number }>;
   backendStats(backend: NativeHandle): NativeBackendStats;
   backendWantCalls(backend: NativeHandle, want: boolean): void;
+  backendRestart(backend: NativeHandle, timeoutMs: number): Promise<{ us: number }>;
+  backendSetAvailable(backend: NativeHandle, available: boolean): void;
   closeBackend(backend: NativeHandle): void;
   createMaster(elf: Buffer, opts: NativeMasterOptions): Promise<{ handle: NativeHandle; initUs: number; arenaSize: number }>;
   createFork(master: NativeHandle, opts: { maxPrivateMiB: number }): Promise<{ handle: NativeHandle; createUs: number }>;

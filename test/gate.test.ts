@@ -1,13 +1,13 @@
 // Backends and the far-call gate: persistent state, zero-copy, instances, serialization,
 // and every security invariant of DESIGN.md against a hostile caller.
-import { Backend, BackendFaultError, GuestFaultError, RequestPool, TimeoutError, WrongLayoutError } from '../src';
+import { Backend, BackendFaultError, BackendUnavailableError, GuestFaultError, RequestPool, TimeoutError, WrongLayoutError } from '../src';
 import { describeKvm, guest, kvmThreadCount, openFds } from './helpers';
 
 const backendPath = guest('counter_backend');
 const callerPath = guest('caller');
 
-async function setup(instances = 1, poolSize = 2, callTimeoutMs = 500) {
-  const backend = await Backend.load(backendPath, { instances, callTimeoutMs, memoryMiB: 16 });
+async function setup(instances = 1, poolSize = 2, callTimeoutMs = 500, maxFaults = 100) {
+  const backend = await Backend.load(backendPath, { instances, callTimeoutMs, memoryMiB: 16, restart: { maxFaults } });
   const pool = await RequestPool.create(callerPath, { size: poolSize, backends: { counter: backend }, timeoutMs: 5000 });
   const run = async (cmd: string) => (await pool.run(cmd)).toString();
   const close = async () => {
@@ -213,6 +213,29 @@ describeKvm('backends and the gate', () => {
         backend.close();
       }
     });
+  });
+
+  test('a backend that keeps failing is restarted from its program with back-off; callers get errors meanwhile', async () => {
+    const { backend, run, close } = await setup(1, 1, 300, 2);
+    const restarts: Array<{ ok: boolean; attempt: number }> = [];
+    backend.on('restart', (e) => restarts.push(e));
+    try {
+      expect(await run('add:9')).toBe('9');
+      expect(await run('crash')).toBe('-1001');
+      expect(await run('crash')).toBe('-1001'); // second fault in the window: restart scheduled
+      expect(backend.isRestarting).toBe(true);
+      // Meanwhile: guest calls get FARCALL_E_BACKEND_BUSY, host calls a typed error.
+      expect(await run('get')).toBe('-1003');
+      await expect(backend.call('host_echo', 'x')).rejects.toBeInstanceOf(BackendUnavailableError);
+      await new Promise<void>((res) => backend.on('restart', () => res()));
+      expect(restarts[0]).toMatchObject({ ok: true, attempt: 1 });
+      expect(backend.isRestarting).toBe(false);
+      expect(await run('get')).toBe('0');
+      expect(await run('add:1')).toBe('1');
+      expect(backend.stats().restarts).toBe(1);
+    } finally {
+      await close();
+    }
   });
 
   test('a request program cannot be loaded as a backend, nor a backend as a request program', async () => {

@@ -58,6 +58,12 @@ Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
   cfg.memory_bytes = opt_u64(o, "memoryMiB", 32) << 20;
   cfg.output_limit = opt_u64(o, "outputLimit", 1 << 20);
   int instances = int(opt_u64(o, "instances", 1));
+  for (auto &ep : to_strings(o.Get("netAllow"))) {
+    unsigned a, b, c, d, port;
+    if (sscanf(ep.c_str(), "%u.%u.%u.%u:%u", &a, &b, &c, &d, &port) == 5 && a < 256 && b < 256 && c < 256 && d < 256 &&
+        port > 0 && port < 65536)
+      cfg.net_allow.emplace_back((a << 24) | (b << 16) | (c << 8) | d, uint16_t(port));
+  }
   uint64_t init_ns = opt_u64(o, "initTimeoutMs", 10000) * 1000000;
   uint64_t call_ns = opt_u64(o, "callTimeoutMs", 1000) * 1000000;
   Napi::Value on_event = o.Get("onEvent");
@@ -134,6 +140,11 @@ Napi::Value BackendCall(const Napi::CallbackInfo &info) {
   uint64_t out_cap = uint64_t(info[3].As<Napi::Number>().DoubleValue());
   uint64_t timeout_ns = uint64_t(info[4].As<Napi::Number>().DoubleValue() * 1e6);
   int e = h->backend->find(entry);
+  if (!h->backend->available) {
+    Failure f{"BackendUnavailable", "backend is restarting", {}, {}};
+    deferred->Reject(f.to_error(env).Value());
+    return deferred->Promise();
+  }
   if (e < 0 || input->size() > kHostMax || out_cap > kHostMax) {
     Failure f{"InvalidArgument",
               e < 0 ? "backend has no entry point '" + entry + "'" : "host call buffers are limited to 3 MiB", {}, {}};
@@ -196,12 +207,49 @@ Napi::Value BackendStats(const Napi::CallbackInfo &info) {
     o.Set("calls", double(in.calls));
     o.Set("faults", double(in.faults));
     o.Set("restores", double(in.restores));
+    o.Set("netRefused", double(in.personality->stats().net_refused));
+    if (!in.personality->stats().last_refused.empty()) o.Set("lastRefused", in.personality->stats().last_refused);
+    o.Set("syscalls", stats_object(env, in.personality->stats(), ExitStats{}).Get("syscalls"));
     insts.Set(uint32_t(i), o);
   }
   r.Set("instances", insts);
   Napi::Object ps = stats_object(env, b.init_process().stats(), b.init_process().vm().exit_stats());
   r.Set("init", ps);
   return r;
+}
+
+// backendRestart(handle, timeoutMs) -> Promise<{us}>: re-initializes from the program.
+Napi::Value BackendRestart(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
+  auto h = handle_of(info[0]);
+  uint64_t timeout_ns = uint64_t(info[1].As<Napi::Number>().DoubleValue() * 1e6);
+  h->backend->available = false;  // from now: guest calls get FARCALL_E_BACKEND_BUSY
+  h->worker->post(env, [=]() -> Completion {
+    uint64_t t0 = Vcpu::now_ns();
+    Failure f;
+    try {
+      h->backend->restart(t0 + timeout_ns);
+    } catch (const VmmError &e) {
+      f = Failure::from(e);
+    }
+    double us = double(Vcpu::now_ns() - t0) / 1000.0;
+    return [=](Napi::Env env) {
+      if (!f.code.empty()) {
+        deferred->Reject(f.to_error(env).Value());
+        return;
+      }
+      Napi::Object r = Napi::Object::New(env);
+      r.Set("us", us);
+      deferred->Resolve(r);
+    };
+  }, info[0].As<Napi::Object>());
+  return deferred->Promise();
+}
+
+Napi::Value BackendSetAvailable(const Napi::CallbackInfo &info) {
+  handle_of(info[0])->backend->available = info[1].ToBoolean();
+  return info.Env().Undefined();
 }
 
 Napi::Value BackendWantCalls(const Napi::CallbackInfo &info) {
@@ -224,6 +272,8 @@ void init_backend(Napi::Env env, Napi::Object exports) {
   exports.Set("backendCall", Napi::Function::New(env, BackendCall));
   exports.Set("backendStats", Napi::Function::New(env, BackendStats));
   exports.Set("backendWantCalls", Napi::Function::New(env, BackendWantCalls));
+  exports.Set("backendRestart", Napi::Function::New(env, BackendRestart));
+  exports.Set("backendSetAvailable", Napi::Function::New(env, BackendSetAvailable));
   exports.Set("closeBackend", Napi::Function::New(env, CloseBackend));
 }
 

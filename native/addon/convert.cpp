@@ -123,6 +123,8 @@ Napi::Object stats_object(Napi::Env env, const ProcessStats &ps, const ExitStats
   s.Set("unsupportedSyscalls", un);
   s.Set("exits", ex);
   s.Set("enomem", double(ps.enomem));
+  s.Set("netRefused", double(ps.net_refused));
+  if (!ps.last_refused.empty()) s.Set("lastRefused", ps.last_refused);
   return s;
 }
 

@@ -35,37 +35,44 @@ void backend_slot__free(uint64_t slot) {
 
 static uint64_t slot_gpa(uint64_t slot) { return kBackendGpaBase + slot * kBackendGpaStride; }
 
+std::unique_ptr<Process> Backend::initialize(uint64_t slot) {
+  ProcessConfig cfg = cfg_;
+  cfg.ram_va = kBackendVa;
+  cfg.ram_gpa = slot_gpa(slot);
+  auto init = std::make_unique<Process>(elf_, cfg);
+  uint64_t deadline = Vcpu::now_ns() + init_timeout_ns_;
+  Vcpu &cpu = init->vm().vcpu();
+  watchdog::arm(&cpu, pthread_self(), deadline);
+  Stop st;
+  try {
+    st = init->run(deadline);
+  } catch (...) {
+    watchdog::disarm(&cpu);
+    throw;
+  }
+  watchdog::disarm(&cpu);
+  if (st.kind != Stop::Farcall || st.nr != kSysServe) {
+    std::string what = st.kind == Stop::Timeout ? "timed out"
+                       : st.kind == Stop::Fault ? "faulted (" + (st.event.kind == Event::Exception ? "vector " + std::to_string(st.event.vector) : st.event.detail) + ")"
+                       : st.kind == Stop::Exited ? "exited with code " + std::to_string(st.exit_code)
+                                                 : "made farcall call " + std::to_string(st.nr);
+    std::string err = init->err().empty() ? "" : ": " + init->err().substr(0, 500);
+    throw VmmError(st.kind == Stop::Timeout ? ErrorCode::Timeout : ErrorCode::Protocol,
+                   "backend program " + what + " before calling farcall_serve()" + err);
+  }
+  return init;
+}
+
 Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instances, uint64_t init_timeout_ns,
                  uint64_t call_timeout_ns)
-    : call_timeout_ns_(call_timeout_ns), ram_bytes_(cfg.memory_bytes) {
+    : elf_(elf), cfg_(cfg), init_timeout_ns_(init_timeout_ns), call_timeout_ns_(call_timeout_ns), ram_bytes_(cfg.memory_bytes) {
   if (instances < 1 || instances > 64) throw VmmError(ErrorCode::BadState, "instances must be from 1 to 64");
   if (cfg.memory_bytes > kBackendGpaStride)
     throw VmmError(ErrorCode::BadState, "backend memory is limited to " + std::to_string(kBackendGpaStride >> 30) + " GiB");
   try {
     slots_.push_back(backend_slot__alloc());
-    cfg.ram_va = kBackendVa;
-    cfg.ram_gpa = slot_gpa(slots_[0]);
-    init_ = std::make_unique<Process>(elf, cfg);
-    uint64_t deadline = Vcpu::now_ns() + init_timeout_ns;
+    init_ = initialize(slots_[0]);
     Vcpu &cpu = init_->vm().vcpu();
-    watchdog::arm(&cpu, pthread_self(), deadline);
-    Stop st;
-    try {
-      st = init_->run(deadline);
-    } catch (...) {
-      watchdog::disarm(&cpu);
-      throw;
-    }
-    watchdog::disarm(&cpu);
-    if (st.kind != Stop::Farcall || st.nr != kSysServe) {
-      std::string what = st.kind == Stop::Timeout ? "timed out"
-                         : st.kind == Stop::Fault ? "faulted (" + (st.event.kind == Event::Exception ? "vector " + std::to_string(st.event.vector) : st.event.detail) + ")"
-                         : st.kind == Stop::Exited ? "exited with code " + std::to_string(st.exit_code)
-                                                   : "made farcall call " + std::to_string(st.nr);
-      std::string err = init_->err().empty() ? "" : ": " + init_->err().substr(0, 500);
-      throw VmmError(st.kind == Stop::Timeout ? ErrorCode::Timeout : ErrorCode::Protocol,
-                     "backend program " + what + " before calling farcall_serve()" + err);
-    }
     // farcall_serve(table, count, stack, stack_size, call_info)
     kvm_regs &r = cpu.regs();
     const GuestView &v = init_->view();
@@ -149,6 +156,47 @@ void Backend::restore(Instance &inst) {
   }
   inst.personality->mem_state() = init_->mem_state();
   inst.personality->reset_output();
+  inst.personality->close_sockets();
+}
+
+void Backend::restart(uint64_t deadline_ns) {
+  available = false;
+  uint64_t slot = backend_slot__alloc();
+  std::unique_ptr<Process> fresh;
+  try {
+    fresh = initialize(slot);
+  } catch (...) {
+    backend_slot__free(slot);
+    throw;
+  }
+  // Same program, so the same layout: entry points, call stack and thread pointer must match.
+  kvm_regs &r = fresh->vm().vcpu().regs();
+  bool same = ((r.rdx + r.r10) & ~15ull) == stack_top_ && r.r8 == call_info_ && fresh->vm().vcpu().sregs().fs.base == fs_base_ && r.rsi == entries_.size();
+  if (!same) {
+    backend_slot__free(slot);
+    throw VmmError(ErrorCode::Protocol, "backend program registered different entry points after a restart");
+  }
+  std::vector<Instance *> held;
+  for (size_t i = 0; i < instances_.size(); i++) {
+    Instance *in = acquire(deadline_ns);
+    if (!in) {
+      for (Instance *h : held) release(h, false, "");
+      backend_slot__free(slot);
+      throw VmmError(ErrorCode::Timeout, "backend restart timed out waiting for calls in flight");
+    }
+    held.push_back(in);
+  }
+  std::swap(init_, fresh);
+  std::swap(slots_[0], slot);
+  fresh.reset();
+  backend_slot__free(slot);
+  for (Instance *h : held) {
+    restore(*h);
+    h->restores++;
+    restores++;
+  }
+  for (Instance *h : held) release(h, false, "");
+  available = true;
 }
 
 void Backend::release(Instance *inst, bool do_restore, const std::string &why) {

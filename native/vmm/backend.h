@@ -51,6 +51,13 @@ class Backend {
           uint64_t call_timeout_ns);
   ~Backend();
 
+  // Restarts from the program: a fresh initialization becomes the new snapshot and every
+  // instance is rewritten from it, in place (callers' VMs keep their mappings). While it runs
+  // the backend is unavailable: guest calls return kErrBackendBusy, host calls are refused.
+  // Throws (and stays unavailable) if the program fails to initialize again.
+  void restart(uint64_t deadline_ns);
+  std::atomic<bool> available{true};
+
   const std::vector<EntryPoint> &entries() const { return entries_; }
   int find(const std::string &name) const;
   size_t instance_count() const { return instances_.size(); }
@@ -78,6 +85,10 @@ class Backend {
 
  private:
   void restore(Instance &inst);
+  std::unique_ptr<Process> initialize(uint64_t slot);
+  std::vector<uint8_t> elf_;
+  ProcessConfig cfg_;
+  uint64_t init_timeout_ns_ = 0;
   std::unique_ptr<Process> init_;
   std::vector<EntryPoint> entries_;
   std::vector<std::unique_ptr<Instance>> instances_;

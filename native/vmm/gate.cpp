@@ -75,6 +75,14 @@ bool Process::gate_enter(const Event &ev, Stop *stop) {
     stop->event.detail = "gate call with a stack outside the caller's memory";
     return false;
   }
+  if (!be.available) {  // restarting: answer at once instead of queueing behind the restart
+    uint64_t frame[6] = {};
+    uint64_t ksp = vm_->vcpu().regs().rsp;
+    if (ksp >= kKernelVa) std::memcpy(frame, vm_->kmem().host() + (ksp - kKernelVa), sizeof frame);
+    vm_->vcpu().regs().rax = uint64_t(kErrBackendBusy);
+    vm_->resume_user(ret, ev.rsp + 8, frame[3]);
+    return true;
+  }
   Instance *inst = be.acquire(req_deadline_);
   if (!inst) {
     be.timeouts++;
@@ -188,6 +196,11 @@ Stop Process::host_call(size_t index, int entry, const uint64_t args[4], uint64_
   Stop st;
   Attached &at = attached_.at(index);
   Backend &be = *at.backend;
+  if (!be.available) {
+    st.kind = Stop::Fault;
+    st.event.detail = "backend is restarting";
+    return st;
+  }
   Instance *inst = be.acquire(deadline_ns);
   if (!inst) {
     be.timeouts++;

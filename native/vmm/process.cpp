@@ -209,6 +209,8 @@ Stop Process::run(uint64_t deadline_ns) {
   }
 }
 
+Process::~Process() { close_sockets(); }
+
 uint64_t Process::sys_read(int fd, uint64_t buf, uint64_t len) {
   if (fd != 0) return neg(EBADF);
   uint8_t *p = mem_.ptr(buf, len);
@@ -345,6 +347,9 @@ uint64_t Process::sys_brk(uint64_t want) {
 uint64_t Process::syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                           uint64_t a5, Stop *stop) {
   stats_.syscalls[nr]++;
+  bool handled = false;
+  uint64_t net = net_syscall(nr, a0, a1, a2, a3, a4, a5, &handled);
+  if (handled) return net;
   switch (nr) {
     case NR_read: return sys_read(int(a0), a1, a2);
     case NR_write: return sys_write(int(a0), a1, a2, stop);

@@ -20,6 +20,9 @@ struct ProcessConfig {
   uint64_t output_limit = 1ull << 20;  // per stream
   EntryMode mode = EntryMode::TrapPage;
   uint64_t ram_va = 0, ram_gpa = 0;  // backends: layout::kBackendVa and their slot's address
+  // TCP destinations (IPv4 address and port, host byte order) the guest may connect to.
+  // Empty: no network at all (socket() fails with EACCES).
+  std::vector<std::pair<uint32_t, uint16_t>> net_allow;
 };
 
 class Backend;
@@ -39,6 +42,8 @@ struct ProcessStats {
   std::map<uint64_t, uint64_t> syscalls;     // by number, every call
   std::map<uint64_t, uint64_t> unsupported;  // by number, the ones answered ENOSYS
   uint64_t enomem = 0;                       // allocations refused for the memory limit
+  uint64_t net_refused = 0;                  // connect() to a destination not allowed
+  std::string last_refused;                  // the last such destination, "a.b.c.d:port"
 };
 
 // Guest syscall numbers of the farcall ABI (guest-sdk/include/farcall.h has the same).
@@ -72,6 +77,11 @@ class Process {
     out_.clear();
     err_.clear();
   }
+  // Closes every socket the guest opened (a restored instance starts without connections).
+  void close_sockets();
+  ~Process();
+  Process(const Process &) = delete;
+  Process &operator=(const Process &) = delete;
 
   Vm &vm() { return *vm_; }
   Stop run(uint64_t deadline_ns);
@@ -100,6 +110,11 @@ class Process {
   uint64_t find_gap(uint64_t len);
   void unmap_range(uint64_t a, uint64_t b);
   uint64_t lookup(uint64_t name_ptr, uint64_t len);
+  // Sockets (net.cpp): guest fd -> host fd, only TCP to allowed destinations.
+  uint64_t net_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5,
+                       bool *handled);
+  int host_fd(int guest_fd) const;
+  std::map<int, int> sockets_;
   // The gate (gate.cpp).
   bool gate_enter(const Event &ev, Stop *stop);
   void gate_leave(int64_t result, bool restore, const std::string &why);

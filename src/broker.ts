@@ -1,0 +1,136 @@
+// Broker: one object that owns the backends and request pools of a process, decides which
+// pool may call which backend, forwards their events with names attached, and shuts down
+// cleanly.
+import { EventEmitter } from 'eventemitter3';
+
+import { Backend, BackendStats } from './backend';
+import { BrokerConfig, loadConfigFile, validateConfig } from './config';
+import { ClosedError, FarcallError, InvalidArgumentError } from './errors';
+import { RequestPool, RequestPoolStats, ResetKind } from './pool';
+
+export interface BrokerEvents {
+  request: (e: { pool: string; fork: number; ok: boolean; us: number }) => void;
+  reset: (e: { pool: string; fork: number; kind: ResetKind; pages: number; us: number; reason?: string }) => void;
+  timeout: (e: { pool: string; fork: number; error: FarcallError }) => void;
+  fault: (e: { pool?: string; backend?: string; error?: FarcallError; instance?: number; entry?: string; message?: string }) => void;
+  call: (e: { backend: string; instance: number; entry: string; us: number }) => void;
+  restore: (e: { backend: string; instance: number; us: number; reason: string }) => void;
+  restart: (e: { backend: string; attempt: number; ok: boolean; us: number; error?: string }) => void;
+}
+
+export interface PoolReport extends RequestPoolStats {
+  exits: Record<string, number>;
+}
+
+export interface BrokerStats {
+  uptimeMs: number;
+  pools: Record<string, PoolReport>;
+  backends: Record<string, BackendStats>;
+}
+
+export class Broker extends EventEmitter<BrokerEvents> {
+  private readonly backends = new Map<string, Backend>();
+  private readonly pools = new Map<string, RequestPool>();
+  private readonly started = Date.now();
+  private closed = false;
+
+  private constructor() {
+    super();
+  }
+
+  /** Starts everything a configuration names (an object, or the path of a .json/.toml file). */
+  static async start(config: BrokerConfig | string): Promise<Broker> {
+    const cfg = typeof config === 'string' ? loadConfigFile(config) : validateConfig(config);
+    const broker = new Broker();
+    try {
+      for (const [name, b] of Object.entries(cfg.backends ?? {})) await broker.addBackend(name, b);
+      for (const [name, p] of Object.entries(cfg.pools ?? {})) await broker.addPool(name, p);
+    } catch (e) {
+      await broker.close();
+      throw e;
+    }
+    return broker;
+  }
+
+  async addBackend(name: string, b: NonNullable<BrokerConfig['backends']>[string]): Promise<Backend> {
+    if (this.backends.has(name)) throw new InvalidArgumentError('InvalidArgument', `backend ${name} exists already`);
+    const backend = await Backend.load(b.program, {
+      instances: b.instances, memoryMiB: b.memoryMiB, callTimeoutMs: b.callTimeoutMs, initTimeoutMs: b.initTimeoutMs,
+      args: b.args, env: b.env, restart: b.restart, network: b.network,
+    });
+    backend.on('fault', (e) => this.emit('fault', { backend: name, instance: e.instance, entry: e.entry, message: e.message }));
+    backend.on('restore', (e) => this.emit('restore', { backend: name, ...e }));
+    backend.on('restart', (e) => this.emit('restart', { backend: name, ...e }));
+    this.backends.set(name, backend);
+    return backend;
+  }
+
+  async addPool(name: string, p: NonNullable<BrokerConfig['pools']>[string]): Promise<RequestPool> {
+    if (this.pools.has(name)) throw new InvalidArgumentError('InvalidArgument', `pool ${name} exists already`);
+    const backends: Record<string, Backend> = {};
+    for (const b of p.backends ?? []) backends[b] = this.backend(b);
+    const pool = await RequestPool.create(p.program, {
+      size: p.size, timeoutMs: p.timeoutMs, initTimeoutMs: p.initTimeoutMs, memoryMiB: p.memoryMiB, maxDirtyMiB: p.maxDirtyMiB,
+      maxQueue: p.maxQueue, args: p.args, env: p.env, backends,
+    });
+    pool.on('request', (e) => this.emit('request', { pool: name, fork: e.fork, ok: e.ok, us: e.us }));
+    pool.on('reset', (e) => this.emit('reset', { pool: name, ...e }));
+    pool.on('timeout', (e) => this.emit('timeout', { pool: name, ...e }));
+    pool.on('fault', (e) => this.emit('fault', { pool: name, ...e }));
+    this.pools.set(name, pool);
+    return pool;
+  }
+
+  /** Runs one request in a fresh fork of pool `pool`. */
+  request(pool: string, bytes: Uint8Array | string): Promise<Buffer> {
+    if (this.closed) return Promise.reject(new ClosedError('Closed', 'the broker is closed'));
+    const p = this.pools.get(pool);
+    if (!p) return Promise.reject(new InvalidArgumentError('InvalidArgument', `no request pool named ${pool}`));
+    return p.run(bytes);
+  }
+
+  /** The named backend, e.g. to bind generated host stubs: new KeyValueClient(broker.backend('kv')). */
+  backend(name: string): Backend {
+    const b = this.backends.get(name);
+    if (!b) throw new InvalidArgumentError('InvalidArgument', `no backend named ${name}`);
+    return b;
+  }
+
+  pool(name: string): RequestPool {
+    const p = this.pools.get(name);
+    if (!p) throw new InvalidArgumentError('InvalidArgument', `no request pool named ${name}`);
+    return p;
+  }
+
+  /** Forwards every backend 'call' (costly: one event-loop hop per call). */
+  traceCalls(on: boolean): void {
+    for (const [name, b] of this.backends) {
+      if (on) b.on('call', (e) => this.emit('call', { backend: name, ...e }));
+      else b.removeAllListeners('call');
+    }
+  }
+
+  stats(): BrokerStats {
+    const pools: Record<string, PoolReport> = {};
+    for (const [name, p] of this.pools) {
+      const exits: Record<string, number> = {};
+      for (const f of p.forkStats()) {
+        for (const [k, v] of Object.entries((f as { exits: Record<string, number> }).exits)) exits[k] = (exits[k] ?? 0) + v;
+      }
+      pools[name] = { ...p.stats(), exits };
+    }
+    const backends: Record<string, BackendStats> = {};
+    for (const [name, b] of this.backends) backends[name] = b.stats();
+    return { uptimeMs: Date.now() - this.started, pools, backends };
+  }
+
+  /** Drains in-flight requests, then frees every VM. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await Promise.all([...this.pools.values()].map((p) => p.close()));
+    this.pools.clear();
+    for (const b of this.backends.values()) b.close();
+    this.backends.clear();
+    this.removeAllListeners();
+  }
+}
