@@ -2,9 +2,12 @@
 // The farcall command line.
 import { Command } from 'commander';
 
+import { Broker } from './broker';
 import { doctor, formatDoctor } from './doctor';
 import { FarcallError } from './errors';
+import { serveHttp } from './http';
 import { runProgram } from './run';
+import { formatStats } from './report';
 
 function fail(e: unknown): never {
   if (e instanceof FarcallError) {
@@ -55,6 +58,74 @@ export function makeCli(): Command {
       const r = doctor();
       process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : formatDoctor(r) + '\n');
       process.exitCode = r.ok ? 0 : 1;
+    });
+
+  program
+    .command('serve')
+    .description('start a broker from a config file and serve it over HTTP (loopback by default)')
+    .argument('<config>', 'broker configuration (.json or .toml)')
+    .option('-p, --port <port>', 'HTTP port (0: any free port)', '8080')
+    .option('-H, --host <host>', 'address to listen on', '127.0.0.1')
+    .action(async (config: string, o) => {
+      try {
+        const t0 = performance.now();
+        process.stderr.write(`farcall: starting the broker from ${config} ...\n`);
+        const broker = await Broker.start(config);
+        broker.on('restart', (e) => process.stderr.write(`farcall: backend ${e.backend} restart attempt ${e.attempt}: ${e.ok ? 'ok' : e.error}\n`));
+        const front = await serveHttp(broker, Number(o.port), o.host);
+        const st = broker.stats();
+        process.stderr.write(
+          `farcall: ready in ${Math.round(performance.now() - t0)} ms: ${Object.keys(st.backends).length} backend(s), ` +
+            `${Object.keys(st.pools).length} pool(s)\n`,
+        );
+        process.stdout.write(`${front.url}\n`);
+        const stop = async () => {
+          process.stderr.write('farcall: draining and shutting down\n');
+          await front.close();
+          await broker.close();
+          process.exit(0);
+        };
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+      } catch (e) {
+        fail(e);
+      }
+    });
+
+  program
+    .command('stats')
+    .description('show the statistics of a running broker (farcall serve)')
+    .option('-u, --url <url>', 'the broker\'s HTTP front', 'http://127.0.0.1:8080')
+    .option('--json', 'machine-readable output')
+    .action(async (o) => {
+      try {
+        const r = await fetch(new URL('/stats', o.url));
+        if (!r.ok) throw new Error(`GET /stats: HTTP ${r.status}`);
+        const st = (await r.json()) as import("./broker").BrokerStats;
+        process.stdout.write(o.json ? JSON.stringify(st, null, 2) + '\n' : formatStats(st) + '\n');
+      } catch (e) {
+        fail(new Error(`cannot read stats from ${o.url}: ${(e as Error).message}`));
+      }
+    });
+
+  program
+    .command('bench')
+    .description('run every benchmark and print one table (writes bench/results/)')
+    .option('--json', 'print the results as JSON')
+    .option('--quick', 'fewer iterations')
+    .action(async (o) => {
+      try {
+        let bench: { runAll: (opts: Record<string, unknown>) => Promise<unknown> };
+        try {
+          bench = require('../bench/run');
+        } catch (e) {
+          throw new Error(`the benchmarks are not built (npm run build): ${(e as Error).message}`);
+        }
+        const r = await bench.runAll({ quick: Boolean(o.quick), progress: process.stderr.isTTY });
+        if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
+      } catch (e) {
+        fail(e);
+      }
     });
 
   return program;

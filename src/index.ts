@@ -8,3 +8,4 @@ export { Backend, BackendOptions, BackendStats, BackendEvents, CallOptions } fro
 export { Broker, BrokerEvents, BrokerStats, PoolReport } from './broker';
 export { BrokerConfig, BackendConfig, PoolConfig, validateConfig, loadConfigFile } from './config';
 export { RestartPolicy } from './backend';
+export { serveHttp, HttpFront } from './http';
