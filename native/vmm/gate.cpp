@@ -56,9 +56,15 @@ uint64_t Process::lookup(uint64_t name_ptr, uint64_t len) {
   return matches ? found : uint64_t(-2);  // ENOENT
 }
 
-bool Process::gate_enter(const Event &ev, Stop *stop) {
-  uint64_t off = ev.cr2 - kGateVa, b = off / kGateStride, e = (off % kGateStride) / 16;
-  bool fetch = (ev.error_code & 0x10) && ev.rip == ev.cr2;
+uint64_t Process::exception_rflags() {
+  uint64_t frame[6] = {}, ksp = vm_->vcpu().regs().rsp;
+  if (ksp >= kKernelVa && ksp + sizeof frame <= kKernelVa + kKernelSize)
+    std::memcpy(frame, vm_->kmem().host() + (ksp - kKernelVa), sizeof frame);
+  return frame[3];  // error code, RIP, CS, RFLAGS
+}
+
+bool Process::gate_enter(uint64_t addr, uint64_t rsp, uint64_t rflags, bool fetch, const Event &ev, Stop *stop) {
+  uint64_t off = addr - kGateVa, b = off / kGateStride, e = (off % kGateStride) / 16;
   if (!fetch || off % 16 || b >= attached_.size() || e >= attached_[b].backend->entries().size()) {
     stop->kind = Stop::Fault;
     stop->event = ev;
@@ -69,18 +75,15 @@ bool Process::gate_enter(const Event &ev, Stop *stop) {
   Attached &at = attached_[b];
   Backend &be = *at.backend;
   uint64_t ret = 0;
-  if (!mem_.read(&ret, ev.rsp, 8)) {
+  if (!mem_.read(&ret, rsp, 8)) {
     stop->kind = Stop::Fault;
     stop->event = ev;
     stop->event.detail = "gate call with a stack outside the caller's memory";
     return false;
   }
   if (!be.available) {  // restarting: answer at once instead of queueing behind the restart
-    uint64_t frame[6] = {};
-    uint64_t ksp = vm_->vcpu().regs().rsp;
-    if (ksp >= kKernelVa) std::memcpy(frame, vm_->kmem().host() + (ksp - kKernelVa), sizeof frame);
     vm_->vcpu().regs().rax = uint64_t(kErrBackendBusy);
-    vm_->resume_user(ret, ev.rsp + 8, frame[3]);
+    vm_->resume_user(ret, rsp + 8, rflags);
     return true;
   }
   Instance *inst = be.acquire(req_deadline_);
@@ -92,7 +95,6 @@ bool Process::gate_enter(const Event &ev, Stop *stop) {
     return false;
   }
   Vcpu &cpu = vm_->vcpu();
-  kvm_regs &r = cpu.regs();
   kvm_sregs &s = cpu.sregs();
   call_ = Call{};
   call_.active = true;
@@ -100,16 +102,13 @@ bool Process::gate_enter(const Event &ev, Stop *stop) {
   call_.inst = inst;
   call_.entry = int(e);
   call_.ret_rip = ret;
-  call_.caller_rsp = ev.rsp;
+  call_.caller_rsp = rsp;
   call_.caller_fs = s.fs.base;
   call_.caller_cr3 = s.cr3;
+  call_.caller_rflags = rflags;
   call_.t0 = Vcpu::now_ns();
-  // The frame the CPU pushed holds the caller's RFLAGS right after the RSP.
-  uint64_t frame[6] = {};
-  if (r.rsp >= kKernelVa) std::memcpy(frame, vm_->kmem().host() + (r.rsp - kKernelVa), sizeof frame);
-  call_.caller_rflags = frame[3];
-  uint64_t now = call_.t0, limit = be.call_timeout_ns();
-  call_.deadline = limit ? now + limit : 0;
+  uint64_t limit = be.call_timeout_ns();
+  call_.deadline = limit ? call_.t0 + limit : 0;
   if (req_deadline_ && (!call_.deadline || req_deadline_ < call_.deadline)) call_.deadline = req_deadline_;
   if (call_.deadline != req_deadline_) watchdog::arm(&cpu, pthread_self(), call_.deadline);
 
@@ -118,11 +117,8 @@ bool Process::gate_enter(const Event &ev, Stop *stop) {
   CallInfo ci{kPage, mem_.end(), uint64_t(inst->index), inst->calls};
   iv.write(sp, &ret_trap, 8);
   if (be.call_info()) iv.write(be.call_info(), &ci, sizeof ci);
-  r.rsp = sp;
-  r.rip = be.entries()[e].addr;
-  r.rflags = (frame[3] & 0x3c0fd5) | 2;
-  cpu.regs_dirty();
-  vm_->resume_user(r.rip, r.rsp, r.rflags);
+  // Argument registers stay as the caller left them.
+  vm_->resume_user(be.entries()[e].addr, sp, rflags);
   s.fs.base = be.fs_base();
   s.cr3 = at.roots[inst->index];
   cpu.sregs_dirty();

@@ -47,6 +47,11 @@ constexpr uint64_t kMaxBackendSlots = 2000;
 // kGateVa + b * kGateStride + e * 16.
 constexpr uint64_t kGateVa = 0x8000000000ull;  // 512 GiB, PML4 slot 1
 constexpr uint64_t kGateStride = 0x10000;
+// In trap-page mode the gate region is mapped present, user, read-only, to guest-physical
+// pages without a memslot: a call fetches from it and exits directly (no #PF delivery).
+// Elsewhere it stays unmapped and the call arrives as a #PF.
+constexpr uint64_t kGateGpa = 0x1040200000ull;
+constexpr uint64_t kGateRegionSize = 4ull << 20;  // 64 backends per program
 constexpr uint64_t kGateEntries = kGateStride / 16;
 
 // Segment selectors (the same as Linux so programs that read them see familiar values).

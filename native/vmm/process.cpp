@@ -165,11 +165,21 @@ Stop Process::run(uint64_t deadline_ns) {
           continue;
         }
         if (ev.vector == 14 && ev.cr2 >= layout::kGateVa && ev.cr2 < layout::kGateVa + (layout::kGateVa >> 1)) {
-          if (gate_enter(ev, &st)) continue;
+          // A gate call that arrived as a page fault (out-stub mode): the CPU pushed a frame.
+          bool fetch = (ev.error_code & 0x10) && ev.rip == ev.cr2;
+          if (gate_enter(ev.cr2, ev.rsp, exception_rflags(), fetch, ev, &st)) continue;
           return st;
         }
         st.kind = Stop::Fault;
         st.event = ev;
+        return st;
+      case Event::GateCall:
+        if (call_.active) {  // a backend calling a gate: nested calls are not supported
+          gate_leave(kErrBackendFault, true, "backend called a gate address inside a call");
+          if (call_.host) break;
+          continue;
+        }
+        if (gate_enter(ev.rip, ev.rsp, vm_->vcpu().regs().rflags, true, ev, &st)) continue;
         return st;
       case Event::GateReturn:
         if (call_.active) {

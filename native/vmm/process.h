@@ -116,7 +116,9 @@ class Process {
   int host_fd(int guest_fd) const;
   std::map<int, int> sockets_;
   // The gate (gate.cpp).
-  bool gate_enter(const Event &ev, Stop *stop);
+  // A call to gate address `addr` with the caller's stack at `rsp` (return address on top).
+  bool gate_enter(uint64_t addr, uint64_t rsp, uint64_t rflags, bool fetch, const Event &ev, Stop *stop);
+  uint64_t exception_rflags();  // RFLAGS in the frame of the exception being handled
   void gate_leave(int64_t result, bool restore, const std::string &why);
   void gate_syscall();
   void gate_abandon(const char *why);

@@ -143,6 +143,7 @@ void Vm::build_kernel() {
   // User-accessible: on PVM the `syscall` target is fetched at CPL 3, and a far call returns
   // to it from user mode. A user jump into it is told apart by CS (see decode_trap).
   pt_->map(kTrapVa, kTrapGpa, kPage, pte::G | pte::U);
+  if (cfg_.mode == EntryMode::TrapPage) pt_->map(kGateVa, kGateGpa, kGateRegionSize, pte::U);
   cr3_ = pt_->root_gpa();
 }
 
@@ -272,6 +273,14 @@ Event Vm::run(uint64_t deadline_ns) {
         stats_.internal++;
         if (cfg_.mode == EntryMode::TrapPage && r.rip >= kTrapVa && r.rip < kTrapVa + kPage)
           return decode_trap(r.rip - kTrapVa);
+        if (cfg_.mode == EntryMode::TrapPage && r.rip >= kGateVa && r.rip < kGateVa + kGateRegionSize) {
+          stats_.gate++;
+          Event ev;
+          ev.kind = Event::GateCall;  // a call to a gate address: the fetch exited directly
+          ev.rip = ev.cr2 = r.rip;
+          ev.rsp = r.rsp;
+          return ev;
+        }
         {
           Event ev;
           ev.detail = "KVM internal error, suberror " + std::to_string(run->internal.suberror);
@@ -295,8 +304,18 @@ Event Vm::run(uint64_t deadline_ns) {
       case KVM_EXIT_MMIO: {
         stats_.mmio++;
         Event ev;
-        ev.detail = "access to unbacked guest-physical address " + std::to_string(run->mmio.phys_addr);
+        uint64_t pa = run->mmio.phys_addr;
+        ev.detail = pa >= kGateGpa && pa < kGateGpa + kGateRegionSize
+                        ? "data access to the gate region"
+                        : "access to unbacked guest-physical address " + std::to_string(pa);
         ev.rip = r.rip;
+        // KVM finishes the faulting instruction on the next KVM_RUN, after applying our
+        // register writes, and would move RIP past it. Finish it now (a read gets zeros) so
+        // that whatever the VMM sets next (a reset, a resume elsewhere) stands.
+        if (!run->mmio.is_write) std::memset(run->mmio.data, 0, sizeof run->mmio.data);
+        run->immediate_exit = 1;
+        ioctl(vm_fd_ >= 0 ? vcpu_->fd() : -1, KVM_RUN, 0);
+        run->immediate_exit = 0;
         return ev;
       }
       case KVM_EXIT_HLT: {

@@ -19,7 +19,7 @@
 namespace farcall {
 
 struct Event {
-  enum Kind { Syscall, Exception, GateReturn, Timeout, Halt, Unexpected } kind = Unexpected;
+  enum Kind { Syscall, Exception, GateReturn, GateCall, Timeout, Halt, Unexpected } kind = Unexpected;
   int vector = -1;           // Exception
   uint64_t error_code = 0;   // Exception (when the vector has one)
   uint64_t rip = 0;          // Exception: faulting RIP
