@@ -1,13 +1,13 @@
 // Backends and the far-call gate: persistent state, zero-copy, instances, serialization,
 // and every security invariant of DESIGN.md against a hostile caller.
-import { Backend, BackendFaultError, BackendUnavailableError, GuestFaultError, RequestPool, TimeoutError, WrongLayoutError } from '../src';
+import { Backend, BackendFaultError, BackendUnavailableError, GuestFaultError, RestartPolicy, RequestPool, TimeoutError, WrongLayoutError } from '../src';
 import { describeKvm, guest, kvmThreadCount, openFds } from './helpers';
 
 const backendPath = guest('counter_backend');
 const callerPath = guest('caller');
 
-async function setup(instances = 1, poolSize = 2, callTimeoutMs = 500, maxFaults = 100) {
-  const backend = await Backend.load(backendPath, { instances, callTimeoutMs, memoryMiB: 16, restart: { maxFaults } });
+async function setup(instances = 1, poolSize = 2, callTimeoutMs = 500, restart: RestartPolicy = { maxFaults: 100 }) {
+  const backend = await Backend.load(backendPath, { instances, callTimeoutMs, memoryMiB: 16, restart });
   const pool = await RequestPool.create(callerPath, { size: poolSize, backends: { counter: backend }, timeoutMs: 5000 });
   const run = async (cmd: string) => (await pool.run(cmd)).toString();
   const close = async () => {
@@ -216,18 +216,20 @@ describeKvm('backends and the gate', () => {
   });
 
   test('a backend that keeps failing is restarted from its program with back-off; callers get errors meanwhile', async () => {
-    const { backend, run, close } = await setup(1, 1, 300, 2);
+    const { backend, run, close } = await setup(1, 1, 300, { maxFaults: 2, backoffMs: 500 });
     const restarts: Array<{ ok: boolean; attempt: number }> = [];
     backend.on('restart', (e) => restarts.push(e));
     try {
       expect(await run('add:9')).toBe('9');
       expect(await run('crash')).toBe('-1001');
       expect(await run('crash')).toBe('-1001'); // second fault in the window: restart scheduled
+      // Fault events reach JS asynchronously; the restart begins once the second one is seen.
+      for (let i = 0; i < 200 && !backend.isRestarting; i++) await new Promise((r) => setTimeout(r, 5));
       expect(backend.isRestarting).toBe(true);
       // Meanwhile: guest calls get FARCALL_E_BACKEND_BUSY, host calls a typed error.
       expect(await run('get')).toBe('-1003');
       await expect(backend.call('host_echo', 'x')).rejects.toBeInstanceOf(BackendUnavailableError);
-      await new Promise<void>((res) => backend.on('restart', () => res()));
+      for (let i = 0; i < 400 && restarts.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
       expect(restarts[0]).toMatchObject({ ok: true, attempt: 1 });
       expect(backend.isRestarting).toBe(false);
       expect(await run('get')).toBe('0');

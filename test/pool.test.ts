@@ -24,7 +24,7 @@ describeKvm('RequestPool', () => {
   });
 
   test('a secret in heap, mmap, stack, globals and xmm does not survive into the next request', async () => {
-    const pool = await make();
+    const pool = await make({ timeoutMs: 20000 }); // peek scans all 64 MiB of guest memory
     try {
       // Control: within one request the detector does see the secret everywhere it was put.
       expect((await pool.run('both:Zq8-secret-Xv')).toString()).toBe('memory xmm ');

@@ -78,8 +78,8 @@ ElfImage elf__inspect(const std::vector<uint8_t> &f, uint64_t region) {
 
 ElfImage elf__load(const std::vector<uint8_t> &f, Vm &vm, uint64_t region, uint64_t limit) {
   ElfImage img = elf__inspect(f, region);
-  uint64_t region_end = region + vm.ram_bytes();
-  if (img.lowest < region + layout::kPage || img.lowest >= region_end) {
+  // Linked for the other region: below this one, or (a request program) up in the backend region.
+  if (img.lowest < region + layout::kPage || (region == 0 && img.lowest >= layout::kBackendVa)) {
     bool backend_region = region == layout::kBackendVa;
     throw VmmError(ErrorCode::WrongLayout,
                    std::string("program is linked at 0x") + [&] {
