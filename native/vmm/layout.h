@@ -34,6 +34,10 @@ constexpr uint64_t kTrapVa = kKernelVa + 0x40000000ull;
 constexpr uint64_t kTrapSyscall = 0x000;      // offset of the LSTAR target
 constexpr uint64_t kTrapVector = 0x100;       // + vector * 8
 constexpr uint64_t kTrapGateReturn = 0xa00;   // return address of a far call
+// The SDK calls here (instead of `syscall`) for farcall's own calls: a plain fetch exit is
+// cheaper than `syscall` under PVM. Programs learn the address from auxv entry kAtFarcallTrap.
+constexpr uint64_t kTrapSdkCall = 0xb00;
+constexpr uint64_t kAtFarcallTrap = 0x4643;
 
 // Backends: every backend program is linked to run at kBackendVa (PML4 slot 2), disjoint from
 // request RAM, so a pointer means the same thing in a caller and in the backend it calls.

@@ -104,7 +104,9 @@ void Process::build_stack(const ElfImage &img) {
                        {AT_ENTRY, img.entry},   {AT_UID, 0},             {AT_EUID, 0},
                        {AT_GID, 0},             {AT_EGID, 0},            {AT_SECURE, 0},
                        {AT_RANDOM, blob_at + rand_off}, {AT_HWCAP, hwcap}, {AT_HWCAP2, 0},
-                       {AT_CLKTCK, 100},        {AT_PLATFORM, blob_at + plat_off}, {AT_NULL, 0}};
+                       {AT_CLKTCK, 100},        {AT_PLATFORM, blob_at + plat_off},
+                       {layout::kAtFarcallTrap, cfg_.mode == EntryMode::TrapPage ? layout::kTrapVa + layout::kTrapSdkCall : 0},
+                       {AT_NULL, 0}};
   for (auto &a : aux) {
     v.push_back(a[0]);
     v.push_back(a[1]);

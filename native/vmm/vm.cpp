@@ -239,9 +239,10 @@ Event Vm::exception_event(int vector) {
 
 Event Vm::decode_trap(uint64_t off) {
   Event ev;
-  if (off == kTrapSyscall) {
+  if (off == kTrapSyscall || off == kTrapSdkCall) {
     stats_.syscalls++;
     ev.kind = Event::Syscall;
+    ev.via_call = via_call_ = off == kTrapSdkCall;
   } else if (off == kTrapGateReturn) {
     stats_.gate++;
     ev.kind = Event::GateReturn;
@@ -344,6 +345,15 @@ Event Vm::run(uint64_t deadline_ns) {
 void Vm::syscall_return(uint64_t ret) {
   kvm_regs &r = vcpu_->regs();
   r.rax = ret;
+  if (via_call_) {  // the SDK called the trap page: return like `ret` does
+    uint64_t to = 0;
+    view().read(&to, r.rsp, 8);
+    r.rip = to;
+    r.rsp += 8;
+    vcpu_->regs_dirty();
+    via_call_ = false;
+    return;
+  }
   r.rip = r.rcx;
   r.rflags = (r.r11 & 0x3c0fd5) | 2;  // user-changeable flags only; never IOPL or IF games
   vcpu_->regs_dirty();
@@ -357,6 +367,7 @@ void Vm::syscall_return(uint64_t ret) {
 
 void Vm::resume_user(uint64_t rip, uint64_t rsp, uint64_t rflags) {
   kvm_regs &r = vcpu_->regs();
+  via_call_ = false;
   r.rip = rip;
   r.rsp = rsp;
   r.rflags = (rflags & 0x3c0fd5) | 2;

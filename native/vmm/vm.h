@@ -26,6 +26,7 @@ struct Event {
   uint64_t rsp = 0;          // Exception: RSP at the fault
   uint64_t cr2 = 0;          // #PF address
   std::string detail;        // Unexpected / Halt: what KVM said
+  bool via_call = false;     // Syscall made by calling the trap page (return address on the stack)
 };
 
 // Saved vCPU state (a master's at its ready point); restored into forks.
@@ -114,6 +115,7 @@ class Vm {
   std::vector<Extra> extra_;
   int next_slot_ = 2;
   ExitStats stats_;
+  bool via_call_ = false;  // the pending system call came through kTrapSdkCall
   kvm_segment user_cs_{}, user_ss_{};
   std::vector<uint64_t> dirty_buf_;
 
