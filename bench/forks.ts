@@ -14,8 +14,8 @@ import * as path from 'path';
 
 import { native, packageRoot } from '../src/native';
 import { RequestPool, ResetEvent, RequestEvent } from '../src/pool';
-import { row, usSince, hostInfo } from './lib';
-import { BenchOptions, Figure, Section, formatCombined, writeSection } from './report';
+import { row, usSince } from './lib';
+import { BenchOptions, Figure, Section, standalone } from './report';
 
 const KS = [0, 1, 16, 64, 256, 1024];
 /** TinyKVM's copy-back reset and fork creation, as the issue gives them (µs, p50). */
@@ -141,14 +141,4 @@ export async function run(opts: BenchOptions = {}): Promise<Section> {
   };
 }
 
-if (require.main === module) {
-  (async () => {
-    const s = await run({ quick: process.argv.includes('--quick'), progress: (l) => process.stderr.write(l + '\n') });
-    const host = hostInfo();
-    process.stdout.write(`KVM flavor: ${host.kvmFlavor}, entry mode: ${host.entryMode}\n\n${formatCombined([s])}\n`);
-    process.stdout.write(`wrote ${writeSection(s, [s], host, new Date().toISOString())}\n`);
-  })().catch((e) => {
-    process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);
-    process.exit(1);
-  });
-}
+if (require.main === module) standalone(run);

@@ -20,8 +20,8 @@ import * as path from 'path';
 import { Backend } from '../src/backend';
 import { native, packageRoot } from '../src/native';
 import { RequestPool } from '../src/pool';
-import { hostInfo, row, usSince } from './lib';
-import { BenchOptions, Figure, Section, formatCombined, writeSection } from './report';
+import { row, usSince } from './lib';
+import { BenchOptions, Figure, Section, standalone } from './report';
 
 const guest = (n: string) => path.join(packageRoot(), 'build', 'guests', n);
 const ipcBin = () => path.join(packageRoot(), 'build', 'bench', 'ipc_rtt');
@@ -242,14 +242,4 @@ export async function run(opts: BenchOptions = {}): Promise<Section> {
   }
 }
 
-if (require.main === module) {
-  (async () => {
-    const s = await run({ quick: process.argv.includes('--quick'), progress: (l) => process.stderr.write(l + '\n') });
-    const host = hostInfo();
-    process.stdout.write(`KVM flavor: ${host.kvmFlavor}, entry mode: ${host.entryMode}\n\n${formatCombined([s])}\n`);
-    process.stdout.write(`wrote ${writeSection(s, [s], host, new Date().toISOString())}\n`);
-  })().catch((e) => {
-    process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);
-    process.exit(1);
-  });
-}
+if (require.main === module) standalone(run);

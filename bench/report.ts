@@ -5,7 +5,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { packageRoot } from '../src/native';
-import { HostInfo, Row } from './lib';
+import { HostInfo, hostInfo, Row } from './lib';
 
 /** One line of the combined report. */
 export interface Figure extends Row {
@@ -142,4 +142,17 @@ export function writeSection(s: Section, all: Section[], host: HostInfo, date: s
   const rows = resolved.map((x) => ({ ...x.row, baseline: x.baseName, baselineUs: x.baseValue, ratio: x.ratio, goalMet: x.met }));
   fs.writeFileSync(file, JSON.stringify({ name: s.name, title: s.title, date, host, ratios: s.ratios, meta: s.meta, rows }, null, 2) + '\n');
   return file;
+}
+
+/** `node dist/bench/<section>.js [--quick]`: runs one section alone, prints its table, writes its JSON. */
+export function standalone(run: (o: BenchOptions) => Promise<Section>): void {
+  (async () => {
+    const s = await run({ quick: process.argv.includes('--quick'), progress: (l) => process.stderr.write(l + '\n') });
+    const host = hostInfo();
+    process.stdout.write(`KVM flavor: ${host.kvmFlavor}, entry mode: ${host.entryMode}\n\n${formatCombined([s])}\n`);
+    process.stdout.write(`wrote ${writeSection(s, [s], host, new Date().toISOString())}\n`);
+  })().catch((e) => {
+    process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);
+    process.exit(1);
+  });
 }
