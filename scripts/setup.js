@@ -19,6 +19,7 @@ const run = (cmd, opts = {}) => execSync(cmd, { cwd: root, stdio: quiet ? ['igno
 const needs = [
   ['gcc', 'build-essential'], ['g++', 'g++'], ['make', 'make'], ['cmake', 'cmake'], ['ninja', 'ninja-build'],
   ['musl-gcc', 'musl-tools'], ['flatc', 'flatbuffers-compiler'],
+  ['redis-server', 'redis-server'],
 ];
 const headers = [['/usr/include/flatbuffers/flatbuffers.h', 'libflatbuffers-dev'], ['/usr/include/linux/kvm.h', 'linux-libc-dev']];
 const missing = new Set();
