@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { Broker } from './broker';
 import { doctor, formatDoctor } from './doctor';
 import { FarcallError } from './errors';
+import { addGenCommand } from './gen/cli';
 import { serveHttp } from './http';
 import { runProgram } from './run';
 import { formatStats } from './report';
@@ -109,6 +110,22 @@ export function makeCli(): Command {
     });
 
   program
+    .command('demo')
+    .description('the kv-store sample behind the HTTP front: requests in fresh forks, a latency table')
+    .option('-n, --requests <n>', 'HTTP requests', '2000')
+    .option('-c, --concurrency <n>', 'requests at a time', '8')
+    .action(async (o) => {
+      try {
+        const { runDemo } = require('./demo') as typeof import('./demo');
+        process.stdout.write(
+          (await runDemo({ requests: Number(o.requests), concurrency: Number(o.concurrency), progress: process.stderr.isTTY })) + '\n',
+        );
+      } catch (e) {
+        fail(e);
+      }
+    });
+
+  program
     .command('bench')
     .description('run every benchmark and print one table (writes bench/results/)')
     .option('--json', 'print the results as JSON')
@@ -128,6 +145,7 @@ export function makeCli(): Command {
       }
     });
 
+  addGenCommand(program);
   return program;
 }
 
