@@ -5,7 +5,6 @@ import { Command } from 'commander';
 import { Broker } from './broker';
 import { doctor, formatDoctor } from './doctor';
 import { FarcallError } from './errors';
-import { addGenCommand } from './gen/cli';
 import { serveHttp } from './http';
 import { runProgram } from './run';
 import { formatStats } from './report';
@@ -145,7 +144,6 @@ export function makeCli(): Command {
       }
     });
 
-  addGenCommand(program);
   return program;
 }
 
