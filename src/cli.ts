@@ -5,6 +5,7 @@ import { Command } from 'commander';
 import { Broker } from './broker';
 import { doctor, formatDoctor } from './doctor';
 import { FarcallError } from './errors';
+import { addGenCommand } from './gen/cli';
 import { serveHttp } from './http';
 import { runProgram } from './run';
 import { formatStats } from './report';
@@ -144,6 +145,7 @@ export function makeCli(): Command {
       }
     });
 
+  addGenCommand(program);
   return program;
 }
 

@@ -6,8 +6,9 @@ import { BaseType, EnumModel, FieldModel, hex64, isScalar, Model, ObjectModel, s
 import { banner, cName, cScalarType, docComment, localEnums, localObjects, localServices, schemaBase } from './names';
 
 function literal(t: BaseType, f: FieldModel): string {
-  if (t === BaseType.Float) return Number.isFinite(f.defaultReal) ? `${f.defaultReal}f` : 'NAN';
-  if (t === BaseType.Double) return Number.isFinite(f.defaultReal) ? `${f.defaultReal}` : 'NAN';
+  const real = (v: number) => (Number.isInteger(v) && Math.abs(v) < 1e21 ? `${v}.0` : `${v}`);
+  if (t === BaseType.Float) return Number.isFinite(f.defaultReal) ? `${real(f.defaultReal)}f` : Number.isNaN(f.defaultReal) ? 'NAN' : f.defaultReal > 0 ? 'INFINITY' : '-INFINITY';
+  if (t === BaseType.Double) return Number.isFinite(f.defaultReal) ? real(f.defaultReal) : Number.isNaN(f.defaultReal) ? 'NAN' : f.defaultReal > 0 ? 'INFINITY' : '-INFINITY';
   if (t === BaseType.Bool) return f.defaultInteger ? 'true' : 'false';
   if (t === BaseType.ULong) return `UINT64_C(${f.defaultInteger})`;
   if (t === BaseType.Long) return f.defaultInteger === -(1n << 63n) ? 'INT64_MIN' : `INT64_C(${f.defaultInteger})`;
@@ -23,11 +24,9 @@ function enumValue(e: EnumModel, v: bigint): string {
 export function emitC(model: Model): string {
   const base = schemaBase(model.schemaFile);
   const g = `FARCALL_GEN_${base.replace(/[^A-Za-z0-9]/g, '_').toUpperCase()}_C_H`;
-  let s = banner(model, `C client for request programs (services of ${base}.fbs): table readers and builders,`, '/*');
-  s = s.replace(' */\n', ` * and per service <ns>_<Service>_connect() plus one function per call over byte buffers.
- * Static inline functions and per-file state: include it from one translation unit.
- */
-`);
+  let s = banner(model, `C client for request programs (services of ${base}.fbs): table readers and builders,
+and per service <ns>_<Service>_connect() plus one function per call over byte buffers.
+Static inline functions and per-file state: include it from one translation unit.`, '/*');
   s += `#ifndef ${g}
 #define ${g}
 
@@ -54,7 +53,15 @@ extern "C" {
     s += `typedef ${cScalarType(e.underlying)} ${cName(e.name)}_t;\n`;
     for (const v of e.values) s += `#define ${cName(e.name)}_${v.name} ((${cName(e.name)}_t)${enumValue(e, v.value)})\n`;
   }
-  for (const o of objects) if (o.isStruct) s += cStruct(model, o);
+  // Structs in dependency order (a struct field needs its type declared first).
+  const done = new Set<ObjectModel>();
+  const emitStruct = (o: ObjectModel) => {
+    if (done.has(o)) return;
+    done.add(o);
+    for (const f of o.fields) if (f.type.base === BaseType.Obj) emitStruct(model.objects[f.type.index]);
+    if (objects.includes(o)) s += cStruct(model, o);
+  };
+  for (const o of objects) if (o.isStruct) emitStruct(o);
   for (const o of objects) if (!o.isStruct) s += cTable(model, o);
   for (const svc of localServices(model)) {
     const p = cName(svc.name);
@@ -78,7 +85,7 @@ ${svc.methods.map((m) => `      {"${m.name}", "${m.entry}", UINT64_C(${hex64(m.h
     for (const m of svc.methods) {
       s += `
 ${docComment(m.doc, '', '//').replace(/^\/\/ (.*)$/gm, '/* $1 */')}/* ${m.name}: \`request\` is a finished ${m.request.name} buffer (fc_finish()); the reply, a
- * ${m.response.name} buffer, is written into \`reply\` (read it with ${cName(m.response.name)}_root()).
+ * ${m.response.name} buffer, is written into \`reply\` (read it with ${cName(m.response.name)}_as_root()).
  * Returns the reply's length, or a negative FARCALL_E_* / FARCALL_RPC_E_* (for
  * FARCALL_RPC_E_FAILED, farcall_rpc_error(reply, reply_cap, ...) gives the handler's message). */
 static inline int64_t ${p}_${m.name}(const void *request, size_t request_len, void *reply, size_t reply_cap) {
@@ -100,7 +107,7 @@ function cStruct(model: Model, o: ObjectModel): string {
   const n = cName(o.name);
   let s = `\n/* ---- struct ${o.name} (${o.bytesize} bytes, inline) ---- */\n`;
   s += docComment(o.doc, '', '//').replace(/^\/\/ (.*)$/gm, '/* $1 */');
-  s += `typedef struct ${n} { _Alignas(${o.minalign}) uint8_t bytes[${o.bytesize}]; } ${n}_t;\n`;
+  s += `typedef struct ${n} { FC_ALIGNAS(${o.minalign}) uint8_t bytes[${o.bytesize}]; } ${n}_t;\n`;
   for (const f of o.fields) {
     const t = f.type;
     if (isScalar(t.base)) {
@@ -125,7 +132,7 @@ function cTable(model: Model, o: ObjectModel): string {
   let s = `\n/* ---- table ${o.name} ---- */\n`;
   s += docComment(o.doc, '', '//').replace(/^\/\/ (.*)$/gm, '/* $1 */');
   s += `/* The root table of a finished ${o.name} buffer. */
-static inline const ${T} *${n}_root(const void *buf) { return (const ${T} *)fc_root(buf); }
+static inline const ${T} *${n}_as_root(const void *buf) { return (const ${T} *)fc_root(buf); }
 `;
   const params: string[] = [];
   const adds: Array<{ order: number; text: string }> = [];
@@ -151,22 +158,22 @@ static inline const ${T} *${n}_root(const void *buf) { return (const ${T} *)fc_r
       params.push(`${ct} ${f.name}`);
       const size = scalarSize(t.base);
       const cond = f.optional ? '' : `if (${f.name} != (${ct})${literal(t.base, f)}) `;
-      adds.push({ order: 8 - size, text: `  { ${raw} v = (${raw})${f.name}; ${cond}fc_table_add(b, ${f.id}, &v, ${size}); }` });
+      adds.push({ order: 8 - size, text: `  { ${raw} fc_v = (${raw})${f.name}; ${cond}fc_table_add(fc_b, ${f.id}, &fc_v, ${size}); }` });
     } else if (t.base === BaseType.String) {
       s += `static inline const char *${fn}(const ${T} *t) { return fc_string_at(${at}, NULL); }\n`;
       s += `static inline size_t ${fn}_len(const ${T} *t) { size_t n; fc_string_at(${at}, &n); return n; }\n`;
       params.push(`fc_ref ${f.name}`);
-      adds.push({ order: -1, text: `  fc_table_add_ref(b, ${f.id}, ${f.name});` });
+      adds.push({ order: -1, text: `  fc_table_add_ref(fc_b, ${f.id}, ${f.name});` });
     } else if (t.base === BaseType.Obj) {
       const sub = model.objects[t.index];
       if (sub.isStruct) {
         s += `static inline const ${cName(sub.name)}_t *${fn}(const ${T} *t) { return (const ${cName(sub.name)}_t *)(const void *)${at}; }\n`;
         params.push(`const ${cName(sub.name)}_t *${f.name}`);
-        adds.push({ order: -2, text: `  fc_table_add_struct(b, ${f.id}, ${f.name}, ${sub.bytesize}, ${sub.minalign});` });
+        adds.push({ order: -2, text: `  fc_table_add_struct(fc_b, ${f.id}, ${f.name}, ${sub.bytesize}, ${sub.minalign});` });
       } else {
         s += `static inline const ${cName(sub.name)}_table_t *${fn}(const ${T} *t) { return (const ${cName(sub.name)}_table_t *)fc_deref(${at}); }\n`;
         params.push(`fc_ref ${f.name}`);
-        adds.push({ order: -1, text: `  fc_table_add_ref(b, ${f.id}, ${f.name});` });
+        adds.push({ order: -1, text: `  fc_table_add_ref(fc_b, ${f.id}, ${f.name});` });
       }
     } else if (t.base === BaseType.Union) {
       const e = model.enums[t.index];
@@ -177,7 +184,7 @@ static inline const ${T} *${n}_root(const void *buf) { return (const ${T} *)fc_r
         s += `static inline const ${cName(sub.name)}_table_t *${fn}_as_${v.name}(const ${T} *t) {\n  return ${fn}_type(t) == ${cName(e.name)}_${v.name} ? (const ${cName(sub.name)}_table_t *)${fn}(t) : NULL;\n}\n`;
       }
       params.push(`fc_ref ${f.name}`);
-      adds.push({ order: -1, text: `  fc_table_add_ref(b, ${f.id}, ${f.name});` });
+      adds.push({ order: -1, text: `  fc_table_add_ref(fc_b, ${f.id}, ${f.name});` });
     } else if (t.base === BaseType.Vector) {
       const el = t.element;
       s += `static inline size_t ${fn}_len(const ${T} *t) { return fc_vec_len(${at}); }\n`;
@@ -199,18 +206,18 @@ static inline const ${T} *${n}_root(const void *buf) { return (const ${T} *)fc_r
         throw new GenError(`${o.file}: ${o.name}.${f.name}: vectors of unions are not supported by the C generator (use --lang without c, or wrap the union in a table)`);
       }
       params.push(`fc_ref ${f.name}`);
-      adds.push({ order: -1, text: `  fc_table_add_ref(b, ${f.id}, ${f.name});` });
+      adds.push({ order: -1, text: `  fc_table_add_ref(fc_b, ${f.id}, ${f.name});` });
     } else {
       throw new GenError(`${o.file}: ${o.name}.${f.name}: field type ${t.base} is not supported by the C generator`);
     }
   }
   adds.sort((a, b) => a.order - b.order);
-  s += `/* Builds a ${o.name}: strings, vectors and tables as fc_ref made earlier with \`b\` (0: absent)${
+  s += `/* Builds a ${o.name}: strings, vectors and tables as fc_ref made earlier with \`fc_b\` (0: absent)${
     params.some((p) => p.startsWith('const ')) ? ', structs by pointer (NULL: absent)' : ''}. */
-static inline fc_ref ${n}_create(fc_builder *b${params.map((p) => `, ${p}`).join('')}) {
-  fc_table_start(b, ${maxId + 1});
+static inline fc_ref ${n}_create(fc_builder *fc_b${params.map((p) => `, ${p}`).join('')}) {
+  fc_table_start(fc_b, ${maxId + 1});
 ${adds.map((a) => a.text).join('\n')}
-  return fc_table_end(b);
+  return fc_table_end(fc_b);
 }
 `;
   return s;

@@ -245,6 +245,9 @@ export function readModel(bfbs: Uint8Array, schemaFile: string, declDir: string)
       const streaming = attributes['streaming'];
       if (streaming !== undefined && streaming !== 'none')
         throw new GenError(`${where}: rpc ${short}.${mname}: attribute streaming: "${streaming}" is not supported; farcall calls are unary (one request table, one response table)`);
+      for (const a of Object.keys(attributes))
+        if (a !== 'streaming' && a !== 'idempotent')
+          throw new GenError(`${where}: rpc ${short}.${mname}: attribute ${a} is not supported by farcall gen (supported: idempotent, streaming: "none")`);
       const entry = `${short}_${mname}`;
       if (entry.length > 128) throw new GenError(`${where}: entry point name ${entry} is longer than 128 characters`);
       methods.push({

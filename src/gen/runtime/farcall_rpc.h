@@ -48,6 +48,12 @@ extern "C" {
 #define FARCALL_RPC_ID_ERROR "FCE0"
 #define FARCALL_RPC_ID_IDENTITY "FCI0"
 
+#ifdef __cplusplus
+#define FC_ALIGNAS(n) alignas(n)
+#else
+#define FC_ALIGNAS(n) _Alignas(n)
+#endif
+
 typedef int64_t (*farcall_rpc_fn)(const void *in, size_t in_len, void *out, size_t out_cap);
 
 /* ---- reading ------------------------------------------------------------------------ */
