@@ -16,7 +16,9 @@ import { hostInfo, HostInfo } from './lib';
 import { latencySvg, Panel } from './plot';
 import { BenchOptions, Section, formatCombined, resultsDir, writeSection } from './report';
 
-export interface RunAllOptions extends BenchOptions {
+export interface RunAllOptions extends Omit<BenchOptions, 'progress'> {
+  /** Progress lines: a function, or true for stderr. Default none. */
+  progress?: BenchOptions['progress'] | boolean;
   /** Sections to run (default: all). */
   only?: string[];
   /** Where the report text goes (default: process.stdout). Pass null to print nothing. */
@@ -26,6 +28,7 @@ export interface RunAllOptions extends BenchOptions {
 export interface RunAllResult {
   host: HostInfo;
   date: string;
+  /** Every section's figures (raw samples left out: they are in the plot). */
   sections: Section[];
   /** Sections that were skipped, with why. */
   skipped: Array<{ name: string; reason: string }>;
@@ -85,7 +88,8 @@ function plot(sections: Section[], host: HostInfo, date: string): Panel[] {
 export async function runAll(opts: RunAllOptions = {}): Promise<RunAllResult> {
   const t0 = Date.now();
   const out = opts.out === undefined ? (t: string) => process.stdout.write(t) : opts.out;
-  const progress = opts.progress ?? (() => {});
+  const progress =
+    typeof opts.progress === 'function' ? opts.progress : opts.progress ? (l: string) => process.stderr.write(`[bench] ${l}\n`) : () => {};
   const host = hostInfo();
   const date = new Date().toISOString();
   const load0 = os.loadavg();
@@ -133,7 +137,8 @@ export async function runAll(opts: RunAllOptions = {}): Promise<RunAllResult> {
   fs.writeFileSync(summary, JSON.stringify({ date, host, quick: !!opts.quick, loadAverage: { start: load0, end: load1 }, wallSeconds, skipped, table: text }, null, 2) + '\n');
   files.push(summary);
   if (out) out(text + '\nwrote ' + files.map((f) => path.relative(process.cwd(), f) || f).join(', ') + '\n');
-  return { host, date, sections, skipped, text, files, wallSeconds };
+  const slim = sections.map(({ distributions: _d, ...rest }) => rest);
+  return { host, date, sections: slim, skipped, text, files, wallSeconds };
 }
 
 if (require.main === module) {
