@@ -132,11 +132,15 @@ int Backend::find(const std::string &name) const {
 Instance *Backend::acquire(uint64_t deadline_ns) {
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
-    for (auto &i : instances_)
-      if (!i->busy) {
-        i->busy = true;
-        return i.get();
+    // Round robin from after the last one taken: load (and warm connections) spread evenly.
+    for (size_t k = 0; k < instances_.size(); k++) {
+      Instance &i = *instances_[(next_ + k) % instances_.size()];
+      if (!i.busy) {
+        i.busy = true;
+        next_ = (size_t(i.index) + 1) % instances_.size();
+        return &i;
       }
+    }
     if (!deadline_ns) {
       cv_.wait(lk);
     } else {

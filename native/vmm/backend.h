@@ -96,6 +96,7 @@ class Backend {
   uint64_t fs_base_ = 0, stack_top_ = 0, call_info_ = 0, call_timeout_ns_ = 0, ram_bytes_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
+  size_t next_ = 0;  // where acquire() starts looking (guarded by mu_)
 };
 
 // Guest-physical slots for backend memory are process-wide, so that instance memory sits at

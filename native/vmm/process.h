@@ -21,7 +21,8 @@ struct ProcessConfig {
   EntryMode mode = EntryMode::TrapPage;
   uint64_t ram_va = 0, ram_gpa = 0;  // backends: layout::kBackendVa and their slot's address
   // TCP destinations (IPv4 address and port, host byte order) the guest may connect to.
-  // Empty: no network at all (socket() fails with EACCES).
+  // Empty: no network at all (socket() is unsupported: ENOSYS). With a list, connect() to
+  // anything else fails with EACCES and is counted in ProcessStats::net_refused.
   std::vector<std::pair<uint32_t, uint16_t>> net_allow;
 };
 
