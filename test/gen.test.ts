@@ -297,6 +297,9 @@ describeKvm('farcall gen: KV sample end to end on KVM', () => {
     expect(await ask(cxx, 'get beta')).toBe('missing');
     expect((await kv.get(new GetRequestT('beta'))).found).toBe(false);
     expect(await ask(c, 'scan ga 0')).toBe('gamma=three more=0');
+    // The reader variant (nothing unpacked) and a request passed as a finished buffer.
+    const reader = await kv.getReader(encodeFor(new GetRequestT('gamma')));
+    expect(Buffer.from(reader.valueArray()!).toString()).toBe('three');
   });
 
   test('application errors reach every client with code and message', async () => {

@@ -34,8 +34,8 @@ static int64_t now_ns() {
   return int64_t(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-// bench SIZE N: N raw_get calls and N stub Get calls on a SIZE-byte value, each timed with the
-// TSC; answers "tsc_per_us raw... | stub..." in TSC ticks (converted on the host).
+// bench SIZE N: N raw_get calls and N stub Get calls on a SIZE-byte value, alternating, each
+// timed with the TSC; answers "tsc_per_us raw... | stub..." in TSC ticks (converted on the host).
 static std::string bench(size_t size, int n) {
   flatbuffers::FlatBufferBuilder fbb(8192);
   std::string key = "bench" + std::to_string(size);
@@ -46,14 +46,13 @@ static std::string bench(size_t size, int n) {
   std::vector<uint64_t> raw(n), stub(n);
   int64_t t0 = now_ns();
   uint64_t c0 = __rdtsc();
+  // Alternate raw and stub calls so that drift on the host affects both alike.
   for (int i = 0; i < n; i++) {
     uint64_t a = __rdtsc();
     int64_t r = raw_get(key.data(), key.size(), raw_out, sizeof raw_out);
     raw[i] = __rdtsc() - a;
     if (r != int64_t(size)) return failure("raw_get", r, "");
-  }
-  for (int i = 0; i < n; i++) {
-    uint64_t a = __rdtsc();
+    a = __rdtsc();
     auto reply = client.Get(fbb, kv::CreateGetRequestDirect(fbb, key.c_str()));
     size_t got = reply && reply->value() ? reply->value()->size() : 0;
     stub[i] = __rdtsc() - a;

@@ -63,10 +63,19 @@ ${svc.methods.map((m) => `      { name: '${m.name}', entry: '${m.entry}', hash: 
     svc.methods.forEach((m, i) => {
       const req = m.request.short;
       const resp = m.response.short;
-      s += '\n' + docComment([...m.doc, ...(m.doc.length ? [''] : []), `${m.name}(${m.request.name}) -> ${m.response.name}, entry ${m.entry}. Throws RpcError.`], '  ', '/**');
-      s += `  async ${lowerCamel(m.name)}(request: ${req}T): Promise<${resp}T> {
-    const bb = await callMethod(this.target, ${cls}.info, ${cls}.info.methods[${i}], encode(this.builder, request), this.options);
-    return ${resp}.getRootAs${resp}(bb).unpack();
+      const name = lowerCamel(m.name);
+      s += '\n' + docComment([...m.doc, ...(m.doc.length ? [''] : []),
+        `${m.name}(${m.request.name}) -> ${m.response.name}, entry ${m.entry}: object API in and out.`,
+        'The request may also be a finished buffer (Uint8Array). Throws RpcError.'], '  ', '/**');
+      s += `  async ${name}(request: ${req}T | Uint8Array): Promise<${resp}T> {
+    return (await this.${name}Reader(request)).unpack();
+  }
+
+  /** ${m.name}, answering flatc's reader over the reply instead: nothing is unpacked (vectors are read in place). */
+  async ${name}Reader(request: ${req}T | Uint8Array): Promise<${resp}> {
+    const bytes = request instanceof Uint8Array ? request : encode(this.builder, request);
+    const bb = await callMethod(this.target, ${cls}.info, ${cls}.info.methods[${i}], bytes, this.options);
+    return ${resp}.getRootAs${resp}(bb);
   }
 `;
     });

@@ -47,34 +47,62 @@ export class KeyValueClient {
   }
 
   /**
-   * Get(kv.GetRequest) -> kv.GetResponse, entry KeyValue_Get. Throws RpcError.
+   * Get(kv.GetRequest) -> kv.GetResponse, entry KeyValue_Get: object API in and out.
+   * The request may also be a finished buffer (Uint8Array). Throws RpcError.
    */
-  async get(request: GetRequestT): Promise<GetResponseT> {
-    const bb = await callMethod(this.target, KeyValueClient.info, KeyValueClient.info.methods[0], encode(this.builder, request), this.options);
-    return GetResponse.getRootAsGetResponse(bb).unpack();
+  async get(request: GetRequestT | Uint8Array): Promise<GetResponseT> {
+    return (await this.getReader(request)).unpack();
+  }
+
+  /** Get, answering flatc's reader over the reply instead: nothing is unpacked (vectors are read in place). */
+  async getReader(request: GetRequestT | Uint8Array): Promise<GetResponse> {
+    const bytes = request instanceof Uint8Array ? request : encode(this.builder, request);
+    const bb = await callMethod(this.target, KeyValueClient.info, KeyValueClient.info.methods[0], bytes, this.options);
+    return GetResponse.getRootAsGetResponse(bb);
   }
 
   /**
-   * Put(kv.PutRequest) -> kv.PutResponse, entry KeyValue_Put. Throws RpcError.
+   * Put(kv.PutRequest) -> kv.PutResponse, entry KeyValue_Put: object API in and out.
+   * The request may also be a finished buffer (Uint8Array). Throws RpcError.
    */
-  async put(request: PutRequestT): Promise<PutResponseT> {
-    const bb = await callMethod(this.target, KeyValueClient.info, KeyValueClient.info.methods[1], encode(this.builder, request), this.options);
-    return PutResponse.getRootAsPutResponse(bb).unpack();
+  async put(request: PutRequestT | Uint8Array): Promise<PutResponseT> {
+    return (await this.putReader(request)).unpack();
+  }
+
+  /** Put, answering flatc's reader over the reply instead: nothing is unpacked (vectors are read in place). */
+  async putReader(request: PutRequestT | Uint8Array): Promise<PutResponse> {
+    const bytes = request instanceof Uint8Array ? request : encode(this.builder, request);
+    const bb = await callMethod(this.target, KeyValueClient.info, KeyValueClient.info.methods[1], bytes, this.options);
+    return PutResponse.getRootAsPutResponse(bb);
   }
 
   /**
-   * Delete(kv.DeleteRequest) -> kv.DeleteResponse, entry KeyValue_Delete. Throws RpcError.
+   * Delete(kv.DeleteRequest) -> kv.DeleteResponse, entry KeyValue_Delete: object API in and out.
+   * The request may also be a finished buffer (Uint8Array). Throws RpcError.
    */
-  async delete(request: DeleteRequestT): Promise<DeleteResponseT> {
-    const bb = await callMethod(this.target, KeyValueClient.info, KeyValueClient.info.methods[2], encode(this.builder, request), this.options);
-    return DeleteResponse.getRootAsDeleteResponse(bb).unpack();
+  async delete(request: DeleteRequestT | Uint8Array): Promise<DeleteResponseT> {
+    return (await this.deleteReader(request)).unpack();
+  }
+
+  /** Delete, answering flatc's reader over the reply instead: nothing is unpacked (vectors are read in place). */
+  async deleteReader(request: DeleteRequestT | Uint8Array): Promise<DeleteResponse> {
+    const bytes = request instanceof Uint8Array ? request : encode(this.builder, request);
+    const bb = await callMethod(this.target, KeyValueClient.info, KeyValueClient.info.methods[2], bytes, this.options);
+    return DeleteResponse.getRootAsDeleteResponse(bb);
   }
 
   /**
-   * Scan(kv.ScanRequest) -> kv.ScanResponse, entry KeyValue_Scan. Throws RpcError.
+   * Scan(kv.ScanRequest) -> kv.ScanResponse, entry KeyValue_Scan: object API in and out.
+   * The request may also be a finished buffer (Uint8Array). Throws RpcError.
    */
-  async scan(request: ScanRequestT): Promise<ScanResponseT> {
-    const bb = await callMethod(this.target, KeyValueClient.info, KeyValueClient.info.methods[3], encode(this.builder, request), this.options);
-    return ScanResponse.getRootAsScanResponse(bb).unpack();
+  async scan(request: ScanRequestT | Uint8Array): Promise<ScanResponseT> {
+    return (await this.scanReader(request)).unpack();
+  }
+
+  /** Scan, answering flatc's reader over the reply instead: nothing is unpacked (vectors are read in place). */
+  async scanReader(request: ScanRequestT | Uint8Array): Promise<ScanResponse> {
+    const bytes = request instanceof Uint8Array ? request : encode(this.builder, request);
+    const bb = await callMethod(this.target, KeyValueClient.info, KeyValueClient.info.methods[3], bytes, this.options);
+    return ScanResponse.getRootAsScanResponse(bb);
   }
 }

@@ -45,19 +45,33 @@ export class DrawingsClient {
   }
 
   /**
-   * Measure(golden.nested.Drawing) -> golden.nested.Summary, entry Drawings_Measure. Throws RpcError.
+   * Measure(golden.nested.Drawing) -> golden.nested.Summary, entry Drawings_Measure: object API in and out.
+   * The request may also be a finished buffer (Uint8Array). Throws RpcError.
    */
-  async measure(request: DrawingT): Promise<SummaryT> {
-    const bb = await callMethod(this.target, DrawingsClient.info, DrawingsClient.info.methods[0], encode(this.builder, request), this.options);
-    return Summary.getRootAsSummary(bb).unpack();
+  async measure(request: DrawingT | Uint8Array): Promise<SummaryT> {
+    return (await this.measureReader(request)).unpack();
+  }
+
+  /** Measure, answering flatc's reader over the reply instead: nothing is unpacked (vectors are read in place). */
+  async measureReader(request: DrawingT | Uint8Array): Promise<Summary> {
+    const bytes = request instanceof Uint8Array ? request : encode(this.builder, request);
+    const bb = await callMethod(this.target, DrawingsClient.info, DrawingsClient.info.methods[0], bytes, this.options);
+    return Summary.getRootAsSummary(bb);
   }
 
   /**
-   * Clear(golden.nested.Empty) -> golden.nested.Empty, entry Drawings_Clear. Throws RpcError.
+   * Clear(golden.nested.Empty) -> golden.nested.Empty, entry Drawings_Clear: object API in and out.
+   * The request may also be a finished buffer (Uint8Array). Throws RpcError.
    */
-  async clear(request: EmptyT): Promise<EmptyT> {
-    const bb = await callMethod(this.target, DrawingsClient.info, DrawingsClient.info.methods[1], encode(this.builder, request), this.options);
-    return Empty.getRootAsEmpty(bb).unpack();
+  async clear(request: EmptyT | Uint8Array): Promise<EmptyT> {
+    return (await this.clearReader(request)).unpack();
+  }
+
+  /** Clear, answering flatc's reader over the reply instead: nothing is unpacked (vectors are read in place). */
+  async clearReader(request: EmptyT | Uint8Array): Promise<Empty> {
+    const bytes = request instanceof Uint8Array ? request : encode(this.builder, request);
+    const bb = await callMethod(this.target, DrawingsClient.info, DrawingsClient.info.methods[1], bytes, this.options);
+    return Empty.getRootAsEmpty(bb);
   }
 }
 
@@ -91,18 +105,32 @@ export class TreesClient {
   }
 
   /**
-   * Walk(golden.nested.Node) -> golden.nested.Summary, entry Trees_Walk. Throws RpcError.
+   * Walk(golden.nested.Node) -> golden.nested.Summary, entry Trees_Walk: object API in and out.
+   * The request may also be a finished buffer (Uint8Array). Throws RpcError.
    */
-  async walk(request: NodeT): Promise<SummaryT> {
-    const bb = await callMethod(this.target, TreesClient.info, TreesClient.info.methods[0], encode(this.builder, request), this.options);
-    return Summary.getRootAsSummary(bb).unpack();
+  async walk(request: NodeT | Uint8Array): Promise<SummaryT> {
+    return (await this.walkReader(request)).unpack();
+  }
+
+  /** Walk, answering flatc's reader over the reply instead: nothing is unpacked (vectors are read in place). */
+  async walkReader(request: NodeT | Uint8Array): Promise<Summary> {
+    const bytes = request instanceof Uint8Array ? request : encode(this.builder, request);
+    const bb = await callMethod(this.target, TreesClient.info, TreesClient.info.methods[0], bytes, this.options);
+    return Summary.getRootAsSummary(bb);
   }
 
   /**
-   * Ping(golden.nested.Empty) -> golden.nested.Empty, entry Trees_Ping. Throws RpcError.
+   * Ping(golden.nested.Empty) -> golden.nested.Empty, entry Trees_Ping: object API in and out.
+   * The request may also be a finished buffer (Uint8Array). Throws RpcError.
    */
-  async ping(request: EmptyT): Promise<EmptyT> {
-    const bb = await callMethod(this.target, TreesClient.info, TreesClient.info.methods[1], encode(this.builder, request), this.options);
-    return Empty.getRootAsEmpty(bb).unpack();
+  async ping(request: EmptyT | Uint8Array): Promise<EmptyT> {
+    return (await this.pingReader(request)).unpack();
+  }
+
+  /** Ping, answering flatc's reader over the reply instead: nothing is unpacked (vectors are read in place). */
+  async pingReader(request: EmptyT | Uint8Array): Promise<Empty> {
+    const bytes = request instanceof Uint8Array ? request : encode(this.builder, request);
+    const bb = await callMethod(this.target, TreesClient.info, TreesClient.info.methods[1], bytes, this.options);
+    return Empty.getRootAsEmpty(bb);
   }
 }

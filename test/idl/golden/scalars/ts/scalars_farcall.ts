@@ -46,10 +46,17 @@ export class ScalarsClient {
   /**
    * Sends every scalar kind.
    *
-   * Send(golden.scalars.Sample) -> golden.scalars.Ack, entry Scalars_Send. Throws RpcError.
+   * Send(golden.scalars.Sample) -> golden.scalars.Ack, entry Scalars_Send: object API in and out.
+   * The request may also be a finished buffer (Uint8Array). Throws RpcError.
    */
-  async send(request: SampleT): Promise<AckT> {
-    const bb = await callMethod(this.target, ScalarsClient.info, ScalarsClient.info.methods[0], encode(this.builder, request), this.options);
-    return Ack.getRootAsAck(bb).unpack();
+  async send(request: SampleT | Uint8Array): Promise<AckT> {
+    return (await this.sendReader(request)).unpack();
+  }
+
+  /** Send, answering flatc's reader over the reply instead: nothing is unpacked (vectors are read in place). */
+  async sendReader(request: SampleT | Uint8Array): Promise<Ack> {
+    const bytes = request instanceof Uint8Array ? request : encode(this.builder, request);
+    const bb = await callMethod(this.target, ScalarsClient.info, ScalarsClient.info.methods[0], bytes, this.options);
+    return Ack.getRootAsAck(bb);
   }
 }
