@@ -147,9 +147,15 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
   GuestRegion &ram = vm.ram(), &kmem = vm.kmem();
   const uint8_t *mram = ram.master()->host(), *mk = kmem.master()->host();
   ResetInfo info;
-  // Collect what the request wrote: guest writes from the dirty log, VMM writes from the bitmap.
-  std::vector<uint64_t> pages;
-  vm.dirty_pages(0, [&](uint64_t pg) { pages.push_back(pg); });
+  // Which pages to put back: guest writes from the dirty log, VMM writes from its bitmap.
+  // Measured here, the first guest write to a write-protected page costs ~30 us (a shadow-
+  // paging fault) while copying a page back costs ~1 us. So tracking is not re-armed after a
+  // reset: a written page stays writable and is copied back after every request, and only
+  // every kTrimEvery resets is tracking re-armed, to drop pages the program stopped writing.
+  bool rearm = force_full || ++since_trim_ >= kTrimEvery;
+  std::vector<uint64_t> pages, kpages;
+  vm.dirty_pages(0, [&](uint64_t pg) { pages.push_back(pg); }, rearm);
+  vm.dirty_pages(1, [&](uint64_t pg) { kpages.push_back(pg); }, rearm);
   auto &hd = ram.host_dirty();
   for (uint64_t w = 0; w < hd.size(); w++) {
     for (uint64_t bits = hd[w]; bits; bits &= bits - 1) pages.push_back(w * 64 + __builtin_ctzll(bits));
@@ -158,7 +164,10 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
   for (uint64_t pg : pages) mark_private(pg);
   bool full = force_full || private_count_ > max_private_;
   if (full) {
-    vm.dirty_pages(1, [](uint64_t) {});
+    if (!rearm) {  // the memory limit: re-arm tracking for everything before dropping it
+      vm.dirty_pages(0, [](uint64_t) {}, true);
+      vm.dirty_pages(1, [](uint64_t) {}, true);
+    }
     info.pages = private_count_;
     ram.drop_private();
     kmem.drop_private();
@@ -168,15 +177,14 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
     info.reason = force_full ? why : "memory";
     full_++;
   } else {
+    // A page can be listed twice (guest and VMM wrote it); copying it twice is harmless.
     for (uint64_t pg : pages) std::memcpy(ram.host() + pg * 4096, mram + pg * 4096, 4096);
-    vm.dirty_pages(1, [&](uint64_t pg) {
-      std::memcpy(kmem.host() + pg * 4096, mk + pg * 4096, 4096);
-      pages.push_back(pg);
-    });
-    info.pages = pages.size();
+    for (uint64_t pg : kpages) std::memcpy(kmem.host() + pg * 4096, mk + pg * 4096, 4096);
+    info.pages = pages.size() + kpages.size();
     vm.restore_state(master_.state(), false);
     fast_++;
   }
+  if (rearm) since_trim_ = 0;
   proc_->mem_state() = mem0_;
   info.full = full;
   info.ns = Vcpu::now_ns() - t0;

@@ -3,9 +3,11 @@
 // A master runs a request program up to farcall_ready() and freezes. A fork is a VM whose
 // memory maps the master's memfds MAP_PRIVATE (copy-on-write) and that starts from the
 // master's registers. Each request runs in a fork, which is then reset to the master state:
-//  - fast reset: the pages written during the request (KVM dirty log for guest writes, a
-//    bitmap for the VMM's own writes) are copied back from the master; registers are put
-//    back through the shared kvm_run area (no ioctl); page tables and TLB stay warm.
+//  - fast reset: the pages the fork has written (KVM dirty log for guest writes, a bitmap for
+//    the VMM's own writes) are copied back from the master; registers are put back through
+//    the shared kvm_run area (no ioctl); page tables and TLB stay warm. Written pages stay
+//    writable across requests (re-protecting them costs a fault per page on the next write);
+//    tracking is re-armed every kTrimEvery resets.
 //  - full reset: every private page is dropped (MADV_DONTNEED, back to the master's pages)
 //    and the whole vCPU state, FPU included, is restored. Used after a fault or timeout, and
 //    when the fork's private memory passes its limit.
@@ -79,6 +81,8 @@ class Fork {
   std::vector<uint64_t> private_;  // bitmap over RAM pages written at least once since the last full reset
   uint64_t private_count_ = 0;
   uint64_t fast_ = 0, full_ = 0;
+  static constexpr int kTrimEvery = 64;
+  int since_trim_ = 0;
 };
 
 }  // namespace farcall
