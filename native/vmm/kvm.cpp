@@ -23,7 +23,14 @@ const char *kvm_flavor__name(KvmFlavor f) {
   }
 }
 
-const char *entry_mode__name(EntryMode m) { return m == EntryMode::TrapPage ? "trap-page" : "out-stub"; }
+const char *entry_mode__name(EntryMode m) {
+  switch (m) {
+    case EntryMode::TrapPage: return "trap-page";
+    case EntryMode::OutStub: return "out-stub";
+    case EntryMode::PvmNative: return "pvm-native";
+  }
+  return "unknown";
+}
 
 static bool path_exists(const char *p) { return access(p, F_OK) == 0; }
 
@@ -106,6 +113,8 @@ EntryMode Kvm::default_entry_mode() const {
   if (const char *m = std::getenv("FARCALL_ENTRY")) {
     if (!std::strcmp(m, "out-stub")) return EntryMode::OutStub;
     if (!std::strcmp(m, "trap-page")) return EntryMode::TrapPage;
+    // Refused at VM creation (Vm::Vm) when the host is not kvm_pvm, with the reason.
+    if (!std::strcmp(m, "pvm-native")) return EntryMode::PvmNative;
   }
   return flavor_ == KvmFlavor::Pvm ? EntryMode::TrapPage : EntryMode::OutStub;
 }

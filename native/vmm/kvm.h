@@ -16,7 +16,10 @@ const char *kvm_flavor__name(KvmFlavor f);
 //    No guest kernel instruction runs. Fastest on PVM, where ring-0 code is emulated.
 //  - OutStub: the handlers are one `out` instruction each in ring 0. Defined on every
 //    KVM flavor; the portable path and the default on hardware KVM.
-enum class EntryMode { TrapPage, OutStub };
+//  - PvmNative: kvm_pvm only (FARCALL_ENTRY=pvm-native). A small guest kernel (kernel/pvm.S)
+//    enables PVM direct switching and answers host-free system calls in the guest with no
+//    VM exit; the rest leave with one `out` from native guest supervisor mode. See docs/pvm.md.
+enum class EntryMode { TrapPage, OutStub, PvmNative };
 const char *entry_mode__name(EntryMode m);
 
 struct KvmCaps {

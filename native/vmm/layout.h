@@ -65,7 +65,30 @@ constexpr uint16_t kUserDs = 0x18 | 3;
 constexpr uint16_t kUserCs = 0x20 | 3;
 constexpr uint16_t kTssSel = 0x28;
 
-// Ports of the out-stub guest kernel.
+// The PVM-native flavor (EntryMode::PvmNative; native/kernel/pvm.S, native/vmm/pvm.cpp, docs/pvm.md).
+// kvm_pvm's direct switching wants two page-table roots: the kernel root at a guest-physical
+// address with bit 12 clear and the user root at kernel root + 0x1000 (the first two page-table
+// pages here). Everything supervisor code touches is mapped with U=1 at every level in the kernel
+// root; PML4 slot 256 stays free (the hypervisor splices its trampoline there).
+constexpr uint64_t kPvmDataOff = 0x9000;    // calibration page (VMM-written at creation; pvm.S DATA)
+constexpr uint64_t kPvmCodeOff = 0xa000;    // the PVM guest kernel
+constexpr uint64_t kPvmCodeMax = 0x6000;
+// Writable guest-kernel state lives in its own memslot, not dirty-logged and copy-on-write per
+// fork, so no fork reset has to rewrite it and no in-guest system call pays a dirty-log fault.
+constexpr uint64_t kPvmScratchGpa = kKernelGpa + kKernelSize;
+constexpr uint64_t kPvmScratchVa = kKernelVa + kKernelSize;
+constexpr uint64_t kPvmScratchSize = 0x4000;
+constexpr uint64_t kPvmVifOff = 0x0000;        // vIF page (MSR 0x4b564d10 names it); +8: CR2 cell
+constexpr uint64_t kPvmVarsOff = 0x1000;       // scratch variables (pvm.S VARS)
+constexpr uint64_t kPvmBootStackTop = 0x4000;  // stack of the first instructions of a fresh vCPU
+// Fields of the calibration page and the scratch page (mirrored in pvm.S).
+constexpr uint64_t kPvmDEnable = 0x00, kPvmDTsc = 0x08, kPvmDMult = 0x10, kPvmDMono = 0x18, kPvmDRt = 0x20,
+                   kPvmDUserLo = 0x28, kPvmDUserHi = 0x30, kPvmDNs = 0x38, kPvmDThousand = 0x40,
+                   kPvmDRtMask = 0x48;
+constexpr uint16_t kPvmPortVector = 0xb0;  // + vector (0..31); kvm_pvm swallows port 0x80
+constexpr uint64_t kPvmVRax = 0x00, kPvmVRcx = 0x08, kPvmVRdx = 0x10, kPvmVRsp = 0x18, kPvmVCount = 0x20;
+
+// Ports of the out-stub guest kernel (and of the PVM-native kernel, which uses the same).
 constexpr uint16_t kPortSyscall = 0xe0;
 constexpr uint16_t kPortVector = 0x80;        // + vector (0..31)
 constexpr uint16_t kPortGateReturn = 0xe1;

@@ -8,6 +8,7 @@
 #include "error.h"
 #include "kvm_abi.h"
 #include "layout.h"
+#include "pvm.h"
 
 extern "C" const uint8_t farcall_kernel_stubs[];
 extern "C" const uint8_t farcall_kernel_stubs_end[];
@@ -42,11 +43,17 @@ kvm_segment seg(uint16_t sel, uint8_t type, uint8_t dpl, bool code) {
 Vm::Vm(const VmConfig &cfg) : cfg_(cfg) {
   if (cfg_.ram_bytes < (4u << 20) || cfg_.ram_bytes > kMaxUserRam || cfg_.ram_bytes % kHugePage)
     throw VmmError(ErrorCode::BadState, "guest memory must be a multiple of 2 MiB between 4 MiB and 64 GiB");
+  if (cfg_.mode == EntryMode::PvmNative) pvm::check_host();
   create_vm();
   ram_ = GuestRegion::create(cfg_.ram_bytes, "farcall-ram");
   kmem_ = GuestRegion::create(kKernelSize, "farcall-kernel");
   add_slot(0, cfg_.ram_gpa, *ram_, cfg_.dirty_log);
   add_slot(1, kKernelGpa, *kmem_, cfg_.dirty_log);
+  if (cfg_.mode == EntryMode::PvmNative) {
+    pvm_.scratch = GuestRegion::create(kPvmScratchSize, "farcall-pvm");
+    pvm_.slot = next_slot_++;
+    add_slot(pvm_.slot, kPvmScratchGpa, *pvm_.scratch, false);
+  }
   build_kernel();
   setup_vcpu();
 }
@@ -62,6 +69,11 @@ Vm::Vm(const Vm &master, const CpuState &state, bool dirty_log) : cfg_(master.cf
   extra_ = master.extra_;
   next_slot_ = master.next_slot_;
   for (auto &x : extra_) add_slot(x.slot, x.gpa, *x.region, false);
+  if (master.pvm_.scratch) {
+    pvm_.scratch = GuestRegion::fork_of(master.pvm_.scratch);
+    pvm_.slot = master.pvm_.slot;
+    add_slot(pvm_.slot, kPvmScratchGpa, *pvm_.scratch, false);
+  }
   setup_vcpu();
   restore_state(state, true);
 }
@@ -116,6 +128,11 @@ void Vm::build_kernel() {
   // The out-stub kernel, used when mode == OutStub (always copied: it is one page).
   size_t stub_len = farcall_kernel_stubs_end - farcall_kernel_stubs;
   std::memcpy(k + kStubOff, farcall_kernel_stubs, stub_len);
+  if (cfg_.mode == EntryMode::PvmNative) {  // its own IDT, kernel and pair of roots (pvm.cpp)
+    pt_ = std::make_unique<PageTables>(*kmem_, kKernelGpa, kPageTableOff, kKernelSize);
+    cr3_ = pvm::build(*kmem_, *pt_, cfg_.ram_va, cfg_.ram_gpa, cfg_.ram_bytes);
+    return;
+  }
   // IDT: one interrupt gate per vector, each to its own address so the address names it.
   uint64_t base = cfg_.mode == EntryMode::TrapPage ? kTrapVa : kKernelVa + kStubOff;
   uint8_t *idt = k + kIdtOff;
@@ -165,8 +182,14 @@ void Vm::setup_vcpu() {
   s.cr3 = cr3_;
   user_cs_ = seg(kUserCs, 11, 3, true);
   user_ss_ = seg(kUserDs, 3, 3, false);
+  kernel_cs_ = seg(kKernelCs, 11, 0, true);
+  kernel_ss_ = seg(kKernelDs, 3, 0, false);
   s.cs = user_cs_;
   s.ss = s.ds = s.es = s.fs = s.gs = user_ss_;
+  if (cfg_.mode == EntryMode::PvmNative) {  // a PVM vCPU starts in (emulated) ring 0
+    s.cs = kernel_cs_;
+    s.ss = kernel_ss_;
+  }
   s.tr = {};
   s.tr.base = kKernelVa + kTssOff;
   s.tr.limit = 0x67;
@@ -182,18 +205,11 @@ void Vm::setup_vcpu() {
   s.idt.limit = 256 * 16 - 1;
   if (ioctl(fd, KVM_SET_SREGS, &s) < 0) error__sys("KVM_SET_SREGS");
 
-  uint64_t entry = cfg_.mode == EntryMode::TrapPage ? kTrapVa + kTrapSyscall : kKernelVa + kStubOff + kTrapSyscall;
-  const uint64_t vals[][2] = {{kMsrStar, (uint64_t(kKernelDs) << 48) | (uint64_t(kKernelCs) << 32)},
-                              {kMsrLstar, entry},
-                              {kMsrCstar, entry},
-                              {kMsrSfmask, 0x47700},
-                              {kMsrKernelGsBase, 0}};
-  constexpr int kMsrCount = sizeof(vals) / sizeof(vals[0]);
-  KvmArray<kvm_msr_entry> msrs(kMsrCount);
-  for (int i = 0; i < kMsrCount; i++) msrs.entries()[i] = kvm_msr_entry{uint32_t(vals[i][0]), 0, vals[i][1]};
-  int nset = ioctl(fd, farcall_ioc_set_msrs, msrs.ptr());
-  if (nset != kMsrCount)
-    throw VmmError(ErrorCode::KvmFailure, "KVM_SET_MSRS set " + std::to_string(nset) + " of " + std::to_string(kMsrCount));
+  set_entry_msrs();
+  if (cfg_.mode == EntryMode::PvmNative) {
+    if (!kmem_->is_fork()) pvm::calibrate(fd, *kmem_, cfg_.ram_va, cfg_.ram_bytes);
+    pvm_.fresh = true;
+  }
 
   if (kvm.caps().xcrs) {
     kvm_xcrs x = {};
@@ -208,8 +224,46 @@ void Vm::setup_vcpu() {
   vcpu_->pull();
 }
 
+void Vm::set_entry_msrs() {
+  uint64_t entry = cfg_.mode == EntryMode::TrapPage    ? kTrapVa + kTrapSyscall
+                   : cfg_.mode == EntryMode::PvmNative ? pvm::syscall_va()
+                                                       : kKernelVa + kStubOff + kTrapSyscall;
+  const uint64_t vals[][2] = {{kMsrStar, (uint64_t(kKernelDs) << 48) | (uint64_t(kKernelCs) << 32)},
+                              {kMsrLstar, entry},
+                              {kMsrCstar, entry},
+                              {kMsrSfmask, 0x47700},
+                              {kMsrKernelGsBase, 0}};
+  constexpr int kMsrCount = sizeof(vals) / sizeof(vals[0]);
+  KvmArray<kvm_msr_entry> msrs(kMsrCount);
+  for (int i = 0; i < kMsrCount; i++) msrs.entries()[i] = kvm_msr_entry{uint32_t(vals[i][0]), 0, vals[i][1]};
+  int nset = ioctl(vcpu_->fd(), farcall_ioc_set_msrs, msrs.ptr());
+  if (nset != kMsrCount)
+    throw VmmError(ErrorCode::KvmFailure, "KVM_SET_MSRS set " + std::to_string(nset) + " of " + std::to_string(kMsrCount));
+}
+
+void Vm::fall_back_to_trap_page() {
+  // Nothing has run yet: rebuild the kernel tables for the trap page, point LSTAR there and
+  // start in user mode. The owner's registers (the program's entry) stay as they are.
+  cfg_.mode = EntryMode::TrapPage;
+  build_kernel();
+  set_entry_msrs();
+  kvm_sregs &s = vcpu_->sregs();
+  s.cs = user_cs_;
+  s.ss = user_ss_;
+  s.cr3 = cr3_;
+  vcpu_->sregs_dirty();
+}
+
+uint64_t Vm::inguest_syscalls() const { return pvm_.scratch ? pvm::inguest_calls(*pvm_.scratch) : 0; }
+
 uint64_t Vm::attach_region(uint64_t va, uint64_t gpa, const std::shared_ptr<GuestRegion> &region) {
   if (!pt_) throw VmmError(ErrorCode::BadState, "backends are attached to a master before it runs, not to a fork");
+  if (cfg_.mode == EntryMode::PvmNative) {
+    // The far-call gate exists only in the exit-based flavors for now (docs/pvm.md): a VM that
+    // calls backends runs on the trap page; the backends themselves may run PVM-native.
+    if (ran_) throw VmmError(ErrorCode::BadState, "backends are attached before the VM first runs");
+    fall_back_to_trap_page();
+  }
   int slot = next_slot_++;
   add_slot(slot, gpa, *region, false);
   extra_.push_back(Extra{slot, gpa, region});
@@ -233,6 +287,17 @@ Event Vm::exception_event(int vector) {
   ev.rip = frame[i];
   ev.rsp = frame[i + 3];
   ev.cr2 = vcpu_->sregs().cr2;
+  if (cfg_.mode == EntryMode::PvmNative && vector == 14) {
+    ev.cr2 = pvm::last_cr2(*pvm_.scratch);
+    if (ev.cr2 >= kTrapVa && ev.cr2 < kTrapVa + kPage && ev.rip == ev.cr2) {
+      // The PVM flavor maps no trap page (nothing user-visible lives in the upper half): a user
+      // jump to its address is a #PF here, reported as the other flavors report that jump.
+      Event j;
+      j.rip = ev.rip;
+      j.detail = "jump into the trap page at offset " + std::to_string(ev.cr2 - kTrapVa);
+      return j;
+    }
+  }
   stats_.exceptions++;
   return ev;
 }
@@ -260,7 +325,13 @@ Event Vm::decode_trap(uint64_t off) {
 }
 
 Event Vm::run(uint64_t deadline_ns) {
+  if (cfg_.mode == EntryMode::PvmNative && pvm_.fresh) {
+    pvm::first_entry(*vcpu_, *pvm_.scratch, cr3_, kernel_cs_, kernel_ss_);
+    pvm_.fresh = false;
+  }
+  ran_ = true;
   for (;;) {
+    pvm_.in_kernel = false;
     if (vcpu_->run(deadline_ns) == Vcpu::RunResult::Timeout) {
       stats_.interrupted++;
       Event ev;
@@ -291,10 +362,15 @@ Event Vm::run(uint64_t deadline_ns) {
       case KVM_EXIT_IO: {
         stats_.io++;
         uint16_t port = run->io.port;
-        if (cfg_.mode == EntryMode::OutStub && run->io.direction == KVM_EXIT_IO_OUT) {
+        // The PVM-native kernel uses the out-stub ports (vectors at 0xb0 + v); a user-mode `out`
+        // is a #GP in both.
+        if ((cfg_.mode == EntryMode::OutStub || cfg_.mode == EntryMode::PvmNative) &&
+            run->io.direction == KVM_EXIT_IO_OUT) {
+          pvm_.in_kernel = cfg_.mode == EntryMode::PvmNative;  // only the kernel can `out`
           if (port == kPortSyscall) return decode_trap(kTrapSyscall);
           if (port == kPortGateReturn) return decode_trap(kTrapGateReturn);
-          if (port >= kPortVector && port < kPortVector + 32) return exception_event(port - kPortVector);
+          uint16_t vbase = cfg_.mode == EntryMode::PvmNative ? kPvmPortVector : kPortVector;
+          if (port >= vbase && port < vbase + 32) return exception_event(port - vbase);
           if (port == kPortSpurious) return exception_event(255);
         }
         Event ev;
@@ -345,6 +421,14 @@ Event Vm::run(uint64_t deadline_ns) {
 void Vm::syscall_return(uint64_t ret) {
   kvm_regs &r = vcpu_->regs();
   r.rax = ret;
+  if (cfg_.mode == EntryMode::PvmNative) {
+    // Back through the guest kernel's `int $0x19` (RIP = RCX, RFLAGS = R11, RSP as is): the vCPU
+    // stays in guest supervisor mode until then, so no segment or CR3 is touched here.
+    r.r11 = (r.r11 & 0x3c0fd5) | 0x202;
+    r.rip = pvm::resume_va();
+    vcpu_->regs_dirty();
+    return;
+  }
   if (via_call_) {  // the SDK called the trap page: return like `ret` does
     uint64_t to = 0;
     view().read(&to, r.rsp, 8);
@@ -367,6 +451,14 @@ void Vm::syscall_return(uint64_t ret) {
 
 void Vm::resume_user(uint64_t rip, uint64_t rsp, uint64_t rflags) {
   kvm_regs &r = vcpu_->regs();
+  if (cfg_.mode == EntryMode::PvmNative) {  // as syscall_return: through `int $0x19` (RCX is lost)
+    r.rcx = rip;
+    r.r11 = (rflags & 0x3c0fd5) | 0x202;
+    r.rsp = rsp;
+    r.rip = pvm::resume_va();
+    vcpu_->regs_dirty();
+    return;
+  }
   via_call_ = false;
   r.rip = rip;
   r.rsp = rsp;
@@ -388,6 +480,10 @@ CpuState Vm::save_state() {
 }
 
 void Vm::restore_state(const CpuState &st, bool with_fpu) {
+  if (cfg_.mode == EntryMode::PvmNative && !pvm_.fresh && !pvm_.in_kernel) {
+    pvm::enter_kernel(*vcpu_);  // after a timeout: the state below is a guest-kernel state
+    pvm_.in_kernel = true;
+  }
   vcpu_->regs() = st.regs;
   vcpu_->sregs() = st.sregs;
   vcpu_->regs_dirty();

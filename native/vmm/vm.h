@@ -49,6 +49,14 @@ struct ExitStats {
            interrupted = 0;
 };
 
+// EntryMode::PvmNative state of a Vm (pvm.h/pvm.cpp).
+struct PvmState {
+  std::shared_ptr<GuestRegion> scratch;  // the kernel's writable pages: own memslot, not dirty-logged
+  int slot = -1;
+  bool fresh = true;  // the vCPU has not yet run the guest kernel's enable sequence
+  bool in_kernel = false;  // the last exit came from the guest kernel (supervisor mode)
+};
+
 class Vm {
  public:
   explicit Vm(const VmConfig &cfg);
@@ -65,6 +73,8 @@ class Vm {
   uint64_t ram_bytes() const { return cfg_.ram_bytes; }
   EntryMode mode() const { return cfg_.mode; }
   const ExitStats &exit_stats() const { return stats_; }
+  // PvmNative: system calls the guest kernel answered without a VM exit (0 in other modes).
+  uint64_t inguest_syscalls() const;
 
   // RAM as the guest sees it; every guest pointer the VMM uses is checked through it.
   GuestView view() const { return GuestView{ram_.get(), cfg_.ram_va}; }
@@ -89,10 +99,9 @@ class Vm {
   void restore_state(const CpuState &s, bool with_fpu);
 
   // Dirty tracking of guest writes (KVM dirty log with manual protect). Calls fn(page) for
-  // each page of `slot` written since tracking was last re-armed for it; with `rearm`, write-
-  // protects those pages again so that the next write to them is seen (and faults).
+  // each page of `region_slot` written since the last call, and re-arms tracking for them.
   template <class F>
-  void dirty_pages(int slot, F fn, bool rearm = true);
+  void dirty_pages(int slot, F fn);
 
  private:
   void create_vm();
@@ -101,6 +110,10 @@ class Vm {
   void setup_vcpu();
   Event decode_trap(uint64_t off);
   Event exception_event(int vector);
+  // PvmNative: falls back to the trap page before the first run (attach_region: the far-call
+  // gate has no PVM-native flavor yet).
+  void fall_back_to_trap_page();
+  void set_entry_msrs();
 
   VmConfig cfg_;
   int vm_fd_ = -1;
@@ -117,7 +130,9 @@ class Vm {
   int next_slot_ = 2;
   ExitStats stats_;
   bool via_call_ = false;  // the pending system call came through kTrapSdkCall
-  kvm_segment user_cs_{}, user_ss_{};
+  kvm_segment user_cs_{}, user_ss_{}, kernel_cs_{}, kernel_ss_{};
+  PvmState pvm_;
+  bool ran_ = false;
   std::vector<uint64_t> dirty_buf_;
 
  public:
@@ -127,7 +142,7 @@ class Vm {
 };
 
 template <class F>
-void Vm::dirty_pages(int slot, F fn, bool rearm) {
+void Vm::dirty_pages(int slot, F fn) {
   uint64_t pages = slot_pages(slot);
   dirty_buf_.assign((pages + 63) / 64, 0);
   kvm_dirty_log log = {};
@@ -145,7 +160,7 @@ void Vm::dirty_pages(int slot, F fn, bool rearm) {
       fn(w * 64 + b);
     }
   }
-  if (!any || !rearm) return;
+  if (!any) return;
   kvm_clear_dirty_log clr = {};
   clr.slot = slot;
   clr.first_page = 0;

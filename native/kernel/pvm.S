@@ -1,0 +1,212 @@
+/* farcall's guest kernel, PVM-native flavor (EntryMode::PvmNative, FARCALL_ENTRY=pvm-native).
+ *
+ * On kvm_pvm hosts a guest kernel that writes MSR 0x4b564d10 from (emulated) ring 0 runs its
+ * supervisor code natively afterwards, and with "direct switching" (flags 0x7f, see docs/pvm.md)
+ * user `syscall` reaches MSR_LSTAR and `int $0x19` returns to user mode, both without a VM exit.
+ * This kernel uses that to answer the system calls that need no host inside the guest:
+ *   getpid/gettid (1), getppid (0), getuid/getgid/geteuid/getegid (0), sched_yield (0),
+ *   clock_gettime/gettimeofday/time from rdtsc scaled by the VMM's calibration.
+ * Everything else is forwarded to the VMM with one `out` (port 0xe0, registers untouched: the
+ * VMM sees the user's registers, as with the trap page), and the VMM resumes the guest at
+ * `resume`, which returns to user mode with `int $0x19` (RCX = user RIP, R11 = RFLAGS, RSP).
+ * Exceptions from user mode arrive through the IDT on TSS.RSP0 with the kernel root loaded;
+ * each vector is one `out` (port 0xb0 + vector; 0xdf for vectors >= 32). Not stubs.S's 0x80 + v:
+ * kvm_pvm keeps port 0x80 for itself (its guests' "vIF pending" doorbell), so that `out` never
+ * reaches the VMM.
+ *
+ * The code runs at kKernelVa + kPvmCodeOff and is position dependent only through RIP-relative
+ * references to two fixed pages (offsets mirrored from native/vmm/layout.h):
+ *   DATA  = kKernelVa + 0x9000   calibration, written by the VMM at VM creation, read-only here
+ *   VARS  = kKernelVa + 0x201000 scratch in the not-dirty-logged PVM memslot (reset-safe: every
+ *                                 slot is written before it is read on each path)
+ * The supervisor never uses a stack on the system-call path (user RSP is live, red zone intact),
+ * never touches GS (the hypervisor flips it) and never writes CR3 (the hypervisor switches
+ * between the kernel root and root|0x1000 itself).
+ */
+        .set CODE_OFF, 0xa000
+        .set DATA_OFF, 0x9000
+        .set VARS_OFF, 0x201000
+
+        /* DATA page (layout.h kPvmD*) */
+        .set D_ENABLE, 0x00      /* value for MSR 0x4b564d10: vIF page GPA | flags */
+        .set D_TSC, 0x08         /* TSC at the base instant */
+        .set D_MULT, 0x10        /* ns per TSC tick << 32 */
+        .set D_MONO, 0x18        /* CLOCK_MONOTONIC ns at the base instant */
+        .set D_RT, 0x20          /* CLOCK_REALTIME ns at the base instant */
+        .set D_ULO, 0x28         /* lowest user address the kernel may write */
+        .set D_UHI, 0x30         /* highest start of a 16-byte user write */
+        .set D_NS, 0x38          /* 1000000000 */
+        .set D_THOUSAND, 0x40    /* 1000 */
+        .set D_RTMASK, 0x48      /* bit c set: clock id c reads CLOCK_REALTIME */
+
+        /* VARS page (layout.h kPvmV*) */
+        .set V_RAX, 0x00
+        .set V_RCX, 0x08
+        .set V_RDX, 0x10
+        .set V_RSP, 0x18
+        .set V_COUNT, 0x20       /* system calls answered in the guest */
+        .set V_SCRATCH, 0x28
+
+#define D(x) (base - CODE_OFF + DATA_OFF + (x))(%rip)
+#define V(x) (base - CODE_OFF + VARS_OFF + (x))(%rip)
+
+        .section .rodata
+        .globl farcall_pvm_kernel, farcall_pvm_kernel_end
+        .globl farcall_pvm_boot, farcall_pvm_syscall, farcall_pvm_resume, farcall_pvm_vectors
+        .balign 4096
+farcall_pvm_kernel:
+base:
+
+/* First instructions of a fresh vCPU (emulated ring 0, kernel root, RSP = boot stack).
+ * The VMM parked the registers this vCPU must return to user with in VARS: RAX, RCX (user RIP),
+ * RDX, RSP (user RSP); every other register already holds its user value, R11 the user RFLAGS. */
+farcall_pvm_boot:
+        mov D(D_ENABLE), %rax
+        mov %rax, %rdx
+        shr $32, %rdx
+        mov $0x4b564d10, %ecx
+        wrmsr                          /* from the next instruction on: native supervisor */
+        mov V(V_RAX), %rax
+        mov V(V_RCX), %rcx
+        mov V(V_RDX), %rdx
+        mov V(V_RSP), %rsp
+        int $0x19                      /* first return to user: emulated once, then armed */
+        ud2
+
+/* MSR_LSTAR. User registers are live; RCX = user RIP, R11 = user RFLAGS, RSP = user RSP. */
+        .balign 64
+farcall_pvm_syscall:
+        cmp $228, %rax                 /* clock_gettime */
+        je clock_gettime
+        cmp $110, %rax                 /* getppid */
+        je ret_zero
+        cmp $39, %rax                  /* getpid */
+        je ret_one
+        cmp $186, %rax                 /* gettid */
+        je ret_one
+        cmp $96, %rax                  /* gettimeofday */
+        je gettimeofday
+        cmp $201, %rax                 /* time */
+        je time
+        cmp $24, %rax                  /* sched_yield */
+        je ret_zero
+        cmp $102, %rax                 /* getuid */
+        je ret_zero
+        cmp $104, %rax                 /* getgid */
+        je ret_zero
+        cmp $107, %rax                 /* geteuid */
+        je ret_zero
+        cmp $108, %rax                 /* getegid */
+        je ret_zero
+forward:
+        out %al, $0xe0                 /* to the VMM; it sets RAX (and may set RCX/R11/RSP) */
+farcall_pvm_resume:
+        int $0x19                      /* back to user: RIP = RCX, RFLAGS = R11, RSP unchanged */
+        ud2
+
+ret_one:
+        mov $1, %eax
+        incq V(V_COUNT)
+        int $0x19
+        ud2
+ret_zero:
+        xor %eax, %eax
+        incq V(V_COUNT)
+        int $0x19
+        ud2
+
+/* RAX = nanoseconds of the clock selected by the carry flag (CF=1 realtime). Clobbers RDX. */
+.macro NOW_NS
+        rdtsc
+        shl $32, %rdx
+        or %rdx, %rax
+        sub D(D_TSC), %rax
+        mulq D(D_MULT)
+        shrd $32, %rdx, %rax
+.endm
+
+/* clock_gettime(RDI = clock id, RSI = struct timespec *) */
+clock_gettime:
+        cmp $7, %rdi                   /* REALTIME..BOOTTIME; others (and negatives) go to the VMM */
+        ja forward
+        cmp D(D_ULO), %rsi
+        jb forward                     /* a pointer the kernel may not write: the VMM says EFAULT */
+        cmp D(D_UHI), %rsi
+        ja forward
+        mov %rdx, V(V_RDX)
+        NOW_NS
+        btq %rdi, D(D_RTMASK)
+        jc 1f
+        add D(D_MONO), %rax
+        jmp 2f
+1:      add D(D_RT), %rax
+2:      xor %edx, %edx
+        divq D(D_NS)
+        mov %rax, (%rsi)
+        mov %rdx, 8(%rsi)
+        mov V(V_RDX), %rdx
+        xor %eax, %eax
+        incq V(V_COUNT)
+        int $0x19
+        ud2
+
+/* gettimeofday(RDI = struct timeval * or 0, RSI = timezone, ignored as by the VMM) */
+gettimeofday:
+        test %rdi, %rdi
+        jz ret_zero
+        cmp D(D_ULO), %rdi
+        jb forward
+        cmp D(D_UHI), %rdi
+        ja forward
+        mov %rdx, V(V_RDX)
+        NOW_NS
+        add D(D_RT), %rax
+        xor %edx, %edx
+        divq D(D_NS)
+        mov %rax, (%rdi)
+        mov %rdx, %rax
+        xor %edx, %edx
+        divq D(D_THOUSAND)
+        mov %rax, 8(%rdi)
+        mov V(V_RDX), %rdx
+        xor %eax, %eax
+        incq V(V_COUNT)
+        int $0x19
+        ud2
+
+/* time(RDI = time_t * or 0) -> seconds */
+time:
+        test %rdi, %rdi
+        jz 1f
+        cmp D(D_ULO), %rdi
+        jb forward
+        cmp D(D_UHI), %rdi
+        ja forward
+1:      mov %rdx, V(V_RDX)
+        NOW_NS
+        add D(D_RT), %rax
+        xor %edx, %edx
+        divq D(D_NS)
+        test %rdi, %rdi
+        jz 2f
+        mov %rax, (%rdi)
+2:      mov V(V_RDX), %rdx
+        incq V(V_COUNT)
+        int $0x19
+        ud2
+
+/* IDT targets: vector v (< 32) at farcall_pvm_vectors + 8*v, everything else at + 0x100. */
+        .balign 256
+farcall_pvm_vectors:
+        .set vec, 0
+        .rept 32
+        .balign 8
+        out %al, $(0xb0 + vec)
+        hlt
+        .set vec, vec + 1
+        .endr
+        .balign 8
+        out %al, $0xdf
+        hlt
+farcall_pvm_kernel_end:
+        .section .note.GNU-stack,"",@progbits
