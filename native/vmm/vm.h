@@ -99,9 +99,10 @@ class Vm {
   void restore_state(const CpuState &s, bool with_fpu);
 
   // Dirty tracking of guest writes (KVM dirty log with manual protect). Calls fn(page) for
-  // each page of `region_slot` written since the last call, and re-arms tracking for them.
+  // each page of `slot` written since tracking was last re-armed for it; with `rearm`, write-
+  // protects those pages again so that the next write to them is seen (and faults).
   template <class F>
-  void dirty_pages(int slot, F fn);
+  void dirty_pages(int slot, F fn, bool rearm = true);
 
  private:
   void create_vm();
@@ -142,7 +143,7 @@ class Vm {
 };
 
 template <class F>
-void Vm::dirty_pages(int slot, F fn) {
+void Vm::dirty_pages(int slot, F fn, bool rearm) {
   uint64_t pages = slot_pages(slot);
   dirty_buf_.assign((pages + 63) / 64, 0);
   kvm_dirty_log log = {};
@@ -160,7 +161,7 @@ void Vm::dirty_pages(int slot, F fn) {
       fn(w * 64 + b);
     }
   }
-  if (!any) return;
+  if (!any || !rearm) return;
   kvm_clear_dirty_log clr = {};
   clr.slot = slot;
   clr.first_page = 0;
