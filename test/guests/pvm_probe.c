@@ -5,6 +5,8 @@
  *   badptr        clock calls with pointers the guest kernel must not write (kernel, null, page 0)
  *   int19 | hc    user `int $0x19` (PVM's return-to-user) / `int $0x1b` (hypercall): must #GP
  *   bench N M     per-call cycles of N getppid, N clock_gettime and M forwarded close(-1), as JSON
+ *   raw KIND N    TSC cycles per microsecond, then the cycles of each of N calls of KIND
+ *                 (getppid | clock | close), one per line (bench/pvm.ts)
  * System calls are raw (no vDSO in farcall guests, and none used here). */
 #include <errno.h>
 #include <stdint.h>
@@ -40,6 +42,15 @@ static int cmp(const void *a, const void *b) {
 }
 
 static uint64_t *samples;
+
+/* TSC rate against the guest's own monotonic clock over a 20 ms busy wait. */
+static double tsc_per_us(void) {
+  uint64_t ns0 = mono_ns(), c0 = rdtsc();
+  while (mono_ns() - ns0 < 20000000) {
+  }
+  uint64_t ns1 = mono_ns(), c1 = rdtsc();
+  return (double)(c1 - c0) * 1000.0 / (double)(ns1 - ns0);
+}
 
 /* Times n calls of one system call, one rdtsc pair per call; prints a JSON member. */
 static void timed(const char *name, long nr, long a, long b, long n, double cyc_per_us, int last) {
@@ -111,15 +122,27 @@ int main(int argc, char **argv) {
     printf("int $0x1b returned\n");
     return 3;
   }
+  if (!strcmp(how, "raw")) {
+    const char *kind = argc > 2 ? argv[2] : "getppid";
+    long n = argc > 3 ? atol(argv[3]) : 1000;
+    struct timespec ts;
+    long nr = SYS_getppid, a = 0, b = 0;
+    if (!strcmp(kind, "clock")) nr = SYS_clock_gettime, a = CLOCK_MONOTONIC, b = (long)&ts;
+    if (!strcmp(kind, "close")) nr = SYS_close, a = -1;
+    samples = malloc(sizeof(uint64_t) * n);
+    for (long i = 0; i < n; i++) {
+      uint64_t t0 = rdtsc();
+      sys2(nr, a, b);
+      samples[i] = rdtsc() - t0;
+    }
+    printf("%.3f\n", tsc_per_us());
+    for (long i = 0; i < n; i++) printf("%lu\n", (unsigned long)samples[i]);
+    return 0;
+  }
   if (!strcmp(how, "bench")) {
     long n = argc > 2 ? atol(argv[2]) : 10000, m = argc > 3 ? atol(argv[3]) : 1000;
     samples = malloc(sizeof(uint64_t) * (n > m ? n : m));
-    /* TSC rate against the guest's own monotonic clock over a short busy wait */
-    uint64_t ns0 = mono_ns(), c0 = rdtsc();
-    while (mono_ns() - ns0 < 20000000) {
-    }
-    uint64_t ns1 = mono_ns(), c1 = rdtsc();
-    double cyc_per_us = (double)(c1 - c0) * 1000.0 / (double)(ns1 - ns0);
+    double cyc_per_us = tsc_per_us();
     struct timespec ts;
     printf("{\"cyclesPerUs\":%.3f,", cyc_per_us);
     timed("getppid", SYS_getppid, 0, 0, n, cyc_per_us, 0);
