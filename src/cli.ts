@@ -138,7 +138,7 @@ export function makeCli(): Command {
         } catch (e) {
           throw new Error(`the benchmarks are not built (npm run build): ${(e as Error).message}`);
         }
-        const r = await bench.runAll({ quick: Boolean(o.quick), progress: process.stderr.isTTY });
+        const r = await bench.runAll({ quick: Boolean(o.quick), progress: process.stderr.isTTY, out: o.json ? null : undefined });
         if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
       } catch (e) {
         fail(e);

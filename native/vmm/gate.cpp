@@ -141,7 +141,7 @@ void Process::gate_leave(int64_t result, bool restore, const std::string &why) {
   s.cr3 = call_.caller_cr3;
   cpu.sregs_dirty();
   uint64_t ns = Vcpu::now_ns() - call_.t0;
-  std::string entry = be.entries()[call_.entry].name;
+  const std::string &entry = be.entries()[call_.entry].name;
   if (call_.deadline != req_deadline_ && req_deadline_) watchdog::arm(&cpu, pthread_self(), req_deadline_);
   call_.active = false;
   inst->calls++;

@@ -127,8 +127,15 @@ void arm(Vcpu *v, pthread_t thread, uint64_t deadline_ns) {
     std::thread(loop).detach();
     s.started = true;
   }
+  // Wake the watchdog only when this deadline comes before every other one: a later deadline
+  // (a far call returning to its request's limit) is picked up when the thread next wakes.
+  uint64_t earliest = UINT64_MAX;
+  for (auto &[other, e] : s.armed)
+    if (other != v) earliest = std::min(earliest, e.deadline);
+  auto it = s.armed.find(v);
+  if (it != s.armed.end()) earliest = std::min(earliest, it->second.deadline);
   s.armed[v] = Entry{thread, deadline_ns};
-  s.cv.notify_one();
+  if (deadline_ns < earliest) s.cv.notify_one();
 }
 
 void disarm(Vcpu *v) {
