@@ -134,6 +134,15 @@ describePvm('pvm-native: entering PVM mode', () => {
     expect(r.stats!.syscalls[201]).toBe(1);
   });
 
+  test('arch_prctl GS base reaches the user GS despite kvm_pvm flipping GS on every transition', async () => {
+    const [pvm, trap] = await Promise.all([
+      one('pvm-native', { run: probe, args: ['gs'] }),
+      one('trap-page', { run: probe, args: ['gs'] }),
+    ]);
+    expect(pvm.stdout).toBe('set=0 get=0x123456000 rdgsbase=0x123456000 after=0x123456000\n');
+    expect(trap.stdout).toBe(pvm.stdout);
+  });
+
   test('user mode cannot use PVM instructions: int $0x19 is a #GP, a hypercall (int $0x1b) a #UD', async () => {
     const out = await jobs('pvm-native', [{ run: probe, args: ['int19'] }, { run: probe, args: ['hc'] }]);
     // int $0x19 reaches the guest IDT's DPL-0 gate; kvm_pvm itself turns a user hypercall into #UD.

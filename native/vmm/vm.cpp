@@ -254,6 +254,31 @@ void Vm::fall_back_to_trap_page() {
   vcpu_->sregs_dirty();
 }
 
+void Vm::pvm_user_gs(bool show) {
+  // kvm_pvm flips GS on every user/supervisor transition (the pre-flip flag): while the VMM
+  // handles a forwarded call, GS.base is the kernel's and the user's is in MSR_KERNEL_GS_BASE.
+  // For arch_prctl's GS operations the user's value is shown in the sync area (two MSR ioctls,
+  // only for those calls) and moved back on return; the kernel's GS.base stays as it was.
+  kvm_regs &r = vcpu_->regs();
+  kvm_sregs &s = vcpu_->sregs();
+  if (show) {
+    if (r.rax != 158 || (r.rdi != 0x1001 && r.rdi != 0x1004)) return;  // ARCH_SET_GS, ARCH_GET_GS
+    KvmArray<kvm_msr_entry> m(1);
+    m.entries()[0] = kvm_msr_entry{uint32_t(kMsrKernelGsBase), 0, 0};
+    if (ioctl(vcpu_->fd(), farcall_ioc_get_msrs, m.ptr()) != 1) error__sys("KVM_GET_MSRS(KERNEL_GS_BASE)");
+    pvm_.kernel_gs = s.gs.base;
+    s.gs.base = m.entries()[0].data;
+    pvm_.gs_shown = true;
+    return;
+  }
+  if (!pvm_.gs_shown) return;
+  pvm_.gs_shown = false;
+  KvmArray<kvm_msr_entry> m(1);
+  m.entries()[0] = kvm_msr_entry{uint32_t(kMsrKernelGsBase), 0, s.gs.base};
+  if (ioctl(vcpu_->fd(), farcall_ioc_set_msrs, m.ptr()) != 1) error__sys("KVM_SET_MSRS(KERNEL_GS_BASE)");
+  s.gs.base = pvm_.kernel_gs;
+}
+
 uint64_t Vm::inguest_syscalls() const { return pvm_.scratch ? pvm::inguest_calls(*pvm_.scratch) : 0; }
 
 uint64_t Vm::attach_region(uint64_t va, uint64_t gpa, const std::shared_ptr<GuestRegion> &region) {
@@ -367,7 +392,11 @@ Event Vm::run(uint64_t deadline_ns) {
         if ((cfg_.mode == EntryMode::OutStub || cfg_.mode == EntryMode::PvmNative) &&
             run->io.direction == KVM_EXIT_IO_OUT) {
           pvm_.in_kernel = cfg_.mode == EntryMode::PvmNative;  // only the kernel can `out`
-          if (port == kPortSyscall) return decode_trap(kTrapSyscall);
+          if (port == kPortSyscall) {
+            Event ev = decode_trap(kTrapSyscall);
+            if (cfg_.mode == EntryMode::PvmNative) pvm_user_gs(true);
+            return ev;
+          }
           if (port == kPortGateReturn) return decode_trap(kTrapGateReturn);
           uint16_t vbase = cfg_.mode == EntryMode::PvmNative ? kPvmPortVector : kPortVector;
           if (port >= vbase && port < vbase + 32) return exception_event(port - vbase);
@@ -424,6 +453,7 @@ void Vm::syscall_return(uint64_t ret) {
   if (cfg_.mode == EntryMode::PvmNative) {
     // Back through the guest kernel's `int $0x19` (RIP = RCX, RFLAGS = R11, RSP as is): the vCPU
     // stays in guest supervisor mode until then, so no segment or CR3 is touched here.
+    pvm_user_gs(false);
     r.r11 = (r.r11 & 0x3c0fd5) | 0x202;
     r.rip = pvm::resume_va();
     vcpu_->regs_dirty();

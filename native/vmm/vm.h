@@ -55,6 +55,8 @@ struct PvmState {
   int slot = -1;
   bool fresh = true;  // the vCPU has not yet run the guest kernel's enable sequence
   bool in_kernel = false;  // the last exit came from the guest kernel (supervisor mode)
+  bool gs_shown = false;   // the sync area shows the user's GS base (see Vm::pvm_user_gs)
+  uint64_t kernel_gs = 0;
 };
 
 class Vm {
@@ -115,6 +117,7 @@ class Vm {
   // gate has no PVM-native flavor yet).
   void fall_back_to_trap_page();
   void set_entry_msrs();
+  void pvm_user_gs(bool show);
 
   VmConfig cfg_;
   int vm_fd_ = -1;

@@ -3,7 +3,8 @@
  *   getppid N     N getppid system calls
  *   clock         print CLOCK_REALTIME, CLOCK_MONOTONIC twice, gettimeofday and time
  *   badptr        clock calls with pointers the guest kernel must not write (kernel, null, page 0)
- *   int19 | hc    user `int $0x19` (PVM's return-to-user) / `int $0x1b` (hypercall): must #GP
+ *   int19 | hc    user `int $0x19` (PVM's return-to-user) / `int $0x1b` (hypercall): must fault
+ *   gs            arch_prctl(ARCH_SET_GS/GET_GS) against what rdgsbase reads, across a syscall
  *   bench N M     per-call cycles of N getppid, N clock_gettime and M forwarded close(-1), as JSON
  *   raw KIND N    TSC cycles per microsecond, then the cycles of each of N calls of KIND
  *                 (getppid | clock | close), one per line (bench/pvm.ts)
@@ -110,6 +111,16 @@ int main(int argc, char **argv) {
     /* the calibration must still be intact: a sane clock afterwards */
     long r = sys2(SYS_clock_gettime, CLOCK_REALTIME, (long)&ok);
     printf(" after=%ld sec=%ld\n", r, (long)ok.tv_sec);
+    return 0;
+  }
+  if (!strcmp(how, "gs")) {
+    unsigned long got = 0, hw, hw2;
+    long r = sys2(SYS_arch_prctl, 0x1001 /* ARCH_SET_GS */, 0x123456000l);
+    __asm__ volatile("rdgsbase %0" : "=r"(hw));
+    sys2(SYS_getppid, 0, 0);
+    sys2(SYS_arch_prctl, 0x1004 /* ARCH_GET_GS */, (long)&got);
+    __asm__ volatile("rdgsbase %0" : "=r"(hw2));
+    printf("set=%ld get=%#lx rdgsbase=%#lx after=%#lx\n", r, got, hw, hw2);
     return 0;
   }
   if (!strcmp(how, "int19")) {
