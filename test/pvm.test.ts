@@ -167,6 +167,15 @@ describePvm('pvm-native: entering PVM mode', () => {
     }
   });
 
+  test('the out-stub entry (hardware KVM only) is refused here with a clear KvmUnavailableError', async () => {
+    // Under kvm_pvm `syscall` stays at CPL 3 and cannot reach a ring-0 stub: every program would
+    // die at its first system call, so the VMM refuses the mode instead.
+    const r = await one('out-stub', { run: guest('hello_musl') });
+    expect(r.ok).toBe(false);
+    expect(r.code).toBe('KvmUnavailable');
+    expect(r.message).toMatch(/needs hardware KVM/);
+  });
+
   test('an endless loop is stopped by the timeout, and a pool of pvm-native forks survives timeouts and crashes', async () => {
     const out = await jobs('pvm-native', [
       { run: guest('spin'), opts: { timeoutMs: 200 } },

@@ -62,6 +62,7 @@ static Napi::Value RunProgram(const Napi::CallbackInfo &info) {
       return [=](Napi::Env env) {
         Napi::Object stats = stats_object(env, proc->stats(), proc->vm().exit_stats());
         stats.Set("timeNs", double(t1 - t0));
+        stats.Get("exits").As<Napi::Object>().Set("inguestSyscalls", double(proc->vm().inguest_syscalls()));
         if (st.kind == Stop::Exited && !st.signal) {
           Napi::Object r = Napi::Object::New(env);
           r.Set("exitCode", st.exit_code);

@@ -44,6 +44,12 @@ Vm::Vm(const VmConfig &cfg) : cfg_(cfg) {
   if (cfg_.ram_bytes < (4u << 20) || cfg_.ram_bytes > kMaxUserRam || cfg_.ram_bytes % kHugePage)
     throw VmmError(ErrorCode::BadState, "guest memory must be a multiple of 2 MiB between 4 MiB and 64 GiB");
   if (cfg_.mode == EntryMode::PvmNative) pvm::check_host();
+  // Under kvm_pvm `syscall` does not raise the CPL, so the out-stub kernel's supervisor-only
+  // syscall entry cannot even be fetched: every program would die at its first system call.
+  if (cfg_.mode == EntryMode::OutStub && Kvm::get().flavor() == KvmFlavor::Pvm)
+    throw VmmError(ErrorCode::KvmUnavailable,
+                   "FARCALL_ENTRY=out-stub needs hardware KVM: under kvm_pvm a system call reaches its "
+                   "handler at CPL 3 and cannot enter the ring-0 stub; use trap-page or pvm-native here");
   create_vm();
   ram_ = GuestRegion::create(cfg_.ram_bytes, "farcall-ram");
   kmem_ = GuestRegion::create(kKernelSize, "farcall-kernel");
