@@ -155,7 +155,12 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
   bool rearm = force_full || ++since_trim_ >= kTrimEvery;
   std::vector<uint64_t> pages, kpages;
   vm.dirty_pages(0, [&](uint64_t pg) { pages.push_back(pg); }, rearm);
-  vm.dirty_pages(1, [&](uint64_t pg) { kpages.push_back(pg); }, rearm);
+  // The kernel region is written by the CPU only when it delivers an exception (the frame on
+  // the kernel stack); in trap-page mode a request without one leaves it untouched.
+  uint64_t exceptions = vm.exit_stats().exceptions;
+  if (rearm || exceptions != last_exceptions_ || vm.mode() != EntryMode::TrapPage)
+    vm.dirty_pages(1, [&](uint64_t pg) { kpages.push_back(pg); }, rearm);
+  last_exceptions_ = exceptions;
   auto &hd = ram.host_dirty();
   for (uint64_t w = 0; w < hd.size(); w++) {
     for (uint64_t bits = hd[w]; bits; bits &= bits - 1) pages.push_back(w * 64 + __builtin_ctzll(bits));

@@ -83,6 +83,7 @@ class Fork {
   uint64_t fast_ = 0, full_ = 0;
   static constexpr int kTrimEvery = 64;
   int since_trim_ = 0;
+  uint64_t last_exceptions_ = 0;  // the VM's exception count at the last reset
 };
 
 }  // namespace farcall
