@@ -339,3 +339,14 @@ test('every sample program exists in the build', () => {
     expect(spawnSync('test', ['-x', path.join(root, 'build', 'guests', p)]).status).toBe(0);
   }
 });
+
+describeKvm('sample c-stubs (samples/kv)', () => {
+  test('one command: C++, C and TypeScript clients generated from one schema share one store', async () => {
+    const r = await runNode(dist('kv/run.js'));
+    expect(r.code).toBe(0);
+    expect(r.out).toMatch(/C\s+get language\s+-> .*c\+\+/);
+    expect(r.out).toMatch(/C\+\+\s+get greeting\s+-> .*hello-from-c/);
+    expect(r.out).toMatch(/C\s+scan -\s+-> greeting=hello-from-c,host=typescript,language=c\+\+ more=0/);
+    expect(r.out).toMatch(/TS\s+get greeting\s+-> hello-from-c/);
+  });
+});
