@@ -81,6 +81,24 @@ describeKvm('backends and the gate', () => {
     }
   });
 
+  test('host calls never see another host call\'s bytes; closing during a call is safe', async () => {
+    const { backend, close } = await setup(1, 1, 300);
+    try {
+      await backend.call('host_echo', 'HOST-SECRET-FROM-A');
+      // host_peek reads 32 bytes from a 1-byte input: the rest must be zeros, not the last call's.
+      const peek = await backend.call('host_peek', 'x', { outCap: 32 });
+      expect(peek.toString('latin1')).not.toMatch(/SECRET/);
+      expect(peek.subarray(1).every((b) => b === 0)).toBe(true);
+    } finally {
+      await close();
+    }
+    // Closing a backend while a host call is in flight: the call settles, Node stays up.
+    const b = await Backend.load(backendPath, { callTimeoutMs: 200, memoryMiB: 16 });
+    const pending = b.callRaw('spin').then((r) => r.result, (e) => e.code);
+    b.close();
+    expect([-1002, 'BackendFault', 'Timeout']).toContain(await pending);
+  });
+
   test('host calls use the byte-buffer convention', async () => {
     const { backend, close } = await setup();
     try {
@@ -136,6 +154,43 @@ describeKvm('backends and the gate', () => {
       try {
         expect(await run('backend_ptr')).toBe('-14');
         expect(await run('add:2')).toBe('2');
+      } finally {
+        await close();
+      }
+    });
+
+    test('cannot steer the backend with its flags, nor read the backend through vector registers', async () => {
+      const { run, close } = await setup();
+      try {
+        const f = Number(await run('dirty_flags'));
+        expect(f & 0x400).toBe(0); // DF: a backwards memcpy would copy memory before the buffer
+        expect(f & 0x40000).toBe(0); // AC
+        expect(f & 0x100).toBe(0); // TF: a trap on the first instruction would reset the backend
+        expect(await run('vec_leak')).toBe('clean');
+        expect(await run('add:2')).toBe('2');
+      } finally {
+        await close();
+      }
+    });
+
+    test('a call that never returns gives the caller back its callee-saved registers', async () => {
+      const { run, close } = await setup();
+      try {
+        expect(await run('saved_after_crash')).toBe('1122334455667788');
+      } finally {
+        await close();
+      }
+    });
+
+    test('a split or repeated access to unbacked memory does not carry into the next request', async () => {
+      const { run, close } = await setup(1, 1);
+      try {
+        expect(await run('add:5')).toBe('5');
+        for (const cmd of ['mmio_cross', 'mmio_rep']) {
+          await expect(run(cmd)).rejects.toBeInstanceOf(GuestFaultError);
+          // The next request runs its own code from the master state, not the previous one's.
+          expect(await run('get')).toBe('5');
+        }
       } finally {
         await close();
       }

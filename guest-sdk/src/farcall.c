@@ -21,30 +21,27 @@ static struct {
 /* farcall's calls into the VMM: RAX = number, arguments as for a system call. Under PVM a
  * `call` into the trap page exits more cheaply than `syscall`; the red zone is stepped over
  * because the call pushes a return address. */
-static long farcall_call(long nr, long a, long b, long c, long d, long e) {
+static long farcall_call(long nr, long a, long b, long c, long d, long e, long f) {
   if (farcall_trap < 0) farcall_trap = (long)getauxval(FARCALL_AT_TRAP);
   long ret;
   register long r10 __asm__("r10") = d;
   register long r8 __asm__("r8") = e;
+  register long r9 __asm__("r9") = f;
   if (farcall_trap) {
     __asm__ volatile("sub $128, %%rsp\n\tcall *%[t]\n\tadd $128, %%rsp"
                      : "=a"(ret)
-                     : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), [t] "r"(farcall_trap)
+                     : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9), [t] "r"(farcall_trap)
                      : "rcx", "r11", "memory");
   } else {
     __asm__ volatile("syscall"
                      : "=a"(ret)
-                     : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8)
+                     : "a"(nr), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
                      : "rcx", "r11", "memory");
   }
   return ret;
 }
 
-static inline long farcall_syscall3(long nr, long a, long b, long c) { return farcall_call(nr, a, b, c, 0, 0); }
-
-static inline long farcall_syscall5(long nr, long a, long b, long c, long d, long e) {
-  return farcall_call(nr, a, b, c, d, e);
-}
+static inline long farcall_syscall3(long nr, long a, long b, long c) { return farcall_call(nr, a, b, c, 0, 0, 0); }
 
 static inline long linux_syscall3(long nr, long a, long b, long c) {
   long ret;
@@ -54,18 +51,18 @@ static inline long linux_syscall3(long nr, long a, long b, long c) {
 
 /* A zeroed XSAVE area: XRSTOR from it puts every vector and x87 register back into its
  * initial state, so a fork never sees register contents left by a previous request. */
-static const struct {
+const struct {
   unsigned char legacy_head[24];
   unsigned int mxcsr; /* the only non-zero field: the default SSE control word */
   unsigned char rest[4096 - 28];
-} farcall_xinit __attribute__((aligned(64))) = {{0}, 0x1f80, {0}};
+} farcall__xinit __attribute__((aligned(64), visibility("hidden"))) = {{0}, 0x1f80, {0}};
 
 int farcall_ready(void) {
   /* Arguments: arena, arena size, where the VMM reports the request (buf, len). */
   long r = farcall_syscall3(FARCALL_SYS_READY, (long)farcall_arena, (long)sizeof farcall_arena,
                             (long)&farcall_current);
   /* First instruction of every request (the master's registers are restored to here). */
-  __asm__ volatile("xrstor %0" : : "m"(farcall_xinit), "a"(0xffffffffu), "d"(0xffffffffu) : "memory");
+  __asm__ volatile("xrstor %0" : : "m"(farcall__xinit), "a"(0xffffffffu), "d"(0xffffffffu) : "memory");
   return (int)r;
 }
 
@@ -107,6 +104,36 @@ static volatile struct {
   uint64_t calls;
 } farcall_call_info;
 
+/* Every gated call enters here (the VMM sets RIP here and R11 = the entry): the caller's
+ * vector, x87 and SSE state is put back to its initial state, DF cleared (the VMM also enters
+ * with clean RFLAGS), the entry called with the caller's argument registers, and on return the
+ * vector state is cleared again so nothing of the backend reaches the caller through it.
+ * RAX/RDX (the result) are kept across the second XRSTOR in R8/R9, scratch registers. */
+void farcall_gate_trampoline(void);
+__asm__(".text\n"
+        ".globl farcall_gate_trampoline\n"
+        ".hidden farcall_gate_trampoline\n"
+        ".type farcall_gate_trampoline, @function\n"
+        "farcall_gate_trampoline:\n"
+        "  mov %rdx, %r10\n"
+        "  mov $-1, %eax\n"
+        "  mov $-1, %edx\n"
+        "  xrstor farcall__xinit(%rip)\n"
+        "  mov %r10, %rdx\n"
+        "  cld\n"
+        "  sub $8, %rsp\n"
+        "  call *%r11\n"
+        "  add $8, %rsp\n"
+        "  mov %rax, %r8\n"
+        "  mov %rdx, %r9\n"
+        "  mov $-1, %eax\n"
+        "  mov $-1, %edx\n"
+        "  xrstor farcall__xinit(%rip)\n"
+        "  mov %r8, %rax\n"
+        "  mov %r9, %rdx\n"
+        "  ret\n"
+        ".size farcall_gate_trampoline, .-farcall_gate_trampoline\n");
+
 int farcall_register(const char *name, void *fn) {
   if (farcall_entry_count >= FARCALL_MAX_ENTRIES || !name || !fn) return -1;
   farcall_entries[farcall_entry_count].name = name;
@@ -117,8 +144,8 @@ int farcall_register(const char *name, void *fn) {
 
 void farcall_serve(void) {
   for (;;) {
-    farcall_syscall5(FARCALL_SYS_SERVE, (long)farcall_entries, farcall_entry_count, (long)farcall_call_stack,
-                     (long)sizeof farcall_call_stack, (long)&farcall_call_info);
+    farcall_call(FARCALL_SYS_SERVE, (long)farcall_entries, farcall_entry_count, (long)farcall_call_stack,
+                 (long)sizeof farcall_call_stack, (long)&farcall_call_info, (long)farcall_gate_trampoline);
     linux_syscall3(60, 70, 0, 0); /* not run by farcall: outside it, exit */
   }
 }

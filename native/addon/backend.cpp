@@ -23,7 +23,7 @@ struct BackendHandle {
       worker->stop();
       delete worker;
     }
-    if (backend) backend->on_event = nullptr;
+    if (backend) backend->set_on_event(nullptr);  // no emit can reach the listener after this
     if (has_events) events.Release();
   }
 };
@@ -98,7 +98,7 @@ Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
     }
     if (h->has_events) {
       Napi::ThreadSafeFunction tsfn = h->events;
-      h->backend->on_event = [tsfn](const BackendEvent &e) mutable {
+      h->backend->set_on_event([tsfn](const BackendEvent &e) mutable {
         auto *copy = new BackendEvent(e);
         if (tsfn.NonBlockingCall(copy, [](Napi::Env env, Napi::Function fn, BackendEvent *ev) {
               std::unique_ptr<BackendEvent> own(ev);
@@ -112,7 +112,7 @@ Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
               fn.Call({o});
             }) != napi_ok)
           delete copy;
-      };
+      });
     }
     double us = double(Vcpu::now_ns() - t0) / 1000.0;
     return [=](Napi::Env env) {
@@ -172,7 +172,12 @@ Napi::Value BackendCall(const Napi::CallbackInfo &info) {
         out->resize(size_t(result));
         v.read(out->data(), kHostOut, uint64_t(result));
       }
-    } else if (f.code.empty()) {
+    }
+    // One host caller serves every JS caller: nothing of this call may be there for the next.
+    v.zero(kHostIn, input->size());
+    v.zero(kHostOut, out_cap);
+    bool done = st.kind == Stop::Farcall && st.nr == kHostCallDone;
+    if (f.code.empty() && !done) {
       f.code = st.kind == Stop::Timeout ? "Timeout" : "BackendFault";
       f.message = st.kind == Stop::Timeout ? "backend call timed out (" + st.message + ")" : "backend call failed";
     }
@@ -207,14 +212,14 @@ Napi::Value BackendStats(const Napi::CallbackInfo &info) {
     o.Set("calls", double(in.calls));
     o.Set("faults", double(in.faults));
     o.Set("restores", double(in.restores));
-    o.Set("netRefused", double(in.personality->stats().net_refused));
-    if (!in.personality->stats().last_refused.empty()) o.Set("lastRefused", in.personality->stats().last_refused);
-    o.Set("syscalls", stats_object(env, in.personality->stats(), ExitStats{}).Get("syscalls"));
+    ProcessStats ps = in.personality->stats_snapshot();
+    o.Set("netRefused", double(ps.net_refused));
+    if (!ps.last_refused.empty()) o.Set("lastRefused", ps.last_refused);
+    o.Set("syscalls", stats_object(env, ps, ExitStats{}).Get("syscalls"));
     insts.Set(uint32_t(i), o);
   }
   r.Set("instances", insts);
-  Napi::Object ps = stats_object(env, b.init_process().stats(), b.init_process().vm().exit_stats());
-  r.Set("init", ps);
+  r.Set("init", stats_object(env, b.init_stats(), ExitStats{}));
   return r;
 }
 

@@ -135,7 +135,13 @@ Napi::Value ForkRequest(const Napi::CallbackInfo &info) {
   auto req = std::make_shared<std::vector<uint8_t>>(to_bytes(info[1]));
   uint64_t timeout_ns = uint64_t(info[2].As<Napi::Number>().DoubleValue() * 1e6);
   h->worker->post(env, [=]() -> Completion {
-    auto out = std::make_shared<RequestOutcome>(h->fork->request(req->data(), req->size(), timeout_ns));
+    auto out = std::make_shared<RequestOutcome>();
+    try {
+      *out = h->fork->request(req->data(), req->size(), timeout_ns);
+    } catch (const std::exception &e) {  // e.g. bad_alloc: fail this request, keep Node alive
+      out->code = "Internal";
+      out->message = std::string("request failed in the VMM: ") + e.what();
+    }
     uint64_t mem = h->fork->process().vm().ram_bytes();
     bool enomem = h->fork->process().stats().enomem > 0;
     return [=](Napi::Env env) {
@@ -170,7 +176,7 @@ Napi::Value ForkRequest(const Napi::CallbackInfo &info) {
 Napi::Value ForkStats(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto h = unwrap<ForkHandle>(info[0], "fork");
-  Napi::Object r = stats_object(env, h->fork->process().stats(), h->fork->process().vm().exit_stats());
+  Napi::Object r = stats_object(env, h->fork->process().stats_snapshot(), h->fork->process().vm().exit_stats());
   r.Set("fastResets", double(h->fork->fast_resets()));
   r.Set("fullResets", double(h->fork->full_resets()));
   r.Set("privatePages", double(h->fork->private_pages()));

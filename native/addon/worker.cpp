@@ -43,13 +43,16 @@ void Worker::loop() {
       queue_.pop_front();
     }
     Completion done = job();
-    job = nullptr;  // drop what the job captured here, not on the JS thread's schedule
-    // The completion may stop and delete this worker (closing a fork does), so it runs last.
-    auto *c = new Completion([this, done = std::move(done), single = single_use_](Napi::Env env) {
-      if (--pending_ == 0) tsfn_.Unref(env);
-      done(env);
-      if (single) delete this;  // joins the thread, which returns right after posting
-    });
+    // What the job captured (handles of the VM owner) is released on the JS thread, with the
+    // completion: were the last reference dropped here, the owner's destructor would have this
+    // thread join itself. The completion may also stop and delete this worker (closing a fork
+    // does), so it touches nothing of the worker after `done`.
+    auto *c = new Completion(
+        [this, done = std::move(done), job = std::move(job), single = single_use_](Napi::Env env) {
+          if (--pending_ == 0) tsfn_.Unref(env);
+          done(env);
+          if (single) delete this;  // joins the thread, which returns right after posting
+        });
     if (tsfn_.BlockingCall(c, deliver) != napi_ok) delete c;
     if (single_use_) return;
   }

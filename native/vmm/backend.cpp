@@ -98,16 +98,17 @@ Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instanc
       entries_.push_back(EntryPoint{name, e[1]});
     }
     fs_base_ = cpu.sregs().fs.base;
+    gs_base_ = cpu.sregs().gs.base;
+    trampoline_ = r.r9;
+    if (trampoline_ && !v.ptr(trampoline_, 1)) throw VmmError(ErrorCode::Protocol, "farcall_serve(): bad trampoline");
     // The instances: copies of the memory as it is now (zero pages stay holes).
-    const uint8_t *src = init_->vm().ram().host();
     for (int i = 0; i < instances; i++) {
       auto inst = std::make_unique<Instance>();
       inst->index = i;
       slots_.push_back(backend_slot__alloc());
       inst->gpa = slot_gpa(slots_.back());
       inst->region = GuestRegion::create(cfg.memory_bytes, "farcall-backend");
-      for (uint64_t off = 0; off < cfg.memory_bytes; off += 4096)
-        if (!page_is_zero(src + off)) std::memcpy(inst->region->host() + off, src + off, 4096);
+      copy_snapshot(*inst->region);
       inst->personality = std::make_unique<Process>(*init_, GuestView{inst->region.get(), kBackendVa});
       instances_.push_back(std::move(inst));
     }
@@ -151,13 +152,18 @@ Instance *Backend::acquire(uint64_t deadline_ns) {
   }
 }
 
+void Backend::copy_snapshot(GuestRegion &dst) {
+  // Only the snapshot's pages that hold data, and of those only non-zero ones: holes are never
+  // read (reading a memfd hole would allocate it) and the copy stays as sparse as the original.
+  GuestRegion &src = init_->vm().ram();
+  for (auto [off, len] : src.data_ranges())
+    for (size_t o = off; o < off + len && o < ram_bytes_; o += 4096)
+      if (!page_is_zero(src.host() + o)) std::memcpy(dst.host() + o, src.host() + o, 4096);
+}
+
 void Backend::restore(Instance &inst) {
-  const uint8_t *src = init_->vm().ram().host();
-  uint8_t *dst = inst.region->host();
-  for (uint64_t off = 0; off < ram_bytes_; off += 4096) {
-    bool sz = page_is_zero(src + off);
-    if (!sz || !page_is_zero(dst + off)) std::memcpy(dst + off, src + off, 4096);
-  }
+  inst.region->punch_all();  // everything the instance wrote is gone...
+  copy_snapshot(*inst.region);  // ...and the state right after farcall_serve() is back
   inst.personality->mem_state() = init_->mem_state();
   inst.personality->reset_output();
   inst.personality->close_sockets();
@@ -190,7 +196,10 @@ void Backend::restart(uint64_t deadline_ns) {
     }
     held.push_back(in);
   }
-  std::swap(init_, fresh);
+  {
+    std::lock_guard<std::mutex> lk(mu_);  // init_stats() reads init_
+    std::swap(init_, fresh);
+  }
   std::swap(slots_[0], slot);
   fresh.reset();
   backend_slot__free(slot);

@@ -63,11 +63,18 @@ class Backend {
   size_t instance_count() const { return instances_.size(); }
   Instance &instance(size_t i) { return *instances_[i]; }
   uint64_t fs_base() const { return fs_base_; }
+  uint64_t gs_base() const { return gs_base_; }
+  // Where gated calls enter (the SDK's trampoline, with the entry in R11), or 0: the entry itself.
+  uint64_t trampoline() const { return trampoline_; }
   uint64_t stack_top() const { return stack_top_; }
   uint64_t call_info() const { return call_info_; }
   uint64_t call_timeout_ns() const { return call_timeout_ns_; }
   uint64_t ram_bytes() const { return ram_bytes_; }
-  Process &init_process() { return *init_; }
+  // The initialization's system-call counters (restart() replaces the init process).
+  ProcessStats init_stats() {
+    std::lock_guard<std::mutex> lk(mu_);
+    return init_->stats_snapshot();
+  }
 
   // Takes a free instance, waiting until `deadline_ns` (0: forever); null when it passed.
   Instance *acquire(uint64_t deadline_ns);
@@ -75,16 +82,20 @@ class Backend {
   // state right after farcall_serve().
   void release(Instance *inst, bool restore, const std::string &why);
   void emit(const BackendEvent &e) {
-    if (on_event) on_event(e);
+    std::lock_guard<std::mutex> lk(event_mu_);
+    if (on_event_) on_event_(e);
   }
-
-  // Set by the owner before use; called on whatever thread made the call.
-  std::function<void(const BackendEvent &)> on_event;
+  // Called on whatever thread made the call; cleared (null) before the listener goes away.
+  void set_on_event(std::function<void(const BackendEvent &)> fn) {
+    std::lock_guard<std::mutex> lk(event_mu_);
+    on_event_ = std::move(fn);
+  }
   std::atomic<bool> want_call_events{false};
   std::atomic<uint64_t> calls{0}, faults{0}, restores{0}, timeouts{0};
 
  private:
   void restore(Instance &inst);
+  void copy_snapshot(GuestRegion &dst);
   std::unique_ptr<Process> initialize(uint64_t slot);
   std::vector<uint8_t> elf_;
   ProcessConfig cfg_;
@@ -93,9 +104,11 @@ class Backend {
   std::vector<EntryPoint> entries_;
   std::vector<std::unique_ptr<Instance>> instances_;
   std::vector<uint64_t> slots_;  // guest-physical slot numbers this backend took
-  uint64_t fs_base_ = 0, stack_top_ = 0, call_info_ = 0, call_timeout_ns_ = 0, ram_bytes_ = 0;
+  uint64_t fs_base_ = 0, gs_base_ = 0, trampoline_ = 0, stack_top_ = 0, call_info_ = 0, call_timeout_ns_ = 0, ram_bytes_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;
+  std::mutex event_mu_;
+  std::function<void(const BackendEvent &)> on_event_;
   size_t next_ = 0;  // where acquire() starts looking (guarded by mu_)
 };
 

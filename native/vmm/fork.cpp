@@ -34,6 +34,7 @@ Stop run_bounded(Process &p, uint64_t timeout_ns) {
     return st;
   } catch (...) {
     watchdog::disarm(&p.vm().vcpu());
+    p.abandon_call("VMM error during the call");  // release and restore the instance
     throw;
   }
 }

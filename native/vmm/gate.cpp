@@ -104,8 +104,14 @@ bool Process::gate_enter(uint64_t addr, uint64_t rsp, uint64_t rflags, bool fetc
   call_.ret_rip = ret;
   call_.caller_rsp = rsp;
   call_.caller_fs = s.fs.base;
+  call_.caller_gs = s.gs.base;
   call_.caller_cr3 = s.cr3;
   call_.caller_rflags = rflags;
+  {
+    kvm_regs &r = cpu.regs();
+    uint64_t saved[6] = {r.rbx, r.rbp, r.r12, r.r13, r.r14, r.r15};
+    std::memcpy(call_.saved, saved, sizeof saved);
+  }
   call_.t0 = Vcpu::now_ns();
   uint64_t limit = be.call_timeout_ns();
   call_.deadline = limit ? call_.t0 + limit : 0;
@@ -117,12 +123,25 @@ bool Process::gate_enter(uint64_t addr, uint64_t rsp, uint64_t rflags, bool fetc
   CallInfo ci{kPage, mem_.end(), uint64_t(inst->index), inst->calls};
   iv.write(sp, &ret_trap, 8);
   if (be.call_info()) iv.write(be.call_info(), &ci, sizeof ci);
-  // Argument registers stay as the caller left them.
-  vm_->resume_user(be.entries()[e].addr, sp, rflags);
-  s.fs.base = be.fs_base();
-  s.cr3 = at.roots[inst->index];
-  cpu.sregs_dirty();
+  gate_switch_in(be, *inst, at.roots[inst->index], int(e), sp);
   return true;
+}
+
+void Process::gate_switch_in(Backend &be, Instance &inst, uint64_t root, int entry, uint64_t sp) {
+  (void)inst;
+  Vcpu &cpu = vm_->vcpu();
+  kvm_regs &r = cpu.regs();
+  kvm_sregs &s = cpu.sregs();
+  // Argument registers stay as the caller left them. The backend starts with clean RFLAGS (a
+  // caller's DF, TF or AC must not steer backend code) through the SDK's trampoline, which
+  // also resets the vector/x87/SSE state and calls the entry named in R11.
+  uint64_t target = be.entries()[entry].addr;
+  if (be.trampoline()) r.r11 = target;
+  vm_->resume_user(be.trampoline() ? be.trampoline() : target, sp, 2);
+  s.fs.base = be.fs_base();
+  s.gs.base = be.gs_base();
+  s.cr3 = root;
+  cpu.sregs_dirty();
 }
 
 void Process::gate_leave(int64_t result, bool restore, const std::string &why) {
@@ -134,10 +153,21 @@ void Process::gate_leave(int64_t result, bool restore, const std::string &why) {
   // Back to the caller: its return address, stack, thread pointer and root. Scratch
   // registers are cleared so no backend pointer or value leaks through them.
   r.rax = uint64_t(result);
-  r.rcx = r.rsi = r.rdi = r.r8 = r.r9 = r.r10 = r.r11 = 0;
-  if (restore) r.rdx = 0;
+  r.rcx = r.rdx = r.rsi = r.rdi = r.r8 = r.r9 = r.r10 = r.r11 = 0;
+  if (restore) {
+    // The entry did not return: the caller's callee-saved registers and a clean vector state,
+    // rather than whatever the backend left in them.
+    r.rbx = call_.saved[0];
+    r.rbp = call_.saved[1];
+    r.r12 = call_.saved[2];
+    r.r13 = call_.saved[3];
+    r.r14 = call_.saved[4];
+    r.r15 = call_.saved[5];
+    vm_->reset_fpu();
+  }
   vm_->resume_user(call_.ret_rip, call_.caller_rsp + 8, call_.caller_rflags);
   s.fs.base = call_.caller_fs;
+  s.gs.base = call_.caller_gs;
   s.cr3 = call_.caller_cr3;
   cpu.sregs_dirty();
   uint64_t ns = Vcpu::now_ns() - call_.t0;
@@ -232,10 +262,7 @@ Stop Process::host_call(size_t index, int entry, const uint64_t args[4], uint64_
   r.rdx = args[2];
   r.rcx = args[3];
   cpu.regs_dirty();
-  vm_->resume_user(be.entries()[entry].addr, sp, 2);
-  s.fs.base = be.fs_base();
-  s.cr3 = at.roots[inst->index];
-  cpu.sregs_dirty();
+  gate_switch_in(be, *inst, at.roots[inst->index], entry, sp);
   watchdog::arm(&cpu, pthread_self(), call_.deadline ? call_.deadline : deadline_ns);
   try {
     st = run(call_.deadline);

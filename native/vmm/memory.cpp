@@ -66,6 +66,28 @@ void GuestRegion::mark_host_dirty(size_t off, size_t len) {
     host_dirty_[p / 64] |= 1ull << (p % 64);
 }
 
+std::vector<std::pair<size_t, size_t>> GuestRegion::data_ranges() const {
+  std::vector<std::pair<size_t, size_t>> out;
+  if (fd_ < 0) {  // a fork's private mapping: no memfd of its own, report everything
+    out.emplace_back(0, size_);
+    return out;
+  }
+  off_t pos = 0;
+  while (size_t(pos) < size_) {
+    off_t d = lseek(fd_, pos, SEEK_DATA);
+    if (d < 0) break;  // ENXIO: no more data
+    off_t h = lseek(fd_, d, SEEK_HOLE);
+    if (h < 0) h = off_t(size_);
+    out.emplace_back(size_t(d), size_t(h - d));
+    pos = h;
+  }
+  return out;
+}
+
+void GuestRegion::punch_all() {
+  if (fd_ >= 0 && !is_fork()) fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, size_);
+}
+
 void GuestRegion::drop_private() {
   if (is_fork()) madvise(host_, size_, MADV_DONTNEED);
 }

@@ -30,6 +30,11 @@ class GuestRegion {
   void set_host_tracking(bool on);
   void mark_host_dirty(size_t off, size_t len);
   std::vector<uint64_t> &host_dirty() { return host_dirty_; }
+  // The [offset, length) ranges of the memfd that hold pages (everything else reads as zero and
+  // takes no memory); found with SEEK_DATA/SEEK_HOLE, so holes are never touched.
+  std::vector<std::pair<size_t, size_t>> data_ranges() const;
+  // Frees every page of a shared region (it reads as zero again).
+  void punch_all();
   // Drops every private page of a fork (back to the master's content). Returns bytes dropped.
   void drop_private();
 

@@ -138,12 +138,12 @@ Stop Process::run(uint64_t deadline_ns) {
         kvm_regs &r = vm_->vcpu().regs();
         uint64_t nr = r.rax;
         if (nr == kSysLookup) {
-          stats_.syscalls[nr]++;
+          count_syscall(nr, false);
           vm_->syscall_return(lookup(r.rdi, r.rsi));
           continue;
         }
         if (nr >= kFarcallSysFirst && nr <= kFarcallSysLast) {
-          stats_.syscalls[nr]++;
+          count_syscall(nr, false);
           st.kind = Stop::Farcall;
           st.nr = nr;
           return st;
@@ -208,7 +208,11 @@ Stop Process::run(uint64_t deadline_ns) {
         st.message = "execution timed out";
         return st;
       default:
-        gate_abandon("the caller stopped during the call");
+        if (call_.active) {  // the backend stopped in another way (data access to an unbacked page, …)
+          gate_leave(kErrBackendFault, true, "backend fault: " + ev.detail);
+          if (call_.host) break;
+          continue;
+        }
         st.kind = Stop::Fault;
         st.event = ev;
         return st;
@@ -222,6 +226,19 @@ Stop Process::run(uint64_t deadline_ns) {
 }
 
 Process::~Process() { close_sockets(); }
+
+void Process::count_syscall(uint64_t nr, bool unsupported) {
+  // Numbers a guest picks are not trusted to stay few: Linux's range and farcall's are counted
+  // one by one, anything else in one bucket.
+  uint64_t key = nr < 1024 || (nr >= kFarcallSysFirst && nr <= kFarcallSysLast) ? nr : kOtherSyscalls;
+  std::lock_guard<std::mutex> lk(stats_mu_);
+  (unsupported ? stats_.unsupported : stats_.syscalls)[key]++;
+}
+
+ProcessStats Process::stats_snapshot() {
+  std::lock_guard<std::mutex> lk(stats_mu_);
+  return stats_;
+}
 
 uint64_t Process::sys_read(int fd, uint64_t buf, uint64_t len) {
   if (fd != 0) return neg(EBADF);
@@ -311,9 +328,9 @@ uint64_t Process::sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t 
 }
 
 uint64_t Process::sys_munmap(uint64_t addr, uint64_t len) {
-  if (addr % kPage || len == 0) return neg(EINVAL);
+  if (addr % kPage || len == 0 || len > ms_.mmap_top) return neg(EINVAL);
   len = page_up(len);
-  if (addr < ms_.brk || addr + len > ms_.mmap_top) return neg(EINVAL);
+  if (addr < ms_.brk || addr + len < addr || addr + len > ms_.mmap_top) return neg(EINVAL);
   unmap_range(addr, addr + len);
   return 0;
 }
@@ -358,7 +375,7 @@ uint64_t Process::sys_brk(uint64_t want) {
 
 uint64_t Process::syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                           uint64_t a5, Stop *stop) {
-  stats_.syscalls[nr]++;
+  count_syscall(nr, false);
   bool handled = false;
   uint64_t net = net_syscall(nr, a0, a1, a2, a3, a4, a5, &handled);
   if (handled) return net;
@@ -551,7 +568,7 @@ uint64_t Process::syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, uint
     }
     default:
       (void)a4;
-      stats_.unsupported[nr]++;
+      count_syscall(nr, true);
       return neg(ENOSYS);
   }
 }

@@ -3,6 +3,7 @@
 #pragma once
 #include <cstdint>
 #include <map>
+#include <mutex>
 #include <memory>
 #include <string>
 #include <vector>
@@ -51,6 +52,8 @@ struct ProcessStats {
 constexpr uint64_t kFarcallSysFirst = 0x4600, kFarcallSysLast = 0x46ff;
 constexpr uint64_t kSysReady = 0x4600, kSysRespond = 0x4601, kSysFail = 0x4602, kSysLookup = 0x4603,
                    kSysServe = 0x4604;
+// The stats key for system-call numbers outside Linux's and farcall's ranges.
+constexpr uint64_t kOtherSyscalls = 0xffffffffull;
 // Not a guest call: the Stop::Farcall number a host call ends with (result in RAX).
 constexpr uint64_t kHostCallDone = 0x46ff;
 
@@ -73,6 +76,8 @@ class Process {
   // the Stop (Farcall/kHostCallDone with the result in RAX, or a failure).
   Stop host_call(size_t index, int entry, const uint64_t args[4], uint64_t deadline_ns);
   bool in_call() const { return call_.active; }
+  // Gives up a far call the caller will not finish (it is being reset or destroyed).
+  void abandon_call(const char *why) { gate_abandon(why); }
   const GuestView &view() const { return mem_; }
   void reset_output() {
     out_.clear();
@@ -89,7 +94,9 @@ class Process {
 
   std::string &out() { return out_; }
   std::string &err() { return err_; }
-  ProcessStats &stats() { return stats_; }
+  ProcessStats &stats() { return stats_; }  // the owning thread only
+  ProcessStats stats_snapshot();             // any thread
+  void count_syscall(uint64_t nr, bool unsupported);
   // Address-space bookkeeping is plain data, so a fork reset can restore it by assignment.
   struct MemState {
     uint64_t brk_start = 0, brk = 0, mmap_top = 0, stack_bottom = 0;
@@ -122,6 +129,7 @@ class Process {
   uint64_t exception_rflags();  // RFLAGS in the frame of the exception being handled
   void gate_leave(int64_t result, bool restore, const std::string &why);
   void gate_syscall();
+  void gate_switch_in(Backend &be, Instance &inst, uint64_t root, int entry, uint64_t rsp_hint);
   void gate_abandon(const char *why);
 
   struct Attached {
@@ -135,7 +143,9 @@ class Process {
     Attached *at = nullptr;
     Instance *inst = nullptr;
     int entry = -1;
-    uint64_t ret_rip = 0, caller_rsp = 0, caller_rflags = 0, caller_fs = 0, caller_cr3 = 0, t0 = 0, deadline = 0;
+    uint64_t ret_rip = 0, caller_rsp = 0, caller_rflags = 0, caller_fs = 0, caller_gs = 0, caller_cr3 = 0, t0 = 0,
+             deadline = 0;
+    uint64_t saved[6] = {};  // the caller's RBX, RBP, R12-R15: put back if the call does not return
   };
   std::vector<Attached> attached_;
   Call call_;
@@ -147,6 +157,7 @@ class Process {
   MemState ms_;
   std::string out_, err_;
   ProcessStats stats_;
+  std::mutex stats_mu_;  // syscall counters are read by the JS thread while the guest runs
   uint64_t start_ns_ = 0;
 };
 

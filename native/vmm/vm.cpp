@@ -424,10 +424,16 @@ Event Vm::run(uint64_t deadline_ns) {
         // KVM finishes the faulting instruction on the next KVM_RUN, after applying our
         // register writes, and would move RIP past it. Finish it now (a read gets zeros) so
         // that whatever the VMM sets next (a reset, a resume elsewhere) stands.
-        if (!run->mmio.is_write) std::memset(run->mmio.data, 0, sizeof run->mmio.data);
-        run->immediate_exit = 1;
-        ioctl(vm_fd_ >= 0 ? vcpu_->fd() : -1, KVM_RUN, 0);
-        run->immediate_exit = 0;
+        // An access that crosses a page or repeats (rep movs) exits once per piece: go on
+        // until KVM has nothing pending (KVM_RUN then returns EINTR at once).
+        for (int piece = 0; piece < 64; piece++) {
+          if (run->exit_reason == KVM_EXIT_MMIO && !run->mmio.is_write)
+            std::memset(run->mmio.data, 0, sizeof run->mmio.data);
+          run->immediate_exit = 1;
+          int rr = ioctl(vcpu_->fd(), KVM_RUN, 0);
+          run->immediate_exit = 0;
+          if (rr < 0 || run->exit_reason != KVM_EXIT_MMIO) break;
+        }
         return ev;
       }
       case KVM_EXIT_HLT: {
@@ -504,6 +510,16 @@ void Vm::resume_user(uint64_t rip, uint64_t rsp, uint64_t rflags) {
   s.cs = user_cs_;
   s.ss = user_ss_;
   vcpu_->sregs_dirty();
+}
+
+void Vm::reset_fpu() {
+  std::vector<uint8_t> x(farcall_sizeof_kvm_xsave + 4096, 0);
+  uint16_t fcw = 0x37f;
+  uint32_t mxcsr = 0x1f80;
+  std::memcpy(x.data(), &fcw, 2);
+  std::memcpy(x.data() + 24, &mxcsr, 4);
+  x[512] = 3;  // XSTATE_BV: x87 and SSE from the image above, everything else initial
+  if (ioctl(vcpu_->fd(), farcall_ioc_set_xsave, x.data()) < 0) error__sys("KVM_SET_XSAVE");
 }
 
 CpuState Vm::save_state() {

@@ -97,6 +97,8 @@ class Vm {
   // Resumes user mode at the given place (after an exception the VMM handled).
   void resume_user(uint64_t rip, uint64_t rsp, uint64_t rflags);
 
+  // Puts x87/SSE/AVX state into its initial state (after a far call that did not return).
+  void reset_fpu();
   CpuState save_state();
   void restore_state(const CpuState &s, bool with_fpu);
 

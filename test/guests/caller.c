@@ -13,7 +13,7 @@ typedef int64_t (*fn1)(int64_t);
 typedef int64_t (*fn2)(int64_t, int64_t);
 
 static fn1 add;
-static fn0 get, secret_addr, crash, spin, hog, instance;
+static fn0 get, secret_addr, crash, spin, hog, instance, flags, vec_secret;
 static fn2 upcase, put, take, slow_add;
 static char reply[8192];
 static char buf[8192];
@@ -38,6 +38,8 @@ int main(void) {
   spin = (fn0)farcall_lookup("spin");
   hog = (fn0)farcall_lookup("hog");
   instance = (fn0)farcall_lookup("instance");
+  flags = (fn0)farcall_lookup("flags");
+  vec_secret = (fn0)farcall_lookup("vec_secret");
   void *missing = farcall_lookup("counter.nope");
   farcall_ready();
 
@@ -89,6 +91,38 @@ int main(void) {
   if (!strcmp(cmd, "hog")) ANSWER("%lld", (long long)hog());
 
   /* Hostile callers. */
+  if (!strcmp(cmd, "dirty_flags")) {
+    /* Call with DF, TF-free AC and DF set: the backend must run with clean flags. */
+    int64_t f;
+    __asm__ volatile("pushf; orq $0x40400, (%%rsp); popf; call *%1; pushf; andq $~0x40400, (%%rsp); popf"
+                     : "=a"(f)
+                     : "r"(flags)
+                     : "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "memory", "cc");
+    ANSWER("%lld", (long long)f);
+  }
+  if (!strcmp(cmd, "vec_leak")) {
+    vec_secret();
+    char x[3][16];
+    __asm__ volatile("movdqu %%xmm1, %0; movdqu %%xmm2, %1; movdqu %%xmm3, %2" : "=m"(x[0]), "=m"(x[1]), "=m"(x[2]));
+    int leak = 0;
+    for (int i = 0; i < 3; i++) leak |= !memcmp(x[i], "VEC-SECRET", 10);
+    ANSWER("%s", leak ? "leak" : "clean");
+  }
+  if (!strcmp(cmd, "saved_after_crash")) {
+    /* A call that never returns must still give back the callee-saved registers. */
+    uint64_t rbx;
+    __asm__ volatile("movabs $0x1122334455667788, %%rbx; call *%1; mov %%rbx, %0"
+                     : "=a"(rbx)
+                     : "r"(crash)
+                     : "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "memory", "cc");
+    ANSWER("%llx", (unsigned long long)rbx);
+  }
+  if (!strcmp(cmd, "mmio_cross")) ANSWER("%llx", (unsigned long long)*(volatile uint64_t *)(uintptr_t)0x8000000ffcull);
+  if (!strcmp(cmd, "mmio_rep")) {
+    char dst[64];
+    __asm__ volatile("rep movsb" : : "S"((void *)(uintptr_t)0x8000000000ull), "D"(dst), "c"(64) : "memory");
+    ANSWER("%d", dst[0]);
+  }
   if (!strcmp(cmd, "read_backend")) {
     uint64_t a = (uint64_t)secret_addr();
     ANSWER("read %c", *(volatile char *)(uintptr_t)a); /* not mapped outside a call */

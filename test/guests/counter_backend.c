@@ -79,6 +79,28 @@ static int64_t hog(void) {
 
 static int64_t instance(void) { return farcall_instance(); }
 
+/* flags(): the RFLAGS the entry runs with (a caller's DF/TF/AC must not reach it). */
+static int64_t flags(void) {
+  uint64_t f;
+  __asm__ volatile("pushf; pop %0" : "=r"(f));
+  return (int64_t)f;
+}
+
+/* vec_secret(): leaves a secret in vector registers, as compiled code may. */
+static int64_t vec_secret(void) {
+  static const char s[16] = "VEC-SECRET-0123";
+  __asm__ volatile("movdqu %0, %%xmm1; movdqu %0, %%xmm2; movdqu %0, %%xmm3" : : "m"(s) : "xmm1", "xmm2", "xmm3");
+  return 1;
+}
+
+/* Host convention, buggy on purpose: copies out_cap bytes from `in` whatever in_len is. */
+static int64_t host_peek(const void *in, size_t in_len, void *out, size_t out_cap) {
+  (void)in_len;
+  if (out_cap > 64 || !farcall_caller_ok(in, out_cap) || !farcall_caller_ok(out, out_cap)) return -22;
+  memcpy(out, in, out_cap);
+  return (int64_t)out_cap;
+}
+
 /* Host convention: echo with a prefix. */
 static int64_t host_echo(const void *in, size_t in_len, void *out, size_t out_cap) {
   if (!farcall_caller_ok(in, in_len) || !farcall_caller_ok(out, out_cap)) return -14;
@@ -111,6 +133,9 @@ int main(void) {
   FARCALL_EXPORT(spin);
   FARCALL_EXPORT(hog);
   FARCALL_EXPORT(instance);
+  FARCALL_EXPORT(flags);
+  FARCALL_EXPORT(vec_secret);
+  FARCALL_EXPORT(host_peek);
   FARCALL_EXPORT(host_echo);
   FARCALL_EXPORT(host_add);
   farcall_serve();
