@@ -193,6 +193,14 @@ describeKvm('runProgram: unsupported system calls', () => {
     expect(r.stats.unsupportedSyscalls[1] ?? r.stats.unsupportedSyscalls[20]).toBeUndefined();
     expect(r.stats.unsupportedSyscalls[231]).toBeUndefined();
   });
+
+  test('numbers a guest invents are counted in one bucket, not one counter each', async () => {
+    const r = await runProgram(guest('syscall_spray'));
+    expect(r.stdout.toString()).toBe('done\n');
+    expect(r.stats.unsupportedSyscalls[0xffffffff]).toBe(200);
+    expect(r.stats.unsupportedSyscalls[41]).toBe(1); // socket keeps its own counter
+    expect(Object.keys(r.stats.unsupportedSyscalls).length).toBe(2);
+  });
 });
 
 describeKvm('runProgram: bad programs give typed errors', () => {
