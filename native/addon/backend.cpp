@@ -262,14 +262,6 @@ Napi::Value BackendWantCalls(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
-Napi::Value CloseBackend(const Napi::CallbackInfo &info) {
-  if (info[0].IsExternal()) {
-    auto *p = info[0].As<Napi::External<std::shared_ptr<BackendHandle>>>().Data();
-    if (p) p->reset();
-  }
-  return info.Env().Undefined();
-}
-
 }  // namespace
 
 void init_backend(Napi::Env env, Napi::Object exports) {
@@ -279,7 +271,7 @@ void init_backend(Napi::Env env, Napi::Object exports) {
   exports.Set("backendWantCalls", Napi::Function::New(env, BackendWantCalls));
   exports.Set("backendRestart", Napi::Function::New(env, BackendRestart));
   exports.Set("backendSetAvailable", Napi::Function::New(env, BackendSetAvailable));
-  exports.Set("closeBackend", Napi::Function::New(env, CloseBackend));
+  exports.Set("closeBackend", Napi::Function::New(env, close_handle<BackendHandle>));
 }
 
 }  // namespace farcall::addon

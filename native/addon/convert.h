@@ -28,4 +28,15 @@ Napi::Object stats_object(Napi::Env env, const ProcessStats &ps, const ExitStats
 Napi::Buffer<uint8_t> to_buffer(Napi::Env env, const std::string &s);
 uint64_t opt_u64(const Napi::Object &o, const char *k, uint64_t def);
 
+// close(handle) for External<shared_ptr<T>> handles: drops the JS side's reference now instead
+// of at garbage collection; the object goes when no job holds it any more.
+template <class T>
+Napi::Value close_handle(const Napi::CallbackInfo &info) {
+  if (info[0].IsExternal()) {
+    auto *p = info[0].As<Napi::External<std::shared_ptr<T>>>().Data();
+    if (p) p->reset();
+  }
+  return info.Env().Undefined();
+}
+
 }  // namespace farcall::addon

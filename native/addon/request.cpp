@@ -183,17 +183,6 @@ Napi::Value ForkStats(const Napi::CallbackInfo &info) {
   return r;
 }
 
-// close(handle): drops this reference now instead of at garbage collection; the VM is freed
-// when no request holds it. RequestPool drains in-flight requests first.
-template <class T>
-Napi::Value Close(const Napi::CallbackInfo &info) {
-  if (info[0].IsExternal()) {
-    auto *p = info[0].As<Napi::External<std::shared_ptr<T>>>().Data();
-    if (p) p->reset();
-  }
-  return info.Env().Undefined();
-}
-
 }  // namespace
 
 void init_request(Napi::Env env, Napi::Object exports) {
@@ -201,8 +190,8 @@ void init_request(Napi::Env env, Napi::Object exports) {
   exports.Set("createFork", Napi::Function::New(env, CreateFork));
   exports.Set("forkRequest", Napi::Function::New(env, ForkRequest));
   exports.Set("forkStats", Napi::Function::New(env, ForkStats));
-  exports.Set("closeFork", Napi::Function::New(env, Close<ForkHandle>));
-  exports.Set("closeMaster", Napi::Function::New(env, Close<MasterHandle>));
+  exports.Set("closeFork", Napi::Function::New(env, close_handle<ForkHandle>));
+  exports.Set("closeMaster", Napi::Function::New(env, close_handle<MasterHandle>));
 }
 
 }  // namespace farcall::addon
