@@ -46,14 +46,11 @@ static Napi::Value RunProgram(const Napi::CallbackInfo &info) {
         Failure f = Failure::from(e);
         return [=](Napi::Env env) { deferred->Reject(f.to_error(env).Value()); };
       }
-      uint64_t t0 = Vcpu::now_ns(), deadline = t0 + timeout_ms * 1000000;
+      uint64_t t0 = Vcpu::now_ns();
       Stop st;
       try {
-        watchdog::arm(&p->vm().vcpu(), pthread_self(), deadline);
-        st = p->run(deadline);
-        watchdog::disarm(&p->vm().vcpu());
+        st = p->run_for(timeout_ms * 1000000);
       } catch (const VmmError &e) {
-        watchdog::disarm(&p->vm().vcpu());
         Failure f = Failure::from(e);
         return [=](Napi::Env env) { deferred->Reject(f.to_error(env).Value()); };
       }

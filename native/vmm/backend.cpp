@@ -1,6 +1,5 @@
 #include "backend.h"
 
-#include <pthread.h>
 
 #include <cstring>
 #include <set>
@@ -40,25 +39,11 @@ std::unique_ptr<Process> Backend::initialize(uint64_t slot) {
   cfg.ram_va = kBackendVa;
   cfg.ram_gpa = slot_gpa(slot);
   auto init = std::make_unique<Process>(elf_, cfg);
-  uint64_t deadline = Vcpu::now_ns() + init_timeout_ns_;
-  Vcpu &cpu = init->vm().vcpu();
-  watchdog::arm(&cpu, pthread_self(), deadline);
-  Stop st;
-  try {
-    st = init->run(deadline);
-  } catch (...) {
-    watchdog::disarm(&cpu);
-    throw;
-  }
-  watchdog::disarm(&cpu);
+  Stop st = init->run_for(init_timeout_ns_);
   if (st.kind != Stop::Farcall || st.nr != kSysServe) {
-    std::string what = st.kind == Stop::Timeout ? "timed out"
-                       : st.kind == Stop::Fault ? "faulted (" + (st.event.kind == Event::Exception ? "vector " + std::to_string(st.event.vector) : st.event.detail) + ")"
-                       : st.kind == Stop::Exited ? "exited with code " + std::to_string(st.exit_code)
-                                                 : "made farcall call " + std::to_string(st.nr);
     std::string err = init->err().empty() ? "" : ": " + init->err().substr(0, 500);
     throw VmmError(st.kind == Stop::Timeout ? ErrorCode::Timeout : ErrorCode::Protocol,
-                   "backend program " + what + " before calling farcall_serve()" + err);
+                   "backend program " + stop__describe(st) + " before calling farcall_serve()" + err);
   }
   return init;
 }

@@ -62,13 +62,6 @@ void start_user(Vm &vm, uint64_t rip, uint64_t rbx) {
                                           }());
 }
 
-// Arms the process-wide watchdog so a guest that never exits cannot hang the caller.
-struct Guard {
-  Vcpu *v;
-  explicit Guard(Vm &vm) : v(&vm.vcpu()) { watchdog::arm(v, pthread_self(), Vcpu::now_ns() + kGuardNs); }
-  ~Guard() { watchdog::disarm(v); }
-};
-
 void run_once_checked(Vm &vm, const char *kind) {
   if (vm.vcpu().run(Vcpu::now_ns() + kGuardNs) == Vcpu::RunResult::Timeout)
     throw VmmError(ErrorCode::Timeout, std::string("baseline ") + kind + ": the guest did not exit");
@@ -88,7 +81,7 @@ std::vector<uint64_t> timed(int iterations, Step step) {
 
 std::vector<uint64_t> exit_out(int iterations) {
   auto vm = make_vm();
-  Guard g(*vm);
+  watchdog::Armed guard(vm->vcpu(), Vcpu::now_ns() + kGuardNs);  // a stuck guest cannot hang us
   // 1: out %al, $0x10; jmp 1b   -- in ring 0, on the kernel region (supervisor pages).
   const uint8_t code[] = {0xe6, 0x10, 0xeb, 0xfc};
   std::memcpy(vm->kmem().host() + kRing0CodeOff, code, sizeof code);
@@ -116,7 +109,7 @@ std::vector<uint64_t> exit_out(int iterations) {
 
 std::vector<uint64_t> trap_mmio(int iterations) {
   auto vm = make_vm();
-  Guard g(*vm);
+  watchdog::Armed guard(vm->vcpu(), Vcpu::now_ns() + kGuardNs);  // a stuck guest cannot hang us
   // A second page-table root: the Vm's own mappings plus a user-writable page whose
   // guest-physical address has no memslot. Built before the first run, so shadow paging sees it.
   PageTables pt(vm->kmem(), kKernelGpa, kAltTablesOff, kKernelSize);
@@ -140,7 +133,7 @@ std::vector<uint64_t> trap_mmio(int iterations) {
 
 std::vector<uint64_t> trap_fetch(int iterations) {
   auto vm = make_vm();
-  Guard g(*vm);
+  watchdog::Armed guard(vm->vcpu(), Vcpu::now_ns() + kGuardNs);  // a stuck guest cannot hang us
   // jmp *%rbx, rbx = an unused offset of the trap page (present, user, no memslot behind it).
   put_code(*vm, kCodeVa, {0xff, 0xe3});
   start_user(*vm, kCodeVa, kFetchTarget);
@@ -156,7 +149,7 @@ std::vector<uint64_t> trap_fetch(int iterations) {
 
 std::vector<uint64_t> syscall_loop(int iterations) {
   auto vm = make_vm();
-  Guard g(*vm);
+  watchdog::Armed guard(vm->vcpu(), Vcpu::now_ns() + kGuardNs);  // a stuck guest cannot hang us
   // 1: mov $110, %eax (getppid); syscall; jmp 1b
   put_code(*vm, kCodeVa, {0xb8, 0x6e, 0x00, 0x00, 0x00, 0x0f, 0x05, 0xeb, 0xf7});
   start_user(*vm, kCodeVa, 0);
@@ -177,7 +170,7 @@ std::vector<uint64_t> vm_create(int iterations) {
     put_code(*vm, kCodeVa, {0xff, 0xe3});
     start_user(*vm, kCodeVa, kFetchTarget);
     {
-      Guard g(*vm);
+      watchdog::Armed guard(vm->vcpu(), Vcpu::now_ns() + kGuardNs);  // a stuck guest cannot hang us
       run_once_checked(*vm, "vm-create");
     }
     out[i] = Vcpu::now_ns() - t0;

@@ -1,6 +1,5 @@
 #include "fork.h"
 
-#include <pthread.h>
 
 #include <cstring>
 
@@ -10,49 +9,20 @@
 
 namespace farcall {
 
-namespace {
-
-
-std::string describe_stop(const Stop &st) {
-  switch (st.kind) {
-    case Stop::Exited:
-      return st.signal ? "died of signal " + std::to_string(st.signal) : "exited with code " + std::to_string(st.exit_code);
-    case Stop::Timeout: return "timed out";
-    case Stop::OutputLimit: return st.message;
-    case Stop::Fault: return "faulted (" + (st.event.kind == Event::Exception ? "vector " + std::to_string(st.event.vector) : st.event.detail) + ")";
-    case Stop::Farcall: return "made farcall call " + std::to_string(st.nr);
-  }
-  return "stopped";
-}
-
-Stop run_bounded(Process &p, uint64_t timeout_ns) {
-  uint64_t deadline = Vcpu::now_ns() + timeout_ns;
-  watchdog::arm(&p.vm().vcpu(), pthread_self(), deadline);
-  try {
-    Stop st = p.run(deadline);
-    watchdog::disarm(&p.vm().vcpu());
-    return st;
-  } catch (...) {
-    watchdog::disarm(&p.vm().vcpu());
-    p.abandon_call("VMM error during the call");  // release and restore the instance
-    throw;
-  }
-}
-}  // namespace
 
 Master::Master(const std::vector<uint8_t> &elf, const ProcessConfig &cfg, uint64_t timeout_ns,
                const std::vector<std::pair<std::string, std::shared_ptr<Backend>>> &backends) {
   proc_ = std::make_unique<Process>(elf, cfg);
   for (auto &[name, b] : backends) proc_->attach(b.get(), b, name);
   uint64_t t0 = Vcpu::now_ns();
-  Stop st = run_bounded(*proc_, timeout_ns);
+  Stop st = proc_->run_for(timeout_ns);
   init_ns_ = Vcpu::now_ns() - t0;
   if (st.kind == Stop::Farcall && st.nr == kSysServe)
     throw VmmError(ErrorCode::Protocol, "this is a backend program (it called farcall_serve()): load it as a Backend");
   if (st.kind != Stop::Farcall || st.nr != kSysReady) {
     std::string out = proc_->err().empty() ? "" : ": " + proc_->err().substr(0, 500);
     throw VmmError(st.kind == Stop::Timeout ? ErrorCode::Timeout : ErrorCode::Protocol,
-                   "request program " + describe_stop(st) + " before calling farcall_ready()" + out);
+                   "request program " + stop__describe(st) + " before calling farcall_ready()" + out);
   }
   kvm_regs &r = proc_->vm().vcpu().regs();
   arena_ = r.rdi;
@@ -96,7 +66,7 @@ RequestOutcome Fork::request(const uint8_t *data, size_t len, uint64_t timeout_n
   uint64_t t0 = Vcpu::now_ns();
   Stop st;
   try {
-    st = run_bounded(*proc_, timeout_ns);
+    st = proc_->run_for(timeout_ns);
   } catch (const VmmError &e) {
     o.code = error_code__name(e.code());
     o.message = e.what();
@@ -132,7 +102,7 @@ RequestOutcome Fork::request(const uint8_t *data, size_t len, uint64_t timeout_n
     if (st.kind == Stop::Timeout) why = "timeout";
     if (st.kind == Stop::Exited && !st.signal) {
       o.code = "Protocol";
-      o.message = "request program " + describe_stop(st) + " instead of calling farcall_respond()";
+      o.message = "request program " + stop__describe(st) + " instead of calling farcall_respond()";
     } else if (st.kind == Stop::Farcall) {
       o.code = "Protocol";
       o.message = "request program made farcall call " + std::to_string(st.nr) + " during a request";

@@ -118,17 +118,18 @@ bool Process::gate_enter(uint64_t addr, uint64_t rsp, uint64_t rflags, bool fetc
   if (req_deadline_ && (!call_.deadline || req_deadline_ < call_.deadline)) call_.deadline = req_deadline_;
   if (call_.deadline != req_deadline_) watchdog::arm(&cpu, pthread_self(), call_.deadline);
 
-  GuestView iv = inst->personality->view();
-  uint64_t sp = be.stack_top() - 8, ret_trap = kTrapVa + kTrapGateReturn;
-  CallInfo ci{kPage, mem_.end(), uint64_t(inst->index), inst->calls};
-  iv.write(sp, &ret_trap, 8);
-  if (be.call_info()) iv.write(be.call_info(), &ci, sizeof ci);
-  gate_switch_in(be, *inst, at.roots[inst->index], int(e), sp);
+  gate_switch_in(be, *inst, at.roots[inst->index], int(e));
   return true;
 }
 
-void Process::gate_switch_in(Backend &be, Instance &inst, uint64_t root, int entry, uint64_t sp) {
-  (void)inst;
+void Process::gate_switch_in(Backend &be, Instance &inst, uint64_t root, int entry) {
+  // The backend's call stack gets the return trap on top; its call-info block the caller's
+  // memory bounds (for farcall_caller_ok()).
+  GuestView iv = inst.personality->view();
+  uint64_t sp = be.stack_top() - 8, ret_trap = kTrapVa + kTrapGateReturn;
+  CallInfo ci{kPage, mem_.end(), uint64_t(inst.index), inst.calls};
+  iv.write(sp, &ret_trap, 8);
+  if (be.call_info()) iv.write(be.call_info(), &ci, sizeof ci);
   Vcpu &cpu = vm_->vcpu();
   kvm_regs &r = cpu.regs();
   kvm_sregs &s = cpu.sregs();
@@ -237,7 +238,6 @@ Stop Process::host_call(size_t index, int entry, const uint64_t args[4], uint64_
   // Enter as the gate would, with the host as the caller: no caller frame to return to.
   Vcpu &cpu = vm_->vcpu();
   kvm_regs &r = cpu.regs();
-  kvm_sregs &s = cpu.sregs();
   call_ = Call{};
   call_.active = call_.host = true;
   call_.at = &at;
@@ -251,28 +251,20 @@ Stop Process::host_call(size_t index, int entry, const uint64_t args[4], uint64_
   call_.deadline = limit ? call_.t0 + limit : 0;
   if (deadline_ns && (!call_.deadline || deadline_ns < call_.deadline)) call_.deadline = deadline_ns;
   req_deadline_ = deadline_ns;
-  GuestView iv = inst->personality->view();
-  uint64_t sp = be.stack_top() - 8, ret_trap = kTrapVa + kTrapGateReturn;
-  CallInfo ci{kPage, mem_.end(), uint64_t(inst->index), inst->calls};
-  iv.write(sp, &ret_trap, 8);
-  if (be.call_info()) iv.write(be.call_info(), &ci, sizeof ci);
   r = kvm_regs{};
   r.rdi = args[0];
   r.rsi = args[1];
   r.rdx = args[2];
   r.rcx = args[3];
   cpu.regs_dirty();
-  gate_switch_in(be, *inst, at.roots[inst->index], entry, sp);
-  watchdog::arm(&cpu, pthread_self(), call_.deadline ? call_.deadline : deadline_ns);
+  gate_switch_in(be, *inst, at.roots[inst->index], entry);
+  watchdog::Armed armed(cpu, call_.deadline ? call_.deadline : deadline_ns);
   try {
-    st = run(call_.deadline);
+    return run(call_.deadline);
   } catch (...) {
-    watchdog::disarm(&cpu);
     gate_abandon("VMM error during a host call");
     throw;
   }
-  watchdog::disarm(&cpu);
-  return st;
 }
 
 }  // namespace farcall

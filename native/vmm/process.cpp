@@ -123,6 +123,30 @@ void Process::build_stack(const ElfImage &img) {
   vm_->vcpu().regs_dirty();
 }
 
+std::string stop__describe(const Stop &st) {
+  switch (st.kind) {
+    case Stop::Exited:
+      return st.signal ? "died of signal " + std::to_string(st.signal) : "exited with code " + std::to_string(st.exit_code);
+    case Stop::Timeout: return "timed out";
+    case Stop::OutputLimit: return st.message;
+    case Stop::Fault:
+      return "faulted (" + (st.event.kind == Event::Exception ? "vector " + std::to_string(st.event.vector) : st.event.detail) + ")";
+    case Stop::Farcall: return "made farcall call " + std::to_string(st.nr);
+  }
+  return "stopped";
+}
+
+Stop Process::run_for(uint64_t timeout_ns) {
+  uint64_t deadline = Vcpu::now_ns() + timeout_ns;
+  watchdog::Armed armed(vm_->vcpu(), deadline);
+  try {
+    return run(deadline);
+  } catch (...) {
+    gate_abandon("VMM error during the call");
+    throw;
+  }
+}
+
 Stop Process::run(uint64_t deadline_ns) {
   req_deadline_ = deadline_ns;
   for (;;) {

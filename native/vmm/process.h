@@ -57,6 +57,9 @@ constexpr uint64_t kOtherSyscalls = 0xffffffffull;
 // Not a guest call: the Stop::Farcall number a host call ends with (result in RAX).
 constexpr uint64_t kHostCallDone = 0x46ff;
 
+// What a Stop was, in words ("exited with code 3", "faulted (vector 14)", ...).
+std::string stop__describe(const Stop &st);
+
 class Process {
  public:
   // Loads `elf` into a new VM. Throws VmmError for a bad program.
@@ -90,7 +93,11 @@ class Process {
   Process &operator=(const Process &) = delete;
 
   Vm &vm() { return *vm_; }
+  // Runs until a Stop; the watchdog must be armed by the caller (run_for does both).
   Stop run(uint64_t deadline_ns);
+  // Runs for at most timeout_ns with the watchdog armed on this thread. A VMM error in the
+  // middle of a far call gives the backend instance back before it propagates.
+  Stop run_for(uint64_t timeout_ns);
 
   std::string &out() { return out_; }
   std::string &err() { return err_; }
@@ -129,7 +136,7 @@ class Process {
   uint64_t exception_rflags();  // RFLAGS in the frame of the exception being handled
   void gate_leave(int64_t result, bool restore, const std::string &why);
   void gate_syscall();
-  void gate_switch_in(Backend &be, Instance &inst, uint64_t root, int entry, uint64_t rsp_hint);
+  void gate_switch_in(Backend &be, Instance &inst, uint64_t root, int entry);
   void gate_abandon(const char *why);
 
   struct Attached {

@@ -163,9 +163,9 @@ void enter_kernel(Vcpu &cpu) {
   irq.irq = 0x20;  // the first non-exception vector: the kernel's catch-all stub (port 0xdf)
   if (ioctl(cpu.fd(), KVM_INTERRUPT, &irq) < 0) error__sys("KVM_INTERRUPT");
   uint64_t deadline = Vcpu::now_ns() + 1000000000ull;
-  watchdog::arm(&cpu, pthread_self(), deadline);
   bool kicked = false, in_kernel = false;
   std::string what;
+  watchdog::Armed armed(cpu, deadline);
   for (int i = 0; i < 16 && !in_kernel; i++) {
     if (cpu.run(deadline) == Vcpu::RunResult::Timeout) {
       what = "no exit within 1 s";
@@ -184,7 +184,6 @@ void enter_kernel(Vcpu &cpu) {
     in_kernel = kicked || port == kPortSyscall || (port >= kPvmPortVector && port < kPvmPortVector + 32);
     if (!in_kernel) what = "port " + std::to_string(port);
   }
-  watchdog::disarm(&cpu);
   if (!in_kernel) throw VmmError(ErrorCode::Internal, "could not bring the PVM vCPU back into its guest kernel: " + what);
   if (!kicked) {  // the interrupt is still queued: drop it so it does not reach the restored program
     kvm_vcpu_events ev = {};

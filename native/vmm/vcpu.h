@@ -47,6 +47,18 @@ class Vcpu {
 namespace watchdog {
 void arm(Vcpu *v, pthread_t thread, uint64_t deadline_ns);
 void disarm(Vcpu *v);
+
+// Armed for the calling thread while in scope; disarmed on the way out, exceptions included.
+class Armed {
+ public:
+  Armed(Vcpu &v, uint64_t deadline_ns) : v_(&v) { arm(v_, pthread_self(), deadline_ns); }
+  ~Armed() { disarm(v_); }
+  Armed(const Armed &) = delete;
+  Armed &operator=(const Armed &) = delete;
+
+ private:
+  Vcpu *v_;
+};
 }  // namespace watchdog
 
 }  // namespace farcall

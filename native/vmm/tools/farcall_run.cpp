@@ -30,9 +30,7 @@ int main(int argc, char **argv) {
   try {
     Process p(elf, cfg);
     uint64_t t0 = Vcpu::now_ns();
-    watchdog::arm(&p.vm().vcpu(), pthread_self(), t0 + timeout_ms * 1000000);
-    Stop st = p.run(t0 + timeout_ms * 1000000);
-    watchdog::disarm(&p.vm().vcpu());
+    Stop st = p.run_for(timeout_ms * 1000000);
     uint64_t t1 = Vcpu::now_ns();
     fwrite(p.out().data(), 1, p.out().size(), stdout);
     fwrite(p.err().data(), 1, p.err().size(), stderr);
