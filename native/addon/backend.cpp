@@ -30,22 +30,14 @@ struct BackendHandle {
 
 // Shared with request.cpp: attaching backends to a master.
 std::shared_ptr<Backend> backend_of(const Napi::Value &v) {
-  if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), "expected a backend handle");
-  auto *p = v.As<Napi::External<std::shared_ptr<BackendHandle>>>().Data();
-  if (!p || !*p) throw Napi::Error::New(v.Env(), "the backend is closed");
-  return (*p)->backend;
+  return unwrap_handle<BackendHandle>(v, "backend")->backend;
 }
 
 namespace {
 
 constexpr uint64_t kHostRam = 8ull << 20, kHostIn = 1ull << 20, kHostOut = 4ull << 20, kHostMax = 3ull << 20;
 
-std::shared_ptr<BackendHandle> &handle_of(const Napi::Value &v) {
-  if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), "expected a backend handle");
-  auto *p = v.As<Napi::External<std::shared_ptr<BackendHandle>>>().Data();
-  if (!p || !*p) throw Napi::Error::New(v.Env(), "the backend is closed");
-  return *p;
-}
+std::shared_ptr<BackendHandle> &handle_of(const Napi::Value &v) { return unwrap_handle<BackendHandle>(v, "backend"); }
 
 Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
@@ -117,9 +109,7 @@ Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
     double us = double(Vcpu::now_ns() - t0) / 1000.0;
     return [=](Napi::Env env) {
       Napi::Object r = Napi::Object::New(env);
-      r.Set("handle", Napi::External<std::shared_ptr<BackendHandle>>::New(
-                          env, new std::shared_ptr<BackendHandle>(h),
-                          [](Napi::Env, std::shared_ptr<BackendHandle> *p) { delete p; }));
+      r.Set("handle", wrap_handle(env, h));
       Napi::Array names = Napi::Array::New(env);
       for (size_t i = 0; i < h->backend->entries().size(); i++) names.Set(uint32_t(i), h->backend->entries()[i].name);
       r.Set("entries", names);

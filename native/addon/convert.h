@@ -28,6 +28,22 @@ Napi::Object stats_object(Napi::Env env, const ProcessStats &ps, const ExitStats
 Napi::Buffer<uint8_t> to_buffer(Napi::Env env, const std::string &s);
 uint64_t opt_u64(const Napi::Object &o, const char *k, uint64_t def);
 
+// Handles given to JavaScript are External<shared_ptr<T>>: wrap one, get one back (a TypeError
+// for anything else, an Error once closed), or close one.
+template <class T>
+Napi::Value wrap_handle(Napi::Env env, std::shared_ptr<T> h) {
+  return Napi::External<std::shared_ptr<T>>::New(env, new std::shared_ptr<T>(std::move(h)),
+                                                 [](Napi::Env, std::shared_ptr<T> *p) { delete p; });
+}
+
+template <class T>
+std::shared_ptr<T> &unwrap_handle(const Napi::Value &v, const char *what) {
+  if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), std::string("expected a ") + what + " handle");
+  auto *p = v.As<Napi::External<std::shared_ptr<T>>>().Data();
+  if (!p || !*p) throw Napi::Error::New(v.Env(), std::string("the ") + what + " is closed");
+  return *p;
+}
+
 // close(handle) for External<shared_ptr<T>> handles: drops the JS side's reference now instead
 // of at garbage collection; the object goes when no job holds it any more.
 template <class T>

@@ -31,19 +31,6 @@ struct ForkHandle {
   }
 };
 
-template <class T>
-std::shared_ptr<T> &unwrap(const Napi::Value &v, const char *what) {
-  if (!v.IsExternal()) throw Napi::TypeError::New(v.Env(), std::string("expected a ") + what + " handle");
-  auto *p = v.As<Napi::External<std::shared_ptr<T>>>().Data();
-  if (!p || !*p) throw Napi::Error::New(v.Env(), std::string("the ") + what + " is closed");
-  return *p;
-}
-
-template <class T>
-Napi::Value wrap(Napi::Env env, std::shared_ptr<T> h) {
-  return Napi::External<std::shared_ptr<T>>::New(env, new std::shared_ptr<T>(std::move(h)),
-                                                 [](Napi::Env, std::shared_ptr<T> *p) { delete p; });
-}
 
 Napi::Object reset_object(Napi::Env env, const ResetInfo &r) {
   Napi::Object o = Napi::Object::New(env);
@@ -90,7 +77,7 @@ Napi::Value CreateMaster(const Napi::CallbackInfo &info) {
     }
     return [=](Napi::Env env) {
       Napi::Object r = Napi::Object::New(env);
-      r.Set("handle", wrap(env, h));
+      r.Set("handle", wrap_handle(env, h));
       r.Set("initUs", double(h->master->init_ns()) / 1000.0);
       r.Set("arenaSize", double(h->master->arena_size()));
       deferred->Resolve(r);
@@ -103,7 +90,7 @@ Napi::Value CreateMaster(const Napi::CallbackInfo &info) {
 Napi::Value CreateFork(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
-  auto master = unwrap<MasterHandle>(info[0], "master");
+  auto master = unwrap_handle<MasterHandle>(info[0], "master");
   uint64_t max_pages = opt_u64(info[1].As<Napi::Object>(), "maxPrivateMiB", 16) << 8;
   auto h = std::make_shared<ForkHandle>();
   h->master = master;
@@ -119,7 +106,7 @@ Napi::Value CreateFork(const Napi::CallbackInfo &info) {
     double us = double(Vcpu::now_ns() - t0) / 1000.0;
     return [=](Napi::Env env) {
       Napi::Object r = Napi::Object::New(env);
-      r.Set("handle", wrap(env, h));
+      r.Set("handle", wrap_handle(env, h));
       r.Set("createUs", us);
       deferred->Resolve(r);
     };
@@ -131,7 +118,7 @@ Napi::Value CreateFork(const Napi::CallbackInfo &info) {
 Napi::Value ForkRequest(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
-  auto h = unwrap<ForkHandle>(info[0], "fork");
+  auto h = unwrap_handle<ForkHandle>(info[0], "fork");
   auto req = std::make_shared<std::vector<uint8_t>>(to_bytes(info[1]));
   uint64_t timeout_ns = uint64_t(info[2].As<Napi::Number>().DoubleValue() * 1e6);
   h->worker->post(env, [=]() -> Completion {
@@ -175,7 +162,7 @@ Napi::Value ForkRequest(const Napi::CallbackInfo &info) {
 // forkStats(fork) -> {fastResets, fullResets, privatePages, exits, syscalls}
 Napi::Value ForkStats(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
-  auto h = unwrap<ForkHandle>(info[0], "fork");
+  auto h = unwrap_handle<ForkHandle>(info[0], "fork");
   Napi::Object r = stats_object(env, h->fork->process().stats_snapshot(), h->fork->process().vm().exit_stats());
   r.Set("fastResets", double(h->fork->fast_resets()));
   r.Set("fullResets", double(h->fork->full_resets()));
