@@ -4,7 +4,7 @@ import { EventEmitter } from 'eventemitter3';
 
 import { BackendUnavailableError, ClosedError, fromNative, InvalidArgumentError } from './errors';
 import { native, NativeHandle } from './native';
-import { checkTimeoutMs, envList, loadProgram } from './run';
+import { checkMemoryMiB, checkTimeoutMs, envList, loadProgram } from './run';
 import { LatencySummary, LatencyWindow } from './stats';
 
 export interface BackendOptions {
@@ -139,9 +139,7 @@ export class Backend extends EventEmitter<BackendEvents> {
     const instances = options.instances ?? 1;
     if (!Number.isInteger(instances) || instances < 1 || instances > 64)
       throw new InvalidArgumentError('InvalidArgument', `instances must be a whole number from 1 to 64, got ${instances}`);
-    const mem = options.memoryMiB ?? 32;
-    if (!Number.isInteger(mem) || mem < 4 || mem % 2 || mem > 16384)
-      throw new InvalidArgumentError('InvalidArgument', `memoryMiB must be an even whole number from 4 to 16384, got ${mem}`);
+    const mem = checkMemoryMiB(options.memoryMiB ?? 32, 'memoryMiB', 16384); // 16 GiB: one instance's guest-physical slot
     const elf = await loadProgram(program);
     let self: Backend | undefined;
     const onEvent = (e: { kind: string; instance: number; entry: string; us: number; message: string }) => {

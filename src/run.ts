@@ -43,9 +43,9 @@ export function toRunStats(s: NativeStats): RunStats {
   return { syscalls: num(s.syscalls), unsupportedSyscalls: num(s.unsupportedSyscalls), exits: s.exits, enomem: s.enomem, timeUs: s.timeNs / 1000 };
 }
 
-export function checkMemoryMiB(m: number, what = 'memoryMiB'): number {
-  if (!Number.isInteger(m) || m < 4 || m % 2 !== 0 || m > 65536)
-    throw new InvalidArgumentError('InvalidArgument', `${what} must be an even whole number of MiB from 4 to 65536, got ${m}`);
+export function checkMemoryMiB(m: number, what = 'memoryMiB', max = 65536): number {
+  if (!Number.isInteger(m) || m < 4 || m % 2 !== 0 || m > max)
+    throw new InvalidArgumentError('InvalidArgument', `${what} must be an even whole number of MiB from 4 to ${max}, got ${m}`);
   return m;
 }
 
