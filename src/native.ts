@@ -72,7 +72,7 @@ export interface NativeBackendStats {
 
 export interface NativeBinding {
   createBackend(elf: Buffer, opts: {
-    args: string[]; env: string[]; memoryMiB: number; instances: number; initTimeoutMs: number; callTimeoutMs: number; netAllow: string[];
+    args: string[]; env: string[]; memoryMiB: number; instances: number; initTimeoutMs: number; callTimeoutMs: number; netAllow: string[]; trusted: boolean;
     onEvent: (e: { kind: string; instance: number; entry: string; us: number; message: string }) => void;
   }): Promise<{ handle: NativeHandle; entries: string[]; initUs: number }>;
   backendCall(backend: NativeHandle, entry: string, input: Buffer, outCap: number, timeoutMs: number): Promise<{ result: number; output: Buffer; us: number }>;

@@ -58,6 +58,7 @@ Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
   }
   uint64_t init_ns = opt_u64(o, "initTimeoutMs", 10000) * 1000000;
   uint64_t call_ns = opt_u64(o, "callTimeoutMs", 1000) * 1000000;
+  bool trusted = o.Has("trusted") && o.Get("trusted").ToBoolean().Value();
   Napi::Value on_event = o.Get("onEvent");
   auto h = std::make_shared<BackendHandle>();
   try {
@@ -75,7 +76,7 @@ Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
   h->worker->post(env, [=]() -> Completion {
     uint64_t t0 = Vcpu::now_ns();
     try {
-      h->backend = std::make_shared<Backend>(*elf, cfg, instances, init_ns, call_ns);
+      h->backend = std::make_shared<Backend>(*elf, cfg, instances, init_ns, call_ns, trusted);
       VmConfig vc;
       vc.ram_bytes = kHostRam;
       vc.mode = cfg.mode;
@@ -191,7 +192,7 @@ Napi::Value BackendStats(const Napi::CallbackInfo &info) {
   auto h = handle_of(info[0]);
   Backend &b = *h->backend;
   Napi::Object r = Napi::Object::New(env);
-  r.Set("calls", double(b.calls));
+  r.Set("calls", double(b.calls()));
   r.Set("faults", double(b.faults));
   r.Set("restores", double(b.restores));
   r.Set("timeouts", double(b.timeouts));
@@ -199,7 +200,7 @@ Napi::Value BackendStats(const Napi::CallbackInfo &info) {
   for (size_t i = 0; i < b.instance_count(); i++) {
     Instance &in = b.instance(i);
     Napi::Object o = Napi::Object::New(env);
-    o.Set("calls", double(in.calls));
+    o.Set("calls", double(in.calls()));
     o.Set("faults", double(in.faults));
     o.Set("restores", double(in.restores));
     ProcessStats ps = in.personality->stats_snapshot();

@@ -46,9 +46,37 @@
         .set V_RSP, 0x18
         .set V_COUNT, 0x20       /* system calls answered in the guest */
         .set V_SCRATCH, 0x28
+        /* the in-guest gate (layout.h kPvmV*): set by the VMM per VM, then the current call */
+        .set V_INCALL, 0x40      /* 1 from taking the instance to leaving it: the VMM cleans up */
+        .set V_OWNER, 0x48       /* this VM's value in an instance's lock word */
+        .set V_LINE, 0x50        /* address of this VM's instance line: +0 lock, +8 calls */
+        .set V_INST, 0x58        /* that instance's index */
+        .set V_URIP, 0x60
+        .set V_URFL, 0x68
+        .set V_URSP, 0x70
+        .set V_UFS, 0x78
+        .set V_KGS, 0x80
+        .set V_ENTRY, 0x88
+        .set V_T0, 0x90          /* TSC at the start of the call */
+        .set V_NOTIFY, 0x98      /* nonzero: exit after each call (someone wants call events) */
+        .set V_SAVED, 0xa0       /* the caller's RBX RBP R12-R15, for a call that does not return */
+
+        /* gate configuration page (layout.h kPvmG*), VMM-written, and the entry table */
+        .set GATE_OFF, 0x204000
+        .set TABLE_OFF, 0x208000
+        .set GATE_SYS, 0x47000000
+        .set G_N, 0x00           /* entries (0: no gate in this VM) */
+        .set G_TRAMP, 0x08       /* the backend SDK's trampoline (entry in R11), or 0 */
+        .set G_FS, 0x10
+        .set G_GS, 0x18
+        .set G_STACK, 0x20
+        .set G_INFO, 0x28        /* the backend's struct farcall_call_info, or 0 */
+        .set G_CLO, 0x30         /* the caller's memory, for farcall_caller_ok() */
+        .set G_CHI, 0x38
 
 #define D(x) (base - CODE_OFF + DATA_OFF + (x))(%rip)
 #define V(x) (base - CODE_OFF + VARS_OFF + (x))(%rip)
+#define G(x) (base - CODE_OFF + GATE_OFF + (x))(%rip)
 
         .section .rodata
         .globl farcall_pvm_kernel, farcall_pvm_kernel_end
@@ -76,6 +104,10 @@ farcall_pvm_boot:
 /* MSR_LSTAR. User registers are live; RCX = user RIP, R11 = user RFLAGS, RSP = user RSP. */
         .balign 64
 farcall_pvm_syscall:
+        cmpq $0, V(V_INCALL)
+        jne gate_syscall               /* the backend, in supervisor mode, inside a call */
+        cmp $GATE_SYS, %rax
+        jae gate_maybe
         cmp $228, %rax                 /* clock_gettime */
         je clock_gettime
         cmp $110, %rax                 /* getppid */
@@ -193,6 +225,121 @@ time:
 2:      mov V(V_RDX), %rdx
         incq V(V_COUNT)
         int $0x19
+        ud2
+
+/* The in-guest far call (trusted backends only: the backend runs in guest supervisor mode on
+ * the kernel root, which maps this VM's instance at the backend's address; the user root maps
+ * none of it). A call is `syscall` from the stub page with RAX = GATE_SYS + entry and the
+ * caller's argument registers (RCX moved to R10 by the stub). Steps: take the instance's lock
+ * word (cross-VM, in a shared page; contention goes to the VMM), save the caller's RIP, RFLAGS,
+ * RSP, FS, callee-saved registers, switch FS/GS/stack, enter the SDK trampoline with the entry in
+ * R11 and the return to gate_return on the backend stack; on return count the call, switch back,
+ * unlock, clear scratch registers, `int $0x19` to the caller. No exit on this path. */
+gate_maybe:
+        cmp $(GATE_SYS + 0x1000), %rax
+        jae forward
+        mov %rcx, V(V_URIP)
+        mov %r11, V(V_URFL)
+        sub $GATE_SYS, %eax
+        cmp G(G_N), %rax
+        jae gate_nosys
+        mov %rax, V(V_ENTRY)
+        mov V(V_LINE), %r11
+        mov V(V_OWNER), %rcx
+        xor %eax, %eax
+        lock cmpxchg %rcx, (%r11)
+        jne gate_contended
+gate_locked:
+        movq $1, V(V_INCALL)
+        mov %rsp, V(V_URSP)
+        mov %rbx, V(V_SAVED)
+        mov %rbp, V(V_SAVED + 8)
+        mov %r12, V(V_SAVED + 16)
+        mov %r13, V(V_SAVED + 24)
+        mov %r14, V(V_SAVED + 32)
+        mov %r15, V(V_SAVED + 40)
+        mov %rdx, V(V_RDX)
+        rdtsc
+        shl $32, %rdx
+        or %rdx, %rax
+        mov %rax, V(V_T0)
+        mov V(V_RDX), %rdx
+        mov G(G_INFO), %rcx
+        test %rcx, %rcx
+        jz 1f
+        mov G(G_CLO), %rax
+        mov %rax, (%rcx)
+        mov G(G_CHI), %rax
+        mov %rax, 8(%rcx)
+        mov V(V_INST), %rax
+        mov %rax, 16(%rcx)
+        mov 8(%r11), %rax
+        mov %rax, 24(%rcx)
+1:      rdfsbase %rax
+        mov %rax, V(V_UFS)
+        mov G(G_FS), %rax
+        wrfsbase %rax
+        rdgsbase %rax
+        mov %rax, V(V_KGS)
+        mov G(G_GS), %rax
+        wrgsbase %rax
+        mov G(G_STACK), %rsp
+        lea gate_return(%rip), %rax
+        push %rax
+        mov V(V_ENTRY), %rax
+        lea (base - CODE_OFF + TABLE_OFF)(%rip), %r11
+        mov (%r11, %rax, 8), %r11
+        mov %r10, %rcx
+        mov G(G_TRAMP), %rax
+        test %rax, %rax
+        jz 2f
+        jmp *%rax
+2:      jmp *%r11
+
+gate_return:
+        mov V(V_LINE), %rcx
+        incq 8(%rcx)
+        mov V(V_UFS), %rsi
+        wrfsbase %rsi
+        mov V(V_KGS), %rsi
+        wrgsbase %rsi
+        movq $0, V(V_INCALL)
+        movq $0, (%rcx)                /* unlock: a plain store is a release on x86 */
+        cmpq $0, V(V_NOTIFY)
+        jne gate_notify
+gate_out:
+        xor %esi, %esi
+        xor %edi, %edi
+        xor %r8d, %r8d
+        xor %r9d, %r9d
+        xor %r10d, %r10d
+        xor %edx, %edx
+        mov V(V_URIP), %rcx
+        mov V(V_URFL), %r11
+        mov V(V_URSP), %rsp
+        int $0x19
+        ud2
+gate_notify:
+        out %al, $0xe4                 /* the VMM emits the call event and resumes here */
+        jmp gate_out
+
+gate_contended:
+        out %al, $0xe2                 /* the VMM waits for the instance and takes it for this VM */
+        test %rax, %rax                /* 0: taken; otherwise the error the call returns */
+        jz gate_locked
+        jmp gate_fail
+gate_nosys:
+        mov $-38, %rax                 /* ENOSYS: no such entry */
+gate_fail:
+        mov V(V_URIP), %rcx
+        mov V(V_URFL), %r11
+        int $0x19
+        ud2
+
+/* A system call by the backend inside a call: the VMM answers it on the instance's personality
+ * and resumes the backend at RCX with RFLAGS = R11. */
+gate_syscall:
+        out %al, $0xe3
         ud2
 
 /* IDT targets: vector v (< 32) at farcall_pvm_vectors + 8*v, everything else at + 0x100. */

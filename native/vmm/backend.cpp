@@ -49,8 +49,9 @@ std::unique_ptr<Process> Backend::initialize(uint64_t slot) {
 }
 
 Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instances, uint64_t init_timeout_ns,
-                 uint64_t call_timeout_ns)
-    : elf_(elf), cfg_(cfg), init_timeout_ns_(init_timeout_ns), call_timeout_ns_(call_timeout_ns), ram_bytes_(cfg.memory_bytes) {
+                 uint64_t call_timeout_ns, bool trusted)
+    : elf_(elf), cfg_(cfg), init_timeout_ns_(init_timeout_ns), call_timeout_ns_(call_timeout_ns), ram_bytes_(cfg.memory_bytes),
+      trusted_(trusted) {
   if (instances < 1 || instances > 64) throw VmmError(ErrorCode::BadState, "instances must be from 1 to 64");
   if (cfg.memory_bytes > kBackendGpaStride)
     throw VmmError(ErrorCode::BadState, "backend memory is limited to " + std::to_string(kBackendGpaStride >> 30) + " GiB");
@@ -87,9 +88,11 @@ Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instanc
     trampoline_ = r.r9;
     if (trampoline_ && !v.ptr(trampoline_, 1)) throw VmmError(ErrorCode::Protocol, "farcall_serve(): bad trampoline");
     // The instances: copies of the memory as it is now (zero pages stay holes).
+    lines_ = GuestRegion::create(kPage, "farcall-lines");
     for (int i = 0; i < instances; i++) {
       auto inst = std::make_unique<Instance>();
       inst->index = i;
+      inst->line = new (lines_->host() + 64 * i) InstanceLine{};
       slots_.push_back(backend_slot__alloc());
       inst->gpa = slot_gpa(slots_.back());
       inst->region = GuestRegion::create(cfg.memory_bytes, "farcall-backend");
@@ -115,26 +118,40 @@ int Backend::find(const std::string &name) const {
   return -1;
 }
 
-Instance *Backend::acquire(uint64_t deadline_ns) {
+bool Backend::take_wait(Instance *want, uint64_t owner, uint64_t deadline_ns, Instance **got) {
+  // The lock words are the truth (guest kernels take them too, without telling the VMM), so a
+  // waiter polls: woken at once by a release from the host, every 50 us otherwise.
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
-    // Round robin from after the last one taken: load (and warm connections) spread evenly.
     for (size_t k = 0; k < instances_.size(); k++) {
-      Instance &i = *instances_[(next_ + k) % instances_.size()];
-      if (!i.busy) {
-        i.busy = true;
-        next_ = (size_t(i.index) + 1) % instances_.size();
-        return &i;
+      // Round robin from after the last one taken: load (and warm connections) spread evenly.
+      Instance &i = want ? *want : *instances_[(next_ + k) % instances_.size()];
+      uint64_t free = 0;
+      if (i.line->owner.compare_exchange_strong(free, owner)) {
+        if (!want) next_ = (size_t(i.index) + 1) % instances_.size();
+        *got = &i;
+        return true;
       }
+      if (want) break;
     }
-    if (!deadline_ns) {
-      cv_.wait(lk);
-    } else {
+    uint64_t wait = 50000;
+    if (deadline_ns) {
       uint64_t now = Vcpu::now_ns();
-      if (now >= deadline_ns) return nullptr;
-      cv_.wait_for(lk, std::chrono::nanoseconds(deadline_ns - now));
+      if (now >= deadline_ns) return false;
+      wait = std::min<uint64_t>(wait, deadline_ns - now);
     }
+    cv_.wait_for(lk, std::chrono::nanoseconds(wait));
   }
+}
+
+Instance *Backend::acquire(uint64_t deadline_ns) {
+  Instance *got = nullptr;
+  return take_wait(nullptr, kHostOwner, deadline_ns, &got) ? got : nullptr;
+}
+
+bool Backend::acquire_for(Instance &inst, uint64_t owner, uint64_t deadline_ns) {
+  Instance *got = nullptr;
+  return take_wait(&inst, owner, deadline_ns, &got);
 }
 
 void Backend::copy_snapshot(GuestRegion &dst) {
@@ -205,11 +222,9 @@ void Backend::release(Instance *inst, bool do_restore, const std::string &why) {
     restores++;
     emit(BackendEvent{BackendEvent::Restore, inst->index, "", Vcpu::now_ns() - t0, why});
   }
-  {
-    std::lock_guard<std::mutex> lk(mu_);
-    inst->busy = false;
-  }
-  cv_.notify_one();
+  inst->line->owner.store(0);
+  { std::lock_guard<std::mutex> lk(mu_); }  // a waiter between its try and its wait sees the store
+  cv_.notify_all();
 }
 
 }  // namespace farcall

@@ -21,13 +21,25 @@ struct EntryPoint {
 
 // One copy of the backend's memory (e.g. one database connection each). Calls into an
 // instance are serialized by its lock; its memory persists across calls from every caller.
+// An instance's line in the backend's shared lines page: the lock word every caller takes
+// (0: free; otherwise the owner: a VM's owner value, or kHostOwner for the VMM) and the calls
+// made. Guest kernels (the PVM in-guest gate) take it with `lock cmpxchg` in the same page.
+struct InstanceLine {
+  std::atomic<uint64_t> owner;
+  uint64_t calls;
+  uint64_t pad[6];
+};
+static_assert(sizeof(InstanceLine) == 64);
+constexpr uint64_t kHostOwner = ~0ull;
+
 struct Instance {
   int index = 0;
   uint64_t gpa = 0;
   std::shared_ptr<GuestRegion> region;
   std::unique_ptr<Process> personality;  // brk/mmap state and system calls on this memory
-  bool busy = false;
-  uint64_t calls = 0, faults = 0, restores = 0;
+  InstanceLine *line = nullptr;
+  uint64_t faults = 0, restores = 0;
+  uint64_t calls() const { return line->calls; }
 };
 
 struct BackendEvent {
@@ -47,8 +59,10 @@ class Backend {
  public:
   // Loads the program at layout::kBackendVa, runs it to farcall_serve(), records its entry
   // points, and makes `instances` copies of its memory.
+  // `trusted`: callers on PVM hosts may run it in their own guest kernel (the in-guest gate,
+  // exit-free, docs/pvm.md); it can then take over those callers' VMs.
   Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instances, uint64_t init_timeout_ns,
-          uint64_t call_timeout_ns);
+          uint64_t call_timeout_ns, bool trusted = false);
   ~Backend();
 
   // Restarts from the program: a fresh initialization becomes the new snapshot and every
@@ -76,8 +90,12 @@ class Backend {
     return init_->stats_snapshot();
   }
 
+  bool trusted() const { return trusted_; }
+  const std::shared_ptr<GuestRegion> &lines() const { return lines_; }
   // Takes a free instance, waiting until `deadline_ns` (0: forever); null when it passed.
   Instance *acquire(uint64_t deadline_ns);
+  // Takes this instance for `owner` (a VM whose guest kernel found it taken).
+  bool acquire_for(Instance &inst, uint64_t owner, uint64_t deadline_ns);
   // Gives the instance back; after a fault or timeout its memory is first restored to the
   // state right after farcall_serve().
   void release(Instance *inst, bool restore, const std::string &why);
@@ -91,7 +109,13 @@ class Backend {
     on_event_ = std::move(fn);
   }
   std::atomic<bool> want_call_events{false};
-  std::atomic<uint64_t> calls{0}, faults{0}, restores{0}, timeouts{0};
+  std::atomic<uint64_t> faults{0}, restores{0}, timeouts{0};
+  // Calls finished or abandoned, on every path (the instance lines count them).
+  uint64_t calls() const {
+    uint64_t n = 0;
+    for (auto &i : instances_) n += i->calls();
+    return n;
+  }
 
  private:
   void restore(Instance &inst);
@@ -103,7 +127,10 @@ class Backend {
   std::unique_ptr<Process> init_;
   std::vector<EntryPoint> entries_;
   std::vector<std::unique_ptr<Instance>> instances_;
+  bool take_wait(Instance *want, uint64_t owner, uint64_t deadline_ns, Instance **got);
   std::vector<uint64_t> slots_;  // guest-physical slot numbers this backend took
+  std::shared_ptr<GuestRegion> lines_;  // one InstanceLine per instance
+  bool trusted_ = false;
   uint64_t fs_base_ = 0, gs_base_ = 0, trampoline_ = 0, stack_top_ = 0, call_info_ = 0, call_timeout_ns_ = 0, ram_bytes_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -12,6 +12,7 @@
 //    and the whole vCPU state, FPU included, is restored. Used after a fault or timeout, and
 //    when the fork's private memory passes its limit.
 #pragma once
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -34,11 +35,14 @@ class Master {
   uint64_t arena_size() const { return arena_size_; }
   uint64_t current() const { return current_; }
   uint64_t init_ns() const { return init_ns_; }
+  // In-guest gate: the backend instance the next fork calls (forks take them in turn).
+  int next_instance(int count) { return int(next_instance_++ % unsigned(count)); }
 
  private:
   std::unique_ptr<Process> proc_;
   CpuState state_;
   uint64_t arena_ = 0, arena_size_ = 0, current_ = 0, init_ns_ = 0;
+  std::atomic<unsigned> next_instance_{0};
 };
 
 struct ResetInfo {

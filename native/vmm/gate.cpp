@@ -10,11 +10,22 @@
 #include "error.h"
 #include "layout.h"
 #include "process.h"
+#include "pvm.h"
 
 namespace farcall {
 using namespace layout;
 
 namespace {
+// An in-guest call that did not return: counted as a call and a fault, and reported.
+void gate__count_fault(Backend &be, Instance &inst, const pvm::GateCall &c, const GuestRegion &kmem,
+                       const std::string &why) {
+  std::string entry = c.entry >= 0 && size_t(c.entry) < be.entries().size() ? be.entries()[size_t(c.entry)].name : "";
+  inst.line->calls++;
+  inst.faults++;
+  be.faults++;
+  be.emit(BackendEvent{BackendEvent::Fault, inst.index, entry, pvm::ns_since_tsc(kmem, c.tsc0), why});
+}
+
 // What the backend sees of the current call (guest-sdk: struct farcall_call_info).
 struct CallInfo {
   uint64_t caller_lo, caller_hi;  // the caller's memory: pointers must lie in [lo, hi)
@@ -27,6 +38,36 @@ void Process::attach(Backend *backend, std::shared_ptr<Backend> keep, const std:
   if (attached_.size() * kGateStride >= (kGateVa >> 1))
     throw VmmError(ErrorCode::BadState, "too many backends attached to one program");
   Attached at{backend, std::move(keep), name, {}};
+  if (attached_.empty() && backend->trusted() && !host_caller_ && vm_->mode() == EntryMode::PvmNative) {
+    // The in-guest gate: the backend runs in this VM's guest kernel, no exit per call.
+    pvm::GateSpec g;
+    g.trampoline = backend->trampoline();
+    g.fs_base = backend->fs_base();
+    g.gs_base = backend->gs_base();
+    g.stack_top = backend->stack_top();
+    g.call_info = backend->call_info();
+    g.caller_lo = kPage;
+    g.caller_hi = mem_.end();
+    g.backend_bytes = backend->ram_bytes();
+    for (auto &e : backend->entries()) g.entries.push_back(e.addr);
+    std::vector<std::shared_ptr<GuestRegion>> regions;
+    for (size_t i = 0; i < backend->instance_count(); i++) {
+      g.instance_gpas.push_back(backend->instance(i).gpa);
+      regions.push_back(backend->instance(i).region);
+    }
+    if (vm_->pvm_attach_gate(g, regions, backend->lines())) {
+      attached_.push_back(std::move(at));
+      return;
+    }
+  }
+  if (vm_->pvm_gate()) {
+    // One backend per VM fits the in-guest gate (all are linked at kBackendVa): with a second
+    // one every call goes through the exit gate, the first backend's too.
+    vm_->pvm_drop_gate();
+    for (auto &a : attached_)
+      for (size_t i = 0; i < a.backend->instance_count(); i++)
+        a.roots.push_back(vm_->attach_region(kBackendVa, a.backend->instance(i).gpa, a.backend->instance(i).region));
+  }
   for (size_t i = 0; i < backend->instance_count(); i++) {
     Instance &inst = backend->instance(i);
     at.roots.push_back(vm_->attach_region(kBackendVa, inst.gpa, inst.region));
@@ -127,7 +168,7 @@ void Process::gate_switch_in(Backend &be, Instance &inst, uint64_t root, int ent
   // memory bounds (for farcall_caller_ok()).
   GuestView iv = inst.personality->view();
   uint64_t sp = be.stack_top() - 8, ret_trap = kTrapVa + kTrapGateReturn;
-  CallInfo ci{kPage, mem_.end(), uint64_t(inst.index), inst.calls};
+  CallInfo ci{kPage, mem_.end(), uint64_t(inst.index), inst.calls()};
   iv.write(sp, &ret_trap, 8);
   if (be.call_info()) iv.write(be.call_info(), &ci, sizeof ci);
   Vcpu &cpu = vm_->vcpu();
@@ -175,8 +216,7 @@ void Process::gate_leave(int64_t result, bool restore, const std::string &why) {
   const std::string &entry = be.entries()[call_.entry].name;
   if (call_.deadline != req_deadline_ && req_deadline_) watchdog::arm(&cpu, pthread_self(), req_deadline_);
   call_.active = false;
-  inst->calls++;
-  be.calls++;
+  inst->line->calls++;
   if (restore) {
     inst->faults++;
     be.faults++;
@@ -265,6 +305,133 @@ Stop Process::host_call(size_t index, int entry, const uint64_t args[4], uint64_
     gate_abandon("VMM error during a host call");
     throw;
   }
+}
+
+bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
+  Vm &vm = *vm_;
+  Backend &be = *attached_[0].backend;
+  Instance &inst = be.instance(size_t(vm.pvm_instance()));
+  Vcpu &cpu = vm.vcpu();
+  kvm_regs &r = cpu.regs();
+  switch (ev.kind) {
+    case Event::GateWait: {
+      // The guest kernel found the instance taken (another VM or a host call holds it): wait
+      // here, take it for this VM, and tell the kernel (RAX 0) or give the caller an error.
+      uint64_t limit = be.call_timeout_ns(), dl = limit ? Vcpu::now_ns() + limit : 0;
+      if (req_deadline_ && (!dl || req_deadline_ < dl)) dl = req_deadline_;
+      if (!be.available) {
+        r.rax = uint64_t(kErrBackendBusy);
+      } else if (be.acquire_for(inst, vm.owner(), dl)) {
+        r.rax = 0;
+      } else {
+        be.timeouts++;
+        r.rax = uint64_t(kErrBackendTimeout);
+      }
+      cpu.regs_dirty();
+      return true;
+    }
+    case Event::GateSyscall: {
+      // The backend's system call inside a call, on its instance's personality; then straight
+      // back into the backend (it is in guest supervisor mode, so RIP can be set).
+      uint64_t nr = r.rax;
+      if (nr >= kFarcallSysFirst && nr <= kFarcallSysLast) {
+        pvm_gate_abort(kErrBackendFault, "backend made farcall call " + std::to_string(nr) + " inside a call");
+        return true;
+      }
+      Stop st;
+      st.kind = Stop::Exited;
+      uint64_t ret = inst.personality->syscall(cpu, nr, r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9, &st);
+      if (st.kind != Stop::Exited || st.message == "exit") {
+        pvm_gate_abort(kErrBackendExit, st.kind == Stop::OutputLimit
+                                            ? st.message
+                                            : "backend exited (" + std::to_string(st.exit_code) + ") inside a call");
+        return true;
+      }
+      r.rax = ret;
+      r.rip = r.rcx;
+      r.rflags = (r.r11 & 0x3c0fd5) | 2;
+      cpu.regs_dirty();
+      return true;
+    }
+    case Event::GateNotify: {
+      pvm::GateCall c = pvm::current_call(vm.pvm_scratch());
+      if (c.entry >= 0 && size_t(c.entry) < be.entries().size())
+        be.emit(BackendEvent{BackendEvent::Call, inst.index, be.entries()[size_t(c.entry)].name,
+                             pvm::ns_since_tsc(vm.kmem(), c.tsc0), ""});
+      return true;
+    }
+    case Event::Timeout: {
+      uint64_t now = Vcpu::now_ns();
+      if (deadline_ns && now >= deadline_ns) return false;  // the request's own limit: run() cleans up
+      if (!tick_) return false;
+      pvm::GateCall c = pvm::current_call(vm.pvm_scratch());
+      uint64_t limit = be.call_timeout_ns(), age = c.active ? pvm::ns_since_tsc(vm.kmem(), c.tsc0) : 0;
+      if (c.active && age >= limit) {
+        pvm_gate_abort(kErrBackendTimeout, "backend call timed out");
+        age = 0;
+      }
+      tick_ = now + (limit - age);
+      if (deadline_ns && deadline_ns < tick_) tick_ = deadline_ns;
+      watchdog::arm(&cpu, pthread_self(), tick_);
+      return true;
+    }
+    case Event::Exception:
+    case Event::Halt:
+    case Event::Unexpected: {
+      if (!pvm::current_call(vm.pvm_scratch()).active) return false;
+      std::string what = ev.detail;
+      if (ev.kind == Event::Exception) {
+        char buf[96];
+        snprintf(buf, sizeof buf, "vector %d at rip 0x%llx (address 0x%llx)", ev.vector, (unsigned long long)ev.rip,
+                 (unsigned long long)ev.cr2);
+        what = buf;
+      }
+      pvm_gate_abort(kErrBackendFault, "backend fault: " + what);
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+void Process::pvm_gate_abort(int64_t result, const std::string &why) {
+  // The call will not return by itself: the caller resumes after its call with `result`, its
+  // callee-saved registers, FS and a clean vector state; the instance is restored and freed.
+  Vm &vm = *vm_;
+  Backend &be = *attached_[0].backend;
+  Instance &inst = be.instance(size_t(vm.pvm_instance()));
+  pvm::GateCall c = pvm::current_call(vm.pvm_scratch());
+  Vcpu &cpu = vm.vcpu();
+  kvm_regs &r = cpu.regs();
+  r.rax = uint64_t(result);
+  r.rdx = r.rsi = r.rdi = r.r8 = r.r9 = r.r10 = 0;
+  r.rbx = c.saved[0];
+  r.rbp = c.saved[1];
+  r.r12 = c.saved[2];
+  r.r13 = c.saved[3];
+  r.r14 = c.saved[4];
+  r.r15 = c.saved[5];
+  vm.reset_fpu();
+  vm.resume_user(c.ret_rip, c.rsp, c.rflags);
+  kvm_sregs &s = cpu.sregs();
+  s.fs.base = c.fs;
+  s.gs.base = c.kernel_gs;
+  cpu.sregs_dirty();
+  pvm::clear_call(vm.pvm_scratch());
+  gate__count_fault(be, inst, c, vm.kmem(), why);
+  be.release(&inst, true, why);
+}
+
+void Process::pvm_gate_cleanup(const char *why) {
+  if (!vm_->pvm_gate()) return;
+  Vm &vm = *vm_;
+  Backend &be = *attached_[0].backend;
+  Instance &inst = be.instance(size_t(vm.pvm_instance()));
+  pvm::GateCall c = pvm::current_call(vm.pvm_scratch());
+  pvm::clear_call(vm.pvm_scratch());
+  if (inst.line->owner.load() != vm.owner()) return;  // not holding it: nothing to give back
+  if (c.active) gate__count_fault(be, inst, c, vm.kmem(), why);
+  be.release(&inst, c.active, why);
 }
 
 }  // namespace farcall

@@ -77,21 +77,44 @@ constexpr uint64_t kPvmCodeMax = 0x6000;
 // fork, so no fork reset has to rewrite it and no in-guest system call pays a dirty-log fault.
 constexpr uint64_t kPvmScratchGpa = kKernelGpa + kKernelSize;
 constexpr uint64_t kPvmScratchVa = kKernelVa + kKernelSize;
-constexpr uint64_t kPvmScratchSize = 0x4000;
+constexpr uint64_t kPvmScratchSize = 0x20000;
 constexpr uint64_t kPvmVifOff = 0x0000;        // vIF page (MSR 0x4b564d10 names it); +8: CR2 cell
 constexpr uint64_t kPvmVarsOff = 0x1000;       // scratch variables (pvm.S VARS)
 constexpr uint64_t kPvmBootStackTop = 0x4000;  // stack of the first instructions of a fresh vCPU
+// The in-guest far-call gate (trusted backends, pvm.S "gate"): its configuration page and entry
+// table (VMM-written when the backend is attached to a master; forks inherit them), and the
+// user-visible stub page behind kGateVa (entry e: `mov %rcx,%r10; mov $kPvmGateSys+e,%eax;
+// syscall; ret`).
+constexpr uint64_t kPvmGateOff = 0x4000;
+constexpr uint64_t kPvmGateTableOff = 0x8000;   // entry addresses, kGateEntries x 8 bytes
+constexpr uint64_t kPvmGateStubOff = 0x10000;   // kGateEntries x 16 bytes
+constexpr uint64_t kPvmGateSys = 0x47000000;    // system-call number of entry 0
+constexpr uint64_t kPvmGN = 0x00, kPvmGTramp = 0x08, kPvmGFs = 0x10, kPvmGGs = 0x18, kPvmGStack = 0x20,
+                   kPvmGInfo = 0x28, kPvmGCallerLo = 0x30, kPvmGCallerHi = 0x38;
+// The backend's instance lines (one shared page, 64 bytes per instance: owner, calls), mapped
+// in the kernel root of every VM that calls the backend in the guest.
+constexpr uint64_t kPvmLockGpa = kPvmScratchGpa + 0x100000;
+constexpr uint64_t kPvmLockVa = kPvmScratchVa + 0x100000;
 // Fields of the calibration page and the scratch page (mirrored in pvm.S).
 constexpr uint64_t kPvmDEnable = 0x00, kPvmDTsc = 0x08, kPvmDMult = 0x10, kPvmDMono = 0x18, kPvmDRt = 0x20,
                    kPvmDUserLo = 0x28, kPvmDUserHi = 0x30, kPvmDNs = 0x38, kPvmDThousand = 0x40,
                    kPvmDRtMask = 0x48;
 constexpr uint16_t kPvmPortVector = 0xb0;  // + vector (0..31); kvm_pvm swallows port 0x80
 constexpr uint64_t kPvmVRax = 0x00, kPvmVRcx = 0x08, kPvmVRdx = 0x10, kPvmVRsp = 0x18, kPvmVCount = 0x20;
+// Per-VM gate state in the scratch page: which instance this VM calls, its lock owner value,
+// and the current call (the VMM reads it on faults, timeouts and contention).
+constexpr uint64_t kPvmVInCall = 0x40, kPvmVOwner = 0x48, kPvmVLine = 0x50, kPvmVInst = 0x58, kPvmVUrip = 0x60,
+                   kPvmVUrfl = 0x68, kPvmVUrsp = 0x70, kPvmVUfs = 0x78, kPvmVKgs = 0x80, kPvmVEntry = 0x88,
+                   kPvmVT0 = 0x90, kPvmVNotify = 0x98, kPvmVSaved = 0xa0;  // + 6 x 8: RBX RBP R12-R15
+
 
 // Ports of the out-stub guest kernel (and of the PVM-native kernel, which uses the same).
 constexpr uint16_t kPortSyscall = 0xe0;
 constexpr uint16_t kPortVector = 0x80;        // + vector (0..31)
 constexpr uint16_t kPortGateReturn = 0xe1;
 constexpr uint16_t kPortSpurious = 0xdf;
+// The PVM in-guest gate's exits: contention for the instance, a backend system call during a
+// call, and a finished call when someone listens for per-call events.
+constexpr uint16_t kPortGateWait = 0xe2, kPortGateSyscall = 0xe3, kPortGateNotify = 0xe4;
 
 }  // namespace farcall::layout

@@ -27,6 +27,13 @@ uint64_t *PageTables::table(uint64_t gpa) {
 // Returns the entry for `va` at level 1 (PT), 2 (PD); creates intermediate tables.
 uint64_t PageTables::add_root() { return alloc(); }
 
+uint64_t PageTables::add_root_pair() {
+  if ((region_gpa_ + next_) & 0x1000) alloc();  // the skipped page stays unused
+  uint64_t k = alloc();
+  alloc();
+  return k;
+}
+
 uint64_t *PageTables::walk(uint64_t root, uint64_t va, int level_wanted) {
   uint64_t t = root;
   for (int level = 4; level > level_wanted; level--) {

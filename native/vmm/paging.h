@@ -25,6 +25,8 @@ class PageTables {
   void map(uint64_t va, uint64_t gpa, uint64_t size, uint64_t flags, uint64_t root = 0);
   // A new, empty root in the same table area.
   uint64_t add_root();
+  // Two new, empty roots R and R + 0x1000 with bit 12 of R clear (kvm_pvm's kernel/user pair).
+  uint64_t add_root_pair();
   // Copies PML4 entry `slot` from root `from` into root `to` (the subtree is shared).
   void share_slot(uint64_t to, uint64_t from, unsigned slot);
   uint64_t used_bytes() const { return next_ - first_; }

@@ -65,7 +65,7 @@ Process::Process(const Process &master, const CpuState &state, bool dirty_log)
 
 Process::Process(const Process &proto, GuestView view) : cfg_(proto.cfg_), mem_(view), ms_(proto.ms_) {}
 
-Process::Process(const VmConfig &vc) {
+Process::Process(const VmConfig &vc) : host_caller_(true) {
   vm_ = std::make_unique<Vm>(vc);
   mem_ = vm_->view();
   ms_.stack_bottom = ms_.mmap_top = ms_.brk = ms_.brk_start = mem_.end();
@@ -143,15 +143,36 @@ Stop Process::run_for(uint64_t timeout_ns) {
     return run(deadline);
   } catch (...) {
     gate_abandon("VMM error during the call");
+    pvm_gate_cleanup("VMM error during the call");
     throw;
   }
 }
 
 Stop Process::run(uint64_t deadline_ns) {
+  Stop st = run_events(deadline_ns);
+  // The in-guest gate: whatever stopped the VM, an instance it holds goes back (restored if the
+  // stop came in the middle of a call).
+  pvm_gate_cleanup(st.kind == Stop::Timeout ? "the caller timed out during the call" : "the caller stopped during the call");
+  return st;
+}
+
+Stop Process::run_events(uint64_t deadline_ns) {
   req_deadline_ = deadline_ns;
+  tick_ = 0;
+  if (vm_->pvm_gate() && attached_[0].backend->call_timeout_ns()) {
+    // In-guest calls start and end without the VMM: the watchdog looks at the current call
+    // once per call timeout (one exit per period, none per call).
+    tick_ = Vcpu::now_ns() + attached_[0].backend->call_timeout_ns();
+    if (deadline_ns && deadline_ns < tick_) tick_ = 0;
+    else watchdog::arm(&vm_->vcpu(), pthread_self(), tick_);
+    pvm::set_notify(vm_->pvm_scratch(), attached_[0].backend->want_call_events);
+  } else if (vm_->pvm_gate()) {
+    pvm::set_notify(vm_->pvm_scratch(), attached_[0].backend->want_call_events);
+  }
   for (;;) {
-    Event ev = vm_->run(call_.active ? call_.deadline : deadline_ns);
+    Event ev = vm_->run(call_.active ? call_.deadline : tick_ ? tick_ : deadline_ns);
     Stop st;
+    if (vm_->pvm_gate() && pvm_gate_event(ev, deadline_ns)) continue;
     switch (ev.kind) {
       case Event::Syscall: {
         if (call_.active) {

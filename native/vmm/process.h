@@ -138,6 +138,14 @@ class Process {
   void gate_syscall();
   void gate_switch_in(Backend &be, Instance &inst, uint64_t root, int entry);
   void gate_abandon(const char *why);
+  // The PVM in-guest gate (gate.cpp): the exits it takes, and the VMM's part on faults and
+  // timeouts. pvm_gate_event() returns true when it handled the event and the guest goes on.
+  bool pvm_gate_event(const Event &ev, uint64_t deadline_ns);
+  void pvm_gate_abort(int64_t result, const std::string &why);
+  void pvm_gate_cleanup(const char *why);
+  Stop run_events(uint64_t deadline_ns);
+  bool host_caller_ = false;  // the backend's own VM for host calls: always the exit gate
+  uint64_t tick_ = 0;         // in-guest gate: when the watchdog next checks the call's age
 
   struct Attached {
     Backend *backend;

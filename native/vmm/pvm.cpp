@@ -194,6 +194,80 @@ void enter_kernel(Vcpu &cpu) {
   }
 }
 
+std::vector<uint64_t> attach_gate(GuestRegion &scratch, PageTables &pt, uint64_t kernel_root, const GateSpec &g) {
+  uint64_t n = g.entries.size();
+  if (n == 0 || n > kGateEntries || g.instance_gpas.empty())
+    throw VmmError(ErrorCode::Internal, "in-guest gate: bad entry or instance count");
+  uint64_t c = kPvmGateOff;
+  put64(scratch, c + kPvmGN, n);
+  put64(scratch, c + kPvmGTramp, g.trampoline);
+  put64(scratch, c + kPvmGFs, g.fs_base);
+  put64(scratch, c + kPvmGGs, g.gs_base);
+  put64(scratch, c + kPvmGStack, g.stack_top);
+  put64(scratch, c + kPvmGInfo, g.call_info);
+  put64(scratch, c + kPvmGCallerLo, g.caller_lo);
+  put64(scratch, c + kPvmGCallerHi, g.caller_hi);
+  for (uint64_t e = 0; e < n; e++) {
+    put64(scratch, kPvmGateTableOff + 8 * e, g.entries[e]);
+    // mov %rcx,%r10; mov $imm32,%eax; syscall; ret (the caller's RCX, its 4th argument,
+    // survives in R10, as for a Linux system call)
+    uint8_t stub[16] = {0x49, 0x89, 0xca, 0xb8, 0, 0, 0, 0, 0x0f, 0x05, 0xc3, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc};
+    uint32_t nr = uint32_t(kPvmGateSys + e);
+    std::memcpy(stub + 4, &nr, 4);
+    std::memcpy(scratch.host() + kPvmGateStubOff + 16 * e, stub, 16);
+  }
+  uint64_t user_root = kernel_root + 0x1000;
+  uint64_t stub_bytes = (n * 16 + kPage - 1) & ~(kPage - 1);
+  pt.map(kGateVa, kPvmScratchGpa + kPvmGateStubOff, stub_bytes, pte::U, user_root);  // read-only, executable
+  pt.map(kPvmLockVa, kPvmLockGpa, kPage, pte::W | pte::U, kernel_root);
+  std::vector<uint64_t> roots;
+  for (size_t i = 0; i < g.instance_gpas.size(); i++) {
+    uint64_t k = kernel_root;
+    if (i > 0) {
+      k = pt.add_root_pair();
+      unsigned backend_slot = unsigned(kBackendVa >> 39);
+      for (unsigned s = 0; s < 512; s++) {
+        if (s != backend_slot) pt.share_slot(k, kernel_root, s);
+        pt.share_slot(k + 0x1000, user_root, s);
+      }
+    }
+    pt.map(kBackendVa, g.instance_gpas[i], g.backend_bytes, pte::W | pte::U, k);
+    roots.push_back(k);
+  }
+  return roots;
+}
+
+void select_instance(GuestRegion &scratch, int instance, uint64_t owner) {
+  put64(scratch, kPvmVarsOff + kPvmVInst, uint64_t(instance));
+  put64(scratch, kPvmVarsOff + kPvmVLine, kPvmLockVa + 64 * uint64_t(instance));
+  put64(scratch, kPvmVarsOff + kPvmVOwner, owner);
+  put64(scratch, kPvmVarsOff + kPvmVInCall, 0);
+}
+
+GateCall current_call(const GuestRegion &scratch) {
+  GateCall c;
+  uint64_t v = kPvmVarsOff;
+  c.active = get64(scratch, v + kPvmVInCall) != 0;
+  c.entry = int(get64(scratch, v + kPvmVEntry));
+  c.ret_rip = get64(scratch, v + kPvmVUrip);
+  c.rflags = get64(scratch, v + kPvmVUrfl);
+  c.rsp = get64(scratch, v + kPvmVUrsp);
+  c.fs = get64(scratch, v + kPvmVUfs);
+  c.kernel_gs = get64(scratch, v + kPvmVKgs);
+  c.tsc0 = get64(scratch, v + kPvmVT0);
+  for (int i = 0; i < 6; i++) c.saved[i] = get64(scratch, v + kPvmVSaved + 8 * i);
+  return c;
+}
+
+void clear_call(GuestRegion &scratch) { put64(scratch, kPvmVarsOff + kPvmVInCall, 0); }
+void set_notify(GuestRegion &scratch, bool on) { put64(scratch, kPvmVarsOff + kPvmVNotify, on ? 1 : 0); }
+
+uint64_t ns_since_tsc(const GuestRegion &kmem, uint64_t tsc) {
+  uint64_t now = __rdtsc();
+  if (now <= tsc) return 0;
+  return uint64_t((unsigned __int128)(now - tsc) * get64(kmem, kPvmDataOff + kPvmDMult) >> 32);
+}
+
 uint64_t inguest_calls(const GuestRegion &scratch) { return get64(scratch, kPvmVarsOff + kPvmVCount); }
 uint64_t last_cr2(const GuestRegion &scratch) { return get64(scratch, kPvmVifOff + 8); }
 

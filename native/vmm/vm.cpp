@@ -3,6 +3,7 @@
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 
 #include "error.h"
@@ -17,6 +18,7 @@ namespace farcall {
 using namespace layout;
 
 namespace {
+std::atomic<uint64_t> g_next_owner{1};
 constexpr uint64_t kMsrStar = 0xc0000081, kMsrLstar = 0xc0000082, kMsrCstar = 0xc0000083,
                    kMsrSfmask = 0xc0000084, kMsrKernelGsBase = 0xc0000102;
 
@@ -40,7 +42,7 @@ kvm_segment seg(uint16_t sel, uint8_t type, uint8_t dpl, bool code) {
 }
 }  // namespace
 
-Vm::Vm(const VmConfig &cfg) : cfg_(cfg) {
+Vm::Vm(const VmConfig &cfg) : cfg_(cfg), owner_(g_next_owner++) {
   if (cfg_.ram_bytes < (4u << 20) || cfg_.ram_bytes > kMaxUserRam || cfg_.ram_bytes % kHugePage)
     throw VmmError(ErrorCode::BadState, "guest memory must be a multiple of 2 MiB between 4 MiB and 64 GiB");
   if (cfg_.mode == EntryMode::PvmNative) pvm::check_host();
@@ -64,9 +66,11 @@ Vm::Vm(const VmConfig &cfg) : cfg_(cfg) {
   setup_vcpu();
 }
 
-Vm::Vm(const Vm &master, const CpuState &state, bool dirty_log) : cfg_(master.cfg_) {
+Vm::Vm(const Vm &master, const CpuState &state, bool dirty_log) : cfg_(master.cfg_), owner_(g_next_owner++) {
   cfg_.dirty_log = dirty_log;
   cr3_ = master.cr3_;
+  pvm_roots_ = master.pvm_roots_;
+  pvm_instances_ = master.pvm_instances_;
   create_vm();
   ram_ = GuestRegion::fork_of(master.ram_);
   kmem_ = GuestRegion::fork_of(master.kmem_);
@@ -82,6 +86,7 @@ Vm::Vm(const Vm &master, const CpuState &state, bool dirty_log) : cfg_(master.cf
   }
   setup_vcpu();
   restore_state(state, true);
+  if (pvm_gate()) pvm_select(master.pvm_inst_);  // this VM's owner value; Fork may pick another instance
 }
 
 Vm::~Vm() {
@@ -295,13 +300,52 @@ uint64_t Vm::attach_region(uint64_t va, uint64_t gpa, const std::shared_ptr<Gues
     if (ran_) throw VmmError(ErrorCode::BadState, "backends are attached before the VM first runs");
     fall_back_to_trap_page();
   }
-  int slot = next_slot_++;
-  add_slot(slot, gpa, *region, false);
-  extra_.push_back(Extra{slot, gpa, region});
+  bool have = false;  // already a memslot (the in-guest gate added it before a fall-back)
+  for (auto &x : extra_) have |= x.gpa == gpa;
+  if (!have) {
+    int slot = next_slot_++;
+    add_slot(slot, gpa, *region, false);
+    extra_.push_back(Extra{slot, gpa, region});
+  }
   uint64_t root = pt_->add_root();
   for (unsigned i = 0; i < 512; i++) pt_->share_slot(root, cr3_, i);
   pt_->map(va, gpa, region->size(), pte::W | pte::U, root);
   return root;
+}
+
+bool Vm::pvm_attach_gate(const pvm::GateSpec &g, const std::vector<std::shared_ptr<GuestRegion>> &instances,
+                         const std::shared_ptr<GuestRegion> &lines) {
+  if (cfg_.mode != EntryMode::PvmNative || ran_ || pvm_gate() || !pt_) return false;
+  for (size_t i = 0; i < instances.size(); i++) {
+    int slot = next_slot_++;
+    add_slot(slot, g.instance_gpas[i], *instances[i], false);
+    extra_.push_back(Extra{slot, g.instance_gpas[i], instances[i]});
+  }
+  int slot = next_slot_++;
+  add_slot(slot, kPvmLockGpa, *lines, false);
+  extra_.push_back(Extra{slot, kPvmLockGpa, lines});
+  pvm_roots_ = pvm::attach_gate(*pvm_.scratch, *pt_, cr3_, g);
+  pvm_instances_ = instances;
+  pvm_select(0);
+  return true;
+}
+
+void Vm::pvm_select(int instance) {
+  if (ran_ && instance != pvm_inst_) throw VmmError(ErrorCode::BadState, "a VM's backend instance is chosen before it runs");
+  pvm_inst_ = instance;
+  cr3_ = pvm_roots_.at(size_t(instance));
+  pvm::select_instance(*pvm_.scratch, instance, owner_);
+  vcpu_->sregs().cr3 = cr3_;
+  vcpu_->sregs_dirty();
+}
+
+void Vm::pvm_drop_gate() {
+  if (!pvm_gate()) return;
+  if (ran_) throw VmmError(ErrorCode::BadState, "backends are attached before the VM first runs");
+  pvm_roots_.clear();
+  pvm_instances_.clear();
+  pvm_inst_ = -1;
+  fall_back_to_trap_page();
 }
 
 Event Vm::exception_event(int vector) {
@@ -313,6 +357,8 @@ Event Vm::exception_event(int vector) {
   // The CPU pushed the frame on the kernel stack; read it from the kernel region.
   if (sp >= kKernelVa && sp + sizeof(frame) <= kKernelVa + kKernelSize)
     std::memcpy(frame, kmem_->host() + (sp - kKernelVa), sizeof(frame));
+  else if (pvm_inst_ >= 0)  // a fault of a backend inside an in-guest call: the frame is on its stack
+    GuestView{pvm_instances_[size_t(pvm_inst_)].get(), kBackendVa}.read(frame, sp, sizeof(frame));
   int i = 0;
   if (vector_has_error_code(vector)) ev.error_code = frame[i++];
   ev.rip = frame[i];
@@ -365,6 +411,12 @@ Event Vm::run(uint64_t deadline_ns) {
     pvm_.in_kernel = false;
     if (vcpu_->run(deadline_ns) == Vcpu::RunResult::Timeout) {
       stats_.interrupted++;
+      if (cfg_.mode == EntryMode::PvmNative) {
+        // Stopped where it was. Kernel and backend addresses are fetchable only in supervisor
+        // mode (the user root maps neither), so RIP tells the mode.
+        uint64_t rip = vcpu_->regs().rip;
+        pvm_.in_kernel = rip >= kKernelVa || (rip >= kBackendVa && rip < kBackendVa + kBackendGpaStride);
+      }
       Event ev;
       ev.kind = Event::Timeout;
       return ev;
@@ -404,6 +456,14 @@ Event Vm::run(uint64_t deadline_ns) {
             return ev;
           }
           if (port == kPortGateReturn) return decode_trap(kTrapGateReturn);
+          if (pvm_gate() && (port == kPortGateWait || port == kPortGateSyscall || port == kPortGateNotify)) {
+            stats_.gate++;
+            Event ev;
+            ev.kind = port == kPortGateWait ? Event::GateWait
+                      : port == kPortGateSyscall ? Event::GateSyscall : Event::GateNotify;
+            ev.rip = r.rip;
+            return ev;
+          }
           uint16_t vbase = cfg_.mode == EntryMode::PvmNative ? kPvmPortVector : kPortVector;
           if (port >= vbase && port < vbase + 32) return exception_event(port - vbase);
           if (port == kPortSpurious) return exception_event(255);
@@ -538,6 +598,8 @@ void Vm::restore_state(const CpuState &st, bool with_fpu) {
   }
   vcpu_->regs() = st.regs;
   vcpu_->sregs() = st.sregs;
+  if (cfg_.mode == EntryMode::PvmNative)  // a fork's own root pair (in-guest gate), same half of it
+    vcpu_->sregs().cr3 = cr3_ | (st.sregs.cr3 & 0x1000);
   vcpu_->regs_dirty();
   vcpu_->sregs_dirty();
   if (with_fpu && !st.xsave.empty()) {

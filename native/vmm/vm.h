@@ -14,12 +14,16 @@
 #include "kvm.h"
 #include "memory.h"
 #include "paging.h"
+#include "pvm.h"
 #include "vcpu.h"
 
 namespace farcall {
 
 struct Event {
-  enum Kind { Syscall, Exception, GateReturn, GateCall, Timeout, Halt, Unexpected } kind = Unexpected;
+  enum Kind {
+    Syscall, Exception, GateReturn, GateCall, Timeout, Halt, Unexpected,
+    GateWait, GateSyscall, GateNotify  // the PVM in-guest gate's exits (layout.h kPortGate*)
+  } kind = Unexpected;
   int vector = -1;           // Exception
   uint64_t error_code = 0;   // Exception (when the vector has one)
   uint64_t rip = 0;          // Exception: faulting RIP
@@ -90,6 +94,23 @@ class Vm {
   uint64_t attach_region(uint64_t va, uint64_t gpa, const std::shared_ptr<GuestRegion> &region);
   uint64_t root() const { return cr3_; }
 
+  // PvmNative: the in-guest gate for one trusted backend (pvm.h attach_gate): memslots for every
+  // instance and for the instance lines page, one root pair per instance; this VM calls
+  // instance 0 until pvm_select(). Returns false (and changes nothing) if the VM is not
+  // PvmNative or has run.
+  bool pvm_attach_gate(const pvm::GateSpec &g, const std::vector<std::shared_ptr<GuestRegion>> &instances,
+                       const std::shared_ptr<GuestRegion> &lines);
+  bool pvm_gate() const { return !pvm_roots_.empty(); }
+  // Before a fork first runs: the instance it calls (its kernel root from now on).
+  void pvm_select(int instance);
+  int pvm_instance() const { return pvm_inst_; }
+  int pvm_instance_count() const { return int(pvm_roots_.size()); }
+  GuestRegion &pvm_scratch() { return *pvm_.scratch; }
+  // This VM's value in instance lock words (unique in the process).
+  uint64_t owner() const { return owner_; }
+  // Leaves the in-guest gate for the exit-based one (a second or an untrusted backend).
+  void pvm_drop_gate();
+
   // Runs the vCPU until an event that needs the VMM. deadline: absolute monotonic ns or 0.
   Event run(uint64_t deadline_ns);
   // Completes a system call: RAX = ret, back to user mode after the `syscall` instruction.
@@ -138,6 +159,10 @@ class Vm {
   bool via_call_ = false;  // the pending system call came through kTrapSdkCall
   kvm_segment user_cs_{}, user_ss_{}, kernel_cs_{}, kernel_ss_{};
   PvmState pvm_;
+  std::vector<uint64_t> pvm_roots_;  // in-guest gate: kernel root per backend instance
+  std::vector<std::shared_ptr<GuestRegion>> pvm_instances_;
+  int pvm_inst_ = -1;
+  uint64_t owner_ = 0;
   bool ran_ = false;
   std::vector<uint64_t> dirty_buf_;
 
