@@ -2,7 +2,7 @@
 export * from './errors';
 export { runProgram, RunOptions, RunResult, RunStats } from './run';
 export { doctor, DoctorReport, DoctorCheck } from './doctor';
-export { RequestPool, RequestPoolOptions, RequestPoolStats, RequestEvent, ResetEvent, FailureEvent, ResetKind } from './pool';
+export { RequestPool, RequestPoolOptions, RequestPoolStats, RequestEvent, ResetEvent, FailureEvent, ResetKind, GateKind } from './pool';
 export { LatencySummary } from './stats';
 export { Backend, BackendOptions, BackendStats, BackendEvents, CallOptions } from './backend';
 export { Broker, BrokerEvents, BrokerStats, PoolReport } from './broker';

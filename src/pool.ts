@@ -53,7 +53,14 @@ export interface RequestPoolStats {
   reset: LatencySummary;
   masterInitUs: number;
   forkCreateUs: number[];
+  /**
+   * How calls to backends travel: 'in-guest' (PVM host and one trusted backend: no VM exit per
+   * call), 'exit' (through the VMM), or 'none' (no backends attached).
+   */
+  gate: GateKind;
 }
+
+export type GateKind = 'in-guest' | 'exit' | 'none';
 
 interface Pending {
   bytes: Buffer;
@@ -207,6 +214,7 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
       reset: this.resetLatency.summary(),
       masterInitUs: this.masterInitUs,
       forkCreateUs: [...this.forkCreateUs],
+      gate: this.forks.length ? native().forkStats(this.forks[0].handle).gate : 'none',
     };
   }
 

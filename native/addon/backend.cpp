@@ -131,7 +131,7 @@ Napi::Value BackendCall(const Napi::CallbackInfo &info) {
   uint64_t out_cap = uint64_t(info[3].As<Napi::Number>().DoubleValue());
   uint64_t timeout_ns = uint64_t(info[4].As<Napi::Number>().DoubleValue() * 1e6);
   int e = h->backend->find(entry);
-  if (!h->backend->available) {
+  if (!h->backend->available()) {
     Failure f{"BackendUnavailable", "backend is restarting", {}, {}};
     deferred->Reject(f.to_error(env).Value());
     return deferred->Promise();
@@ -220,7 +220,7 @@ Napi::Value BackendRestart(const Napi::CallbackInfo &info) {
   auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
   auto h = handle_of(info[0]);
   uint64_t timeout_ns = uint64_t(info[1].As<Napi::Number>().DoubleValue() * 1e6);
-  h->backend->available = false;  // from now: guest calls get FARCALL_E_BACKEND_BUSY
+  h->backend->set_available(false);  // from now: guest calls get FARCALL_E_BACKEND_BUSY
   h->worker->post(env, [=]() -> Completion {
     uint64_t t0 = Vcpu::now_ns();
     Failure f;
@@ -244,7 +244,7 @@ Napi::Value BackendRestart(const Napi::CallbackInfo &info) {
 }
 
 Napi::Value BackendSetAvailable(const Napi::CallbackInfo &info) {
-  handle_of(info[0])->backend->available = info[1].ToBoolean();
+  handle_of(info[0])->backend->set_available(info[1].ToBoolean());
   return info.Env().Undefined();
 }
 

@@ -159,7 +159,7 @@ Napi::Value ForkRequest(const Napi::CallbackInfo &info) {
   return deferred->Promise();
 }
 
-// forkStats(fork) -> {fastResets, fullResets, privatePages, exits, syscalls}
+// forkStats(fork) -> {fastResets, fullResets, privatePages, exits, syscalls, gate, instance?}
 Napi::Value ForkStats(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto h = unwrap_handle<ForkHandle>(info[0], "fork");
@@ -167,6 +167,10 @@ Napi::Value ForkStats(const Napi::CallbackInfo &info) {
   r.Set("fastResets", double(h->fork->fast_resets()));
   r.Set("fullResets", double(h->fork->full_resets()));
   r.Set("privatePages", double(h->fork->private_pages()));
+  // Which far-call gate this fork's calls take, and (in-guest gate) the instance it calls.
+  Vm &vm = h->fork->process().vm();
+  r.Set("gate", vm.pvm_gate() ? "in-guest" : h->fork->process().attached_count() ? "exit" : "none");
+  if (vm.pvm_gate()) r.Set("instance", vm.pvm_instance());
   return r;
 }
 

@@ -73,6 +73,9 @@
         .set G_INFO, 0x28        /* the backend's struct farcall_call_info, or 0 */
         .set G_CLO, 0x30         /* the caller's memory, for farcall_caller_ok() */
         .set G_CHI, 0x38
+        .set G_STUBLO, 0x40      /* the stub page(s) at kGateVa: a gate call's RCX lies inside */
+        .set G_STUBHI, 0x48
+        .set UNAVAIL_OFF, 0x301000  /* nonzero while the backend is unavailable (restarting) */
 
 #define D(x) (base - CODE_OFF + DATA_OFF + (x))(%rip)
 #define V(x) (base - CODE_OFF + VARS_OFF + (x))(%rip)
@@ -106,9 +109,11 @@ farcall_pvm_boot:
 farcall_pvm_syscall:
         cmpq $0, V(V_INCALL)
         jne gate_syscall               /* the backend, in supervisor mode, inside a call */
-        cmp $GATE_SYS, %rax
-        jae gate_maybe
-        cmp $228, %rax                 /* clock_gettime */
+        cmp G(G_STUBLO), %rcx
+        jb 1f
+        cmp G(G_STUBHI), %rcx
+        jb gate_stub                   /* from the stub page: a far call, or a refused one */
+1:      cmp $228, %rax                 /* clock_gettime */
         je clock_gettime
         cmp $110, %rax                 /* getppid */
         je ret_zero
@@ -235,14 +240,24 @@ time:
  * RSP, FS, callee-saved registers, switch FS/GS/stack, enter the SDK trampoline with the entry in
  * R11 and the return to gate_return on the backend stack; on return count the call, switch back,
  * unlock, clear scratch registers, `int $0x19` to the caller. No exit on this path. */
-gate_maybe:
-        cmp $(GATE_SYS + 0x1000), %rax
-        jae forward
+gate_stub:
         mov %rcx, V(V_URIP)
         mov %r11, V(V_URFL)
+        /* only entry e's own `syscall` (at stub e + 10) with RAX = GATE_SYS + e enters */
+        mov %rcx, %r11
+        sub G(G_STUBLO), %r11
+        sub $10, %r11
+        test $15, %r11
+        jnz gate_bad
+        shr $4, %r11
+        cmp G(G_N), %r11
+        jae gate_bad
+        add $GATE_SYS, %r11
+        cmp %r11, %rax
+        jne gate_bad
         sub $GATE_SYS, %eax
-        cmp G(G_N), %rax
-        jae gate_nosys
+        cmpq $0, (base - CODE_OFF + UNAVAIL_OFF)(%rip)
+        jne gate_busy
         mov %rax, V(V_ENTRY)
         mov V(V_LINE), %r11
         mov V(V_OWNER), %rcx
@@ -328,12 +343,17 @@ gate_contended:
         test %rax, %rax                /* 0: taken; otherwise the error the call returns */
         jz gate_locked
         jmp gate_fail
-gate_nosys:
-        mov $-38, %rax                 /* ENOSYS: no such entry */
+gate_busy:
+        mov $-1003, %rax               /* FARCALL_E_BACKEND_BUSY: restarting */
 gate_fail:
         mov V(V_URIP), %rcx
         mov V(V_URFL), %r11
         int $0x19
+        ud2
+
+/* A jump into the stub page elsewhere than an entry: the VMM stops the program with a fault. */
+gate_bad:
+        out %al, $0xe5
         ud2
 
 /* A system call by the backend inside a call: the VMM answers it on the instance's personality

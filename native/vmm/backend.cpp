@@ -88,7 +88,7 @@ Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instanc
     trampoline_ = r.r9;
     if (trampoline_ && !v.ptr(trampoline_, 1)) throw VmmError(ErrorCode::Protocol, "farcall_serve(): bad trampoline");
     // The instances: copies of the memory as it is now (zero pages stay holes).
-    lines_ = GuestRegion::create(kPage, "farcall-lines");
+    lines_ = GuestRegion::create(kPvmLinesBytes, "farcall-lines");
     for (int i = 0; i < instances; i++) {
       auto inst = std::make_unique<Instance>();
       inst->index = i;
@@ -172,7 +172,7 @@ void Backend::restore(Instance &inst) {
 }
 
 void Backend::restart(uint64_t deadline_ns) {
-  available = false;
+  set_available(false);
   uint64_t slot = backend_slot__alloc();
   std::unique_ptr<Process> fresh;
   try {
@@ -211,7 +211,12 @@ void Backend::restart(uint64_t deadline_ns) {
     restores++;
   }
   for (Instance *h : held) release(h, false, "");
-  available = true;
+  set_available(true);
+}
+
+void Backend::set_available(bool on) {
+  available_ = on;
+  reinterpret_cast<std::atomic<uint64_t> *>(lines_->host() + kPvmUnavailableOff)->store(on ? 0 : 1);
 }
 
 void Backend::release(Instance *inst, bool do_restore, const std::string &why) {

@@ -70,7 +70,10 @@ class Backend {
   // the backend is unavailable: guest calls return kErrBackendBusy, host calls are refused.
   // Throws (and stays unavailable) if the program fails to initialize again.
   void restart(uint64_t deadline_ns);
-  std::atomic<bool> available{true};
+  // Unavailable: guest calls get kErrBackendBusy at once (in-guest gates read the flag from
+  // the lines page), host calls are refused.
+  bool available() const { return available_; }
+  void set_available(bool on);
 
   const std::vector<EntryPoint> &entries() const { return entries_; }
   int find(const std::string &name) const;
@@ -131,6 +134,7 @@ class Backend {
   std::vector<uint64_t> slots_;  // guest-physical slot numbers this backend took
   std::shared_ptr<GuestRegion> lines_;  // one InstanceLine per instance
   bool trusted_ = false;
+  std::atomic<bool> available_{true};
   uint64_t fs_base_ = 0, gs_base_ = 0, trampoline_ = 0, stack_top_ = 0, call_info_ = 0, call_timeout_ns_ = 0, ram_bytes_ = 0;
   std::mutex mu_;
   std::condition_variable cv_;

@@ -122,7 +122,7 @@ bool Process::gate_enter(uint64_t addr, uint64_t rsp, uint64_t rflags, bool fetc
     stop->event.detail = "gate call with a stack outside the caller's memory";
     return false;
   }
-  if (!be.available) {  // restarting: answer at once instead of queueing behind the restart
+  if (!be.available()) {  // restarting: answer at once instead of queueing behind the restart
     vm_->vcpu().regs().rax = uint64_t(kErrBackendBusy);
     vm_->resume_user(ret, rsp + 8, rflags);
     return true;
@@ -263,7 +263,7 @@ Stop Process::host_call(size_t index, int entry, const uint64_t args[4], uint64_
   Stop st;
   Attached &at = attached_.at(index);
   Backend &be = *at.backend;
-  if (!be.available) {
+  if (!be.available()) {
     st.kind = Stop::Fault;
     st.event.detail = "backend is restarting";
     return st;
@@ -319,7 +319,7 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
       // here, take it for this VM, and tell the kernel (RAX 0) or give the caller an error.
       uint64_t limit = be.call_timeout_ns(), dl = limit ? Vcpu::now_ns() + limit : 0;
       if (req_deadline_ && (!dl || req_deadline_ < dl)) dl = req_deadline_;
-      if (!be.available) {
+      if (!be.available()) {
         r.rax = uint64_t(kErrBackendBusy);
       } else if (be.acquire_for(inst, vm.owner(), dl)) {
         r.rax = 0;

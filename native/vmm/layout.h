@@ -90,11 +90,14 @@ constexpr uint64_t kPvmGateTableOff = 0x8000;   // entry addresses, kGateEntries
 constexpr uint64_t kPvmGateStubOff = 0x10000;   // kGateEntries x 16 bytes
 constexpr uint64_t kPvmGateSys = 0x47000000;    // system-call number of entry 0
 constexpr uint64_t kPvmGN = 0x00, kPvmGTramp = 0x08, kPvmGFs = 0x10, kPvmGGs = 0x18, kPvmGStack = 0x20,
-                   kPvmGInfo = 0x28, kPvmGCallerLo = 0x30, kPvmGCallerHi = 0x38;
-// The backend's instance lines (one shared page, 64 bytes per instance: owner, calls), mapped
-// in the kernel root of every VM that calls the backend in the guest.
+                   kPvmGInfo = 0x28, kPvmGCallerLo = 0x30, kPvmGCallerHi = 0x38, kPvmGStubLo = 0x40,
+                   kPvmGStubHi = 0x48;
+// The backend's instance lines (one shared page, 64 bytes per instance: owner, calls) and a
+// second page whose first word is nonzero while the backend is unavailable; mapped in the
+// kernel root of every VM that calls the backend in the guest.
 constexpr uint64_t kPvmLockGpa = kPvmScratchGpa + 0x100000;
 constexpr uint64_t kPvmLockVa = kPvmScratchVa + 0x100000;
+constexpr uint64_t kPvmLinesBytes = 0x2000, kPvmUnavailableOff = 0x1000;
 // Fields of the calibration page and the scratch page (mirrored in pvm.S).
 constexpr uint64_t kPvmDEnable = 0x00, kPvmDTsc = 0x08, kPvmDMult = 0x10, kPvmDMono = 0x18, kPvmDRt = 0x20,
                    kPvmDUserLo = 0x28, kPvmDUserHi = 0x30, kPvmDNs = 0x38, kPvmDThousand = 0x40,
@@ -115,6 +118,6 @@ constexpr uint16_t kPortGateReturn = 0xe1;
 constexpr uint16_t kPortSpurious = 0xdf;
 // The PVM in-guest gate's exits: contention for the instance, a backend system call during a
 // call, and a finished call when someone listens for per-call events.
-constexpr uint16_t kPortGateWait = 0xe2, kPortGateSyscall = 0xe3, kPortGateNotify = 0xe4;
+constexpr uint16_t kPortGateWait = 0xe2, kPortGateSyscall = 0xe3, kPortGateNotify = 0xe4, kPortGateBad = 0xe5;
 
 }  // namespace farcall::layout

@@ -79,6 +79,7 @@ class Process {
   // the Stop (Farcall/kHostCallDone with the result in RAX, or a failure).
   Stop host_call(size_t index, int entry, const uint64_t args[4], uint64_t deadline_ns);
   bool in_call() const { return call_.active; }
+  size_t attached_count() const { return attached_.size(); }
   // Gives up a far call the caller will not finish (it is being reset or destroyed).
   void abandon_call(const char *why) { gate_abandon(why); }
   const GuestView &view() const { return mem_; }

@@ -207,19 +207,26 @@ std::vector<uint64_t> attach_gate(GuestRegion &scratch, PageTables &pt, uint64_t
   put64(scratch, c + kPvmGInfo, g.call_info);
   put64(scratch, c + kPvmGCallerLo, g.caller_lo);
   put64(scratch, c + kPvmGCallerHi, g.caller_hi);
+  uint64_t stub_bytes = (n * 16 + kPage - 1) & ~(kPage - 1);
+  put64(scratch, c + kPvmGStubLo, kGateVa);
+  put64(scratch, c + kPvmGStubHi, kGateVa + stub_bytes);
+  // Everything in the stub pages that is not an entry's code is ud2: a jump there faults.
+  for (uint64_t o = 0; o < stub_bytes; o += 2) {
+    scratch.host()[kPvmGateStubOff + o] = 0x0f;
+    scratch.host()[kPvmGateStubOff + o + 1] = 0x0b;
+  }
   for (uint64_t e = 0; e < n; e++) {
     put64(scratch, kPvmGateTableOff + 8 * e, g.entries[e]);
     // mov %rcx,%r10; mov $imm32,%eax; syscall; ret (the caller's RCX, its 4th argument,
     // survives in R10, as for a Linux system call)
-    uint8_t stub[16] = {0x49, 0x89, 0xca, 0xb8, 0, 0, 0, 0, 0x0f, 0x05, 0xc3, 0xcc, 0xcc, 0xcc, 0xcc, 0xcc};
+    uint8_t stub[11] = {0x49, 0x89, 0xca, 0xb8, 0, 0, 0, 0, 0x0f, 0x05, 0xc3};
     uint32_t nr = uint32_t(kPvmGateSys + e);
     std::memcpy(stub + 4, &nr, 4);
-    std::memcpy(scratch.host() + kPvmGateStubOff + 16 * e, stub, 16);
+    std::memcpy(scratch.host() + kPvmGateStubOff + 16 * e, stub, sizeof stub);
   }
   uint64_t user_root = kernel_root + 0x1000;
-  uint64_t stub_bytes = (n * 16 + kPage - 1) & ~(kPage - 1);
   pt.map(kGateVa, kPvmScratchGpa + kPvmGateStubOff, stub_bytes, pte::U, user_root);  // read-only, executable
-  pt.map(kPvmLockVa, kPvmLockGpa, kPage, pte::W | pte::U, kernel_root);
+  pt.map(kPvmLockVa, kPvmLockGpa, kPvmLinesBytes, pte::W | pte::U, kernel_root);
   std::vector<uint64_t> roots;
   for (size_t i = 0; i < g.instance_gpas.size(); i++) {
     uint64_t k = kernel_root;

@@ -376,6 +376,17 @@ Event Vm::exception_event(int vector) {
     }
   }
   stats_.exceptions++;
+  if (pvm_gate() && (vector == 3 || vector == 6 || vector == 14)) {
+    // In-guest gate: the stub pages hold ud2 between entries and nothing is mapped after them.
+    bool fetch = ev.rip >= kGateVa && ev.rip < kGateVa + kGateRegionSize;
+    bool data = vector == 14 && !fetch && ev.cr2 >= kGateVa && ev.cr2 < kGateVa + kGateRegionSize;
+    if (fetch || data) {
+      Event j;
+      j.rip = ev.rip;
+      j.detail = fetch ? "call to an address that is not a registered entry point" : "data access to the gate region";
+      return j;
+    }
+  }
   return ev;
 }
 
@@ -456,6 +467,12 @@ Event Vm::run(uint64_t deadline_ns) {
             return ev;
           }
           if (port == kPortGateReturn) return decode_trap(kTrapGateReturn);
+          if (pvm_gate() && port == kPortGateBad) {
+            Event ev;
+            ev.rip = r.rcx;
+            ev.detail = "call to an address that is not a registered entry point";
+            return ev;
+          }
           if (pvm_gate() && (port == kPortGateWait || port == kPortGateSyscall || port == kPortGateNotify)) {
             stats_.gate++;
             Event ev;
