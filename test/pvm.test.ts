@@ -26,13 +26,24 @@ interface Outcome {
 }
 type Job =
   | { run: string; args?: string[]; opts?: Record<string, unknown> }
-  | { pool: string; args: string[]; opts: Record<string, unknown>; requests: string[] };
+  | { pool: string; args: string[]; opts: Record<string, unknown>; requests: string[] }
+  | { gate: { backends: Record<string, Record<string, unknown>>; size: number; listen?: boolean; parallel?: boolean }; requests: string[] };
+
+// The outcome of a gate job after its requests: which gate the pool's calls took, the exits the
+// forks took for the gate, the backends' counters and the call events heard.
+interface GateSummary {
+  gate: string;
+  gateExits: number;
+  instances: number[];
+  calls: number;
+  events: string[];
+}
 
 // The entry mode is read from the real environment at each VM creation, and jest's
 // process.env is a sandbox copy: so every run happens in a child node process (the compiled
 // dist/, as the CLI tests use) whose environment names the mode.
 const CHILD = `
-const { runProgram, RequestPool } = require(${JSON.stringify(path.join(root, 'dist', 'src'))});
+const { runProgram, RequestPool, Backend } = require(${JSON.stringify(path.join(root, 'dist', 'src'))});
 const err = (e) => ({ ok: false, code: e.code, message: e.message, details: e.details });
 (async () => {
   const out = [];
@@ -43,6 +54,29 @@ const err = (e) => ({ ok: false, code: e.code, message: e.message, details: e.de
         const r = await runProgram(j.run, { args: j.args ?? [], ...(j.opts ?? {}) });
         out.push({ ok: true, exitCode: r.exitCode, stdout: r.stdout.toString(), stats: r.stats, ms: Date.now() - t0 });
       } catch (e) { out.push({ ...err(e), ms: Date.now() - t0 }); }
+    } else if (j.gate) {
+      const backends = {};
+      const events = [];
+      for (const [name, o] of Object.entries(j.gate.backends)) {
+        backends[name] = await Backend.load(${JSON.stringify(guest('counter_backend'))}, { memoryMiB: 16, ...o });
+        if (j.gate.listen) backends[name].on('call', (e) => events.push(name + '.' + e.entry));
+      }
+      const pool = await RequestPool.create(${JSON.stringify(guest('caller'))}, { size: j.gate.size, backends });
+      const one = (q) => pool.run(q).then((r) => ({ ok: true, stdout: r.toString() }), err);
+      if (j.gate.parallel) out.push(...(await Promise.all(j.requests.map(one))));
+      else for (const q of j.requests) out.push(await one(q));
+      await new Promise((r) => setTimeout(r, 50));
+      const forks = pool.forkStats();
+      const b = Object.values(backends)[0].stats();
+      out.push({ ok: true, stdout: JSON.stringify({
+        gate: pool.stats().gate,
+        gateExits: forks.reduce((n, f) => n + f.exits.gate, 0),
+        instances: forks.map((f) => f.instance ?? -1),
+        calls: b.calls,
+        events,
+      }) });
+      await pool.close();
+      for (const x of Object.values(backends)) x.close();
     } else {
       const pool = await RequestPool.create(j.pool, { args: j.args, ...j.opts });
       for (const q of j.requests) {
@@ -192,6 +226,59 @@ describePvm('pvm-native: entering PVM mode', () => {
     expect(answers).toEqual(['1 200', '1 200', 'Timeout', '1 200', 'GuestFault', 'after', 'Timeout', 'Timeout', '1 200']);
     const resets = JSON.parse(out[out.length - 1].stdout!);
     expect(resets.full).toBe(4);
+  });
+});
+
+describePvm('pvm-native: the in-guest far-call gate (trusted backends)', () => {
+  const adds = Array.from({ length: 20 }, () => 'add:1');
+  const summary = (out: Outcome[]) => JSON.parse(out[out.length - 1].stdout!) as GateSummary;
+
+  test('calls into a trusted backend take no VM exit; an ordinary backend takes the exit gate', async () => {
+    const [trusted, ordinary] = await Promise.all([
+      jobs('pvm-native', [{ gate: { backends: { counter: { trusted: true } }, size: 1 }, requests: adds }]),
+      jobs('pvm-native', [{ gate: { backends: { counter: {} }, size: 1 }, requests: adds }]),
+    ]);
+    const want = adds.map((_, i) => String(i + 1));
+    expect(trusted.slice(0, -1).map((o) => o.stdout)).toEqual(want);
+    expect(ordinary.slice(0, -1).map((o) => o.stdout)).toEqual(want);
+    const t = summary(trusted);
+    const o = summary(ordinary);
+    expect(t).toMatchObject({ gate: 'in-guest', gateExits: 0, calls: 20, instances: [0] });
+    expect(o.gate).toBe('exit');
+    expect(o.gateExits).toBeGreaterThanOrEqual(40); // a call and a return exit per call
+    expect(o.calls).toBe(20);
+  });
+
+  test('forks take the instances in turn, and calls from many forks into one instance stay serialized', async () => {
+    const reqs = Array.from({ length: 40 }, () => 'slow_add:200000');
+    const [two, one] = await Promise.all([
+      jobs('pvm-native', [{ gate: { backends: { counter: { trusted: true, instances: 2 } }, size: 4, parallel: true }, requests: reqs }]),
+      jobs('pvm-native', [{ gate: { backends: { counter: { trusted: true } }, size: 3, parallel: true }, requests: reqs }]),
+    ]);
+    expect(summary(two).instances.sort()).toEqual([0, 0, 1, 1]);
+    expect(summary(two).calls).toBe(40);
+    // One instance shared by three forks (three VMs, one lock word): no update lost, so the
+    // answers are exactly 1..40 in some order.
+    const answers = one.slice(0, -1).map((o) => Number(o.stdout)).sort((a, b) => a - b);
+    expect(answers).toEqual(Array.from({ length: 40 }, (_, i) => i + 1));
+  });
+
+  test('call events are still emitted while someone listens (one exit per call), with the entry names', async () => {
+    const out = await jobs('pvm-native', [
+      { gate: { backends: { counter: { trusted: true } }, size: 1, listen: true }, requests: ['add:1', 'get', 'add:2'] },
+    ]);
+    const s = summary(out);
+    expect(s.gate).toBe('in-guest');
+    expect(s.events).toEqual(['counter.add', 'counter.get', 'counter.add']);
+    expect(s.gateExits).toBe(3);
+  });
+
+  test('a caller with two backends sends every call through the exit gate (one backend address per VM)', async () => {
+    const out = await jobs('pvm-native', [
+      { gate: { backends: { counter: { trusted: true }, other: { trusted: true } }, size: 1 }, requests: ['add:3', 'add:4'] },
+    ]);
+    expect(out.slice(0, 2).map((o) => o.stdout)).toEqual(['3', '7']);
+    expect(summary(out).gate).toBe('exit');
   });
 });
 
