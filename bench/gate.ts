@@ -36,7 +36,7 @@ interface Ctx {
 }
 
 /** n per-call round trips (µs) of `cmd` ('call:…:SIZE' or 'tsc:…'), CALLS_PER_REQUEST per request. */
-async function guestCalls(ctx: Ctx, kind: 'call' | 'tsc', size: number, n: number): Promise<number[]> {
+export async function guestCalls(ctx: Pick<Ctx, 'pool' | 'nsPerTick'>, kind: 'call' | 'tsc', size: number, n: number): Promise<number[]> {
   const out: number[] = [];
   while (out.length < n) {
     const k = Math.min(CALLS_PER_REQUEST, n - out.length);
@@ -47,7 +47,7 @@ async function guestCalls(ctx: Ctx, kind: 'call' | 'tsc', size: number, n: numbe
   return out;
 }
 
-async function calibrate(pool: RequestPool): Promise<{ nsPerTick: number; samples: number[] }> {
+export async function calibrate(pool: RequestPool): Promise<{ nsPerTick: number; samples: number[] }> {
   const samples: number[] = [];
   for (let i = 0; i < 3; i++) {
     const [ticks, ns] = (await pool.run('cal')).toString().split(' ').map(Number);
