@@ -18,6 +18,8 @@ export interface BackendConfig {
   /** Network destinations ("host:port", numeric IPv4) the backend may connect to; nothing else. */
   network?: { allow: string[] };
   restart?: RestartPolicy;
+  /** In-guest calls on PVM hosts; the backend can take over its callers' VMs (BackendOptions.trusted). */
+  trusted?: boolean;
 }
 
 export interface PoolConfig {
@@ -102,7 +104,7 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): BrokerCon
     const w = `backends.${name}`;
     if (!NAME.test(name)) fail(w, 'backend names are identifiers (letters, digits, _)');
     const b = obj(v, w);
-    known(b, ['program', 'instances', 'memoryMiB', 'callTimeoutMs', 'initTimeoutMs', 'args', 'env', 'network', 'restart'], w);
+    known(b, ['program', 'instances', 'memoryMiB', 'callTimeoutMs', 'initTimeoutMs', 'args', 'env', 'network', 'restart', 'trusted'], w);
     let network: BackendConfig['network'];
     if (b.network !== undefined) {
       const n = obj(b.network, `${w}.network`);
@@ -132,6 +134,10 @@ export function validateConfig(raw: unknown, baseDir = process.cwd()): BrokerCon
       network,
       restart,
     };
+    if (b.trusted !== undefined) {
+      if (typeof b.trusted !== 'boolean') fail(`${w}.trusted`, 'must be true or false');
+      out.backends![name].trusted = b.trusted;
+    }
   }
   for (const [name, v] of Object.entries(top.pools === undefined ? {} : obj(top.pools, 'pools'))) {
     const w = `pools.${name}`;

@@ -2,11 +2,12 @@
 // connection-pool (N backend instances, N Redis connections, network allowlist), and http
 // (every HTTP request in a fresh fork, under autocannon load, plus a short soak).
 import { spawn, spawnSync } from 'child_process';
+import * as fs from 'fs';
 import * as path from 'path';
 
 import autocannon from 'autocannon';
 
-import { Broker, RequestFailedError } from '../src';
+import { Broker, RequestFailedError, validateConfig } from '../src';
 import { configPath as kvConfigPath, startKvDemo } from '../samples/kv-store';
 import { configFor, RespClient, RedisServer, redisAvailable, startRedis } from '../samples/connection-pool';
 import { startHttpSample } from '../samples/http/server';
@@ -111,6 +112,24 @@ describeKvm('sample kv-store', () => {
     } finally {
       await b.close();
     }
+  });
+
+  test('a backend marked trusted in the config is loaded trusted; a non-boolean is a ConfigError naming the field', async () => {
+    const cfg = JSON.parse(fs.readFileSync(kvConfigPath(), 'utf8'));
+    const base = path.dirname(kvConfigPath());
+    const name = Object.keys(cfg.backends)[0];
+    cfg.backends[name].trusted = true;
+    expect(validateConfig(cfg, base).backends![name].trusted).toBe(true);
+    const b = await Broker.start(validateConfig(cfg, base));
+    try {
+      expect((await b.request('kv', 'SEEN')).toString()).toBe('INT 1');
+      // Under pvm-native the kv pool calls its one trusted backend inside its own VM.
+      expect(b.pool('kv').stats().gate).toBe(process.env.FARCALL_ENTRY === 'pvm-native' ? 'in-guest' : 'exit');
+    } finally {
+      await b.close();
+    }
+    cfg.backends[name].trusted = 'yes';
+    expect(() => validateConfig(cfg, base)).toThrow(new RegExp(`config backends\\.${name}\\.trusted: must be true or false`));
   });
 
   test('one command: node dist/samples/kv-store/run.js', async () => {
