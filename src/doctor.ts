@@ -54,8 +54,17 @@ export function doctor(): DoctorReport {
     checks.push({ name: cmd, ok, detail: ok ? why : `missing (${why})`, fix: ok ? undefined : fix });
   }
   const pvmNative = '/sys/module/kvm_pvm/parameters/pvm_native';
-  if (fs.existsSync(pvmNative))
+  if (fs.existsSync(pvmNative)) {
     checks.push({ name: 'kvm_pvm', ok: true, detail: `pvm_native=${fs.readFileSync(pvmNative, 'utf8').trim()}` });
+    const native = d.entryMode === 'pvm-native';
+    checks.push({
+      name: 'in-guest gate',
+      ok: true,
+      detail: native
+        ? 'on: calls into a trusted backend (the only one a pool attaches) take no VM exit'
+        : 'off: set FARCALL_ENTRY=pvm-native to call trusted backends without VM exits (docs/pvm.md)',
+    });
+  }
   return {
     ok: checks.every((c) => c.ok || c.name === 'flatc' || c.name === 'musl-gcc'),
     flavor: d.flavor ?? 'unknown',

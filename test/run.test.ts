@@ -413,6 +413,9 @@ describeKvm('CLI', () => {
     expect(d.caps.syncRegs).toBe(true);
     expect(Array.isArray(d.checks)).toBe(true);
     expect(d.checks.find((c: { name: string }) => c.name === '/dev/kvm').ok).toBe(true);
+    const gate = d.checks.find((c: { name: string }) => c.name === 'in-guest gate');
+    if (pvm) expect(gate.detail).toMatch(d.entryMode === 'pvm-native' ? /^on:/ : /^off:/);
+    else expect(gate).toBeUndefined();
   });
 });
 
