@@ -261,7 +261,21 @@ for (const trusted of [false, true]) {
         }
       });
 
-      test('a host call into a crashing entry gets the error value and the next call works', async () => {
+      test('blocking system calls, the caller\'s and the backend\'s inside a call, run their full time', async () => {
+      // The in-guest gate watches call ages with a tick every callTimeoutMs; a sleep must not end
+      // at a tick (200 ms here, then 200 ms inside a call that ends before its 300 ms limit).
+      const { run, close } = await setup(1, 1, 300);
+      try {
+        const [slept, napped] = (await run('sleepnap:200')).split(' ').map(Number);
+        expect(slept).toBeGreaterThanOrEqual(195);
+        expect(napped).toBeGreaterThanOrEqual(195);
+        expect(napped).toBeLessThan(300);
+      } finally {
+        await close();
+      }
+    });
+
+    test('a host call into a crashing entry gets the error value and the next call works', async () => {
         const { backend, close } = await setup();
         try {
           const r = await backend.callRaw('crash');

@@ -265,7 +265,6 @@ gate_stub:
         lock cmpxchg %rcx, (%r11)
         jne gate_contended
 gate_locked:
-        movq $1, V(V_INCALL)
         mov %rsp, V(V_URSP)
         mov %rbx, V(V_SAVED)
         mov %rbp, V(V_SAVED + 8)
@@ -292,10 +291,12 @@ gate_locked:
         mov %rax, 24(%rcx)
 1:      rdfsbase %rax
         mov %rax, V(V_UFS)
-        mov G(G_FS), %rax
-        wrfsbase %rax
         rdgsbase %rax
         mov %rax, V(V_KGS)
+        /* The record is complete: from here until gate_return a stop is the VMM's to undo. */
+        movq $1, V(V_INCALL)
+        mov G(G_FS), %rax
+        wrfsbase %rax
         mov G(G_GS), %rax
         wrgsbase %rax
         mov G(G_STACK), %rsp
@@ -312,13 +313,13 @@ gate_locked:
 2:      jmp *%r11
 
 gate_return:
+        movq $0, V(V_INCALL)           /* the call is done: a stop from here keeps its result */
         mov V(V_LINE), %rcx
         incq 8(%rcx)
         mov V(V_UFS), %rsi
         wrfsbase %rsi
         mov V(V_KGS), %rsi
         wrgsbase %rsi
-        movq $0, V(V_INCALL)
         movq $0, (%rcx)                /* unlock: a plain store is a release on x86 */
         cmpq $0, V(V_NOTIFY)
         jne gate_notify

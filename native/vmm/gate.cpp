@@ -340,7 +340,18 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
       }
       Stop st;
       st.kind = Stop::Exited;
+      // A blocking call (sleep, socket) runs until the call's own limit or the request's, not
+      // until the next tick.
+      uint64_t until = 0;
+      if (tick_) {
+        pvm::GateCall c = pvm::current_call(vm.pvm_scratch());
+        uint64_t limit = be.call_timeout_ns(), age = pvm::ns_since_tsc(vm.kmem(), c.tsc0);
+        until = Vcpu::now_ns() + (age < limit ? limit - age : 0);
+        if (req_deadline_ && req_deadline_ < until) until = req_deadline_;
+        pvm_watch(until);
+      }
       uint64_t ret = inst.personality->syscall(cpu, nr, r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9, &st);
+      if (tick_) pvm_watch(tick_);
       if (st.kind != Stop::Exited || st.message == "exit") {
         pvm_gate_abort(kErrBackendExit, st.kind == Stop::OutputLimit
                                             ? st.message
@@ -372,7 +383,7 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
       }
       tick_ = now + (limit - age);
       if (deadline_ns && deadline_ns < tick_) tick_ = deadline_ns;
-      watchdog::arm(&cpu, pthread_self(), tick_);
+      pvm_watch(tick_);
       return true;
     }
     case Event::Exception:
@@ -392,6 +403,11 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
     default:
       return false;
   }
+}
+
+void Process::pvm_watch(uint64_t until_ns) {
+  if (until_ns) watchdog::arm(&vm_->vcpu(), pthread_self(), until_ns);
+  else watchdog::disarm(&vm_->vcpu());
 }
 
 void Process::pvm_gate_abort(int64_t result, const std::string &why) {

@@ -164,7 +164,7 @@ Stop Process::run_events(uint64_t deadline_ns) {
     // once per call timeout (one exit per period, none per call).
     tick_ = Vcpu::now_ns() + attached_[0].backend->call_timeout_ns();
     if (deadline_ns && deadline_ns < tick_) tick_ = 0;
-    else watchdog::arm(&vm_->vcpu(), pthread_self(), tick_);
+    else pvm_watch(tick_);
     pvm::set_notify(vm_->pvm_scratch(), attached_[0].backend->want_call_events);
   } else if (vm_->pvm_gate()) {
     pvm::set_notify(vm_->pvm_scratch(), attached_[0].backend->want_call_events);
@@ -194,7 +194,11 @@ Stop Process::run_events(uint64_t deadline_ns) {
           return st;
         }
         st.kind = Stop::Exited;
+        // The in-guest gate's tick must not cut a blocking call short (sleep, socket): while the
+        // VMM answers, only the request's limit applies.
+        if (tick_) pvm_watch(deadline_ns);
         uint64_t ret = syscall(vm_->vcpu(), nr, r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9, &st);
+        if (tick_) pvm_watch(tick_);
         if (st.kind != Stop::Exited || st.message == "exit") {
           if (st.message == "exit") st.message.clear();
           return st;

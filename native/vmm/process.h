@@ -145,6 +145,7 @@ class Process {
   void pvm_gate_abort(int64_t result, const std::string &why);
   void pvm_gate_cleanup(const char *why);
   Stop run_events(uint64_t deadline_ns);
+  void pvm_watch(uint64_t until_ns);  // the watchdog for this vCPU: armed until then (0: off)
   bool host_caller_ = false;  // the backend's own VM for host calls: always the exit gate
   uint64_t tick_ = 0;         // in-guest gate: when the watchdog next checks the call's age
 

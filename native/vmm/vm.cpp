@@ -426,7 +426,8 @@ Event Vm::run(uint64_t deadline_ns) {
         // Stopped where it was. Kernel and backend addresses are fetchable only in supervisor
         // mode (the user root maps neither), so RIP tells the mode.
         uint64_t rip = vcpu_->regs().rip;
-        pvm_.in_kernel = rip >= kKernelVa || (rip >= kBackendVa && rip < kBackendVa + kBackendGpaStride);
+        pvm_.in_kernel = rip >= kKernelVa || (rip >= kBackendVa && rip < kBackendVa + kBackendGpaStride) ||
+                         (pvm_gate() && pvm::current_call(*pvm_.scratch).active);  // a backend may run anywhere
       }
       Event ev;
       ev.kind = Event::Timeout;

@@ -12,7 +12,7 @@ typedef int64_t (*fn0)(void);
 typedef int64_t (*fn1)(int64_t);
 typedef int64_t (*fn2)(int64_t, int64_t);
 
-static fn1 add;
+static fn1 add, nap;
 static fn0 get, secret_addr, crash, spin, hog, instance, flags, vec_secret;
 static fn2 upcase, put, take, slow_add;
 static char reply[8192];
@@ -28,6 +28,7 @@ static int64_t now_ns(void) {
 
 int main(void) {
   add = (fn1)farcall_lookup("counter.add");
+  nap = (fn1)farcall_lookup("counter.nap");
   get = (fn0)farcall_lookup("get");
   upcase = (fn2)farcall_lookup("upcase");
   put = (fn2)farcall_lookup("put");
@@ -116,6 +117,13 @@ int main(void) {
                      : "r"(crash)
                      : "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "memory", "cc");
     ANSWER("%llx", (unsigned long long)rbx);
+  }
+  if (!strcmp(cmd, "sleepnap")) { /* sleep N ms here, then N ms inside a call: "<slept> <napped>" */
+    int64_t ms = atoll(arg), t0 = now_ns();
+    struct timespec d = {ms / 1000, (ms % 1000) * 1000000};
+    nanosleep(&d, 0);
+    int64_t slept = (now_ns() - t0) / 1000000;
+    ANSWER("%lld %lld", (long long)slept, (long long)nap(ms));
   }
   if (!strcmp(cmd, "gate_syscall")) { /* the in-guest gate's number for entry 0, not from its stub */
     long r;

@@ -3,6 +3,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "farcall.h"
 
@@ -79,6 +80,15 @@ static int64_t hog(void) {
 
 static int64_t instance(void) { return farcall_instance(); }
 
+/* nap(ms): sleeps inside the call (a blocking system call served by the VMM); returns the ms slept. */
+static int64_t nap(int64_t ms) {
+  struct timespec a, b, d = {ms / 1000, (ms % 1000) * 1000000};
+  clock_gettime(CLOCK_MONOTONIC, &a);
+  nanosleep(&d, 0);
+  clock_gettime(CLOCK_MONOTONIC, &b);
+  return (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+}
+
 /* flags(): the RFLAGS the entry runs with (a caller's DF/TF/AC must not reach it). */
 static int64_t flags(void) {
   uint64_t f;
@@ -133,6 +143,7 @@ int main(void) {
   FARCALL_EXPORT(spin);
   FARCALL_EXPORT(hog);
   FARCALL_EXPORT(instance);
+  FARCALL_EXPORT(nap);
   FARCALL_EXPORT(flags);
   FARCALL_EXPORT(vec_secret);
   FARCALL_EXPORT(host_peek);
