@@ -34,9 +34,23 @@ void backend_slot__free(uint64_t slot) {
 
 static uint64_t slot_gpa(uint64_t slot) { return kBackendGpaBase + slot * kBackendGpaStride; }
 
+namespace {
+std::set<uint64_t> g_vas;  // guarded by g_slots_mu
+uint64_t backend_va__alloc() {
+  std::lock_guard<std::mutex> lk(g_slots_mu);
+  for (uint64_t s = 0; s < kMaxBackendVas; s++)
+    if (g_vas.insert(s).second) return kBackendVa + s * kBackendGpaStride;
+  throw VmmError(ErrorCode::BadState, "too many backends loaded in this process");
+}
+void backend_va__free(uint64_t va) {
+  std::lock_guard<std::mutex> lk(g_slots_mu);
+  g_vas.erase((va - kBackendVa) / kBackendGpaStride);
+}
+}  // namespace
+
 std::unique_ptr<Process> Backend::initialize(uint64_t slot) {
   ProcessConfig cfg = cfg_;
-  cfg.ram_va = kBackendVa;
+  cfg.ram_va = va_;
   cfg.ram_gpa = slot_gpa(slot);
   auto init = std::make_unique<Process>(elf_, cfg);
   Stop st = init->run_for(init_timeout_ns_);
@@ -55,6 +69,7 @@ Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instanc
   if (instances < 1 || instances > 64) throw VmmError(ErrorCode::BadState, "instances must be from 1 to 64");
   if (cfg.memory_bytes > kBackendGpaStride)
     throw VmmError(ErrorCode::BadState, "backend memory is limited to " + std::to_string(kBackendGpaStride >> 30) + " GiB");
+  va_ = backend_va__alloc();
   try {
     slots_.push_back(backend_slot__alloc());
     init_ = initialize(slots_[0]);
@@ -97,11 +112,12 @@ Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instanc
       inst->gpa = slot_gpa(slots_.back());
       inst->region = GuestRegion::create(cfg.memory_bytes, "farcall-backend");
       copy_snapshot(*inst->region);
-      inst->personality = std::make_unique<Process>(*init_, GuestView{inst->region.get(), kBackendVa});
+      inst->personality = std::make_unique<Process>(*init_, GuestView{inst->region.get(), va_});
       instances_.push_back(std::move(inst));
     }
   } catch (...) {
     for (uint64_t s : slots_) backend_slot__free(s);
+    backend_va__free(va_);
     throw;
   }
 }
@@ -110,6 +126,7 @@ Backend::~Backend() {
   instances_.clear();
   init_.reset();
   for (uint64_t s : slots_) backend_slot__free(s);
+  backend_va__free(va_);
 }
 
 int Backend::find(const std::string &name) const {

@@ -57,7 +57,7 @@ constexpr int64_t kErrBackendFault = -1001, kErrBackendTimeout = -1002, kErrBack
 
 class Backend {
  public:
-  // Loads the program at layout::kBackendVa, runs it to farcall_serve(), records its entry
+  // Loads the program at its own window from layout::kBackendVa, runs it to farcall_serve(), records its entry
   // points, and makes `instances` copies of its memory.
   // `trusted`: callers on PVM hosts may run it in their own guest kernel (the in-guest gate,
   // exit-free, docs/pvm.md); it can then take over those callers' VMs.
@@ -87,6 +87,8 @@ class Backend {
   uint64_t call_info() const { return call_info_; }
   uint64_t call_timeout_ns() const { return call_timeout_ns_; }
   uint64_t ram_bytes() const { return ram_bytes_; }
+  // Where the backend's memory appears in every VM (its own window from layout::kBackendVa).
+  uint64_t va() const { return va_; }
   // The initialization's system-call counters (restart() replaces the init process).
   ProcessStats init_stats() {
     std::lock_guard<std::mutex> lk(mu_);
@@ -134,6 +136,7 @@ class Backend {
   std::vector<uint64_t> slots_;  // guest-physical slot numbers this backend took
   std::shared_ptr<GuestRegion> lines_;  // one InstanceLine per instance
   bool trusted_ = false;
+  uint64_t va_ = 0;
   std::atomic<bool> available_{true};
   uint64_t fs_base_ = 0, gs_base_ = 0, trampoline_ = 0, stack_top_ = 0, call_info_ = 0, call_timeout_ns_ = 0, ram_bytes_ = 0;
   std::mutex mu_;

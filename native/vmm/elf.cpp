@@ -80,7 +80,7 @@ ElfImage elf__load(const std::vector<uint8_t> &f, Vm &vm, uint64_t region, uint6
   ElfImage img = elf__inspect(f, region);
   // Linked for the other region: below this one, or (a request program) up in the backend region.
   if (img.lowest < region + layout::kPage || (region == 0 && img.lowest >= layout::kBackendVa)) {
-    bool backend_region = region == layout::kBackendVa;
+    bool backend_region = region >= layout::kBackendVa;
     throw VmmError(ErrorCode::WrongLayout,
                    std::string("program is linked at 0x") + [&] {
                      char b[32];

@@ -49,6 +49,7 @@ void Process::attach(Backend *backend, std::shared_ptr<Backend> keep, const std:
     g.caller_lo = kPage;
     g.caller_hi = mem_.end();
     g.backend_bytes = backend->ram_bytes();
+    g.va = backend->va();
     for (auto &e : backend->entries()) g.entries.push_back(e.addr);
     std::vector<std::shared_ptr<GuestRegion>> regions;
     for (size_t i = 0; i < backend->instance_count(); i++) {
@@ -66,11 +67,11 @@ void Process::attach(Backend *backend, std::shared_ptr<Backend> keep, const std:
     vm_->pvm_drop_gate();
     for (auto &a : attached_)
       for (size_t i = 0; i < a.backend->instance_count(); i++)
-        a.roots.push_back(vm_->attach_region(kBackendVa, a.backend->instance(i).gpa, a.backend->instance(i).region));
+        a.roots.push_back(vm_->attach_region(a.backend->va(), a.backend->instance(i).gpa, a.backend->instance(i).region));
   }
   for (size_t i = 0; i < backend->instance_count(); i++) {
     Instance &inst = backend->instance(i);
-    at.roots.push_back(vm_->attach_region(kBackendVa, inst.gpa, inst.region));
+    at.roots.push_back(vm_->attach_region(backend->va(), inst.gpa, inst.region));
   }
   attached_.push_back(std::move(at));
 }

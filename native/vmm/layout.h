@@ -39,13 +39,17 @@ constexpr uint64_t kTrapGateReturn = 0xa00;   // return address of a far call
 constexpr uint64_t kTrapSdkCall = 0xb00;
 constexpr uint64_t kAtFarcallTrap = 0x4643;
 
-// Backends: every backend program is linked to run at kBackendVa (PML4 slot 2), disjoint from
-// request RAM, so a pointer means the same thing in a caller and in the backend it calls.
-// Each instance's memory has its own guest-physical range, the same in every VM.
+// Backends: each backend program (static-PIE) is placed in its own 16 GiB window from kBackendVa
+// (1 TiB) up, disjoint from request RAM and from every other backend loaded in the process, so a
+// pointer means the same thing in a caller and in the backends it calls, and one VM can map
+// several backends at once. Each instance's memory has its own guest-physical range, the same in
+// every VM.
 constexpr uint64_t kBackendVa = 0x10000000000ull;        // 1 TiB
 constexpr uint64_t kBackendGpaBase = 0x100000000000ull;  // 16 TiB
 constexpr uint64_t kBackendGpaStride = 16ull << 30;      // per instance; also the largest backend RAM
 constexpr uint64_t kMaxBackendSlots = 2000;
+constexpr uint64_t kMaxBackendVas = 1024;  // backends loaded at once in a process
+constexpr uint64_t kBackendVaEnd = kBackendVa + kMaxBackendVas * kBackendGpaStride;
 // Gate addresses: what a request program calls. Never mapped in any root, so the call
 // faults (#PF on instruction fetch) and the VMM looks the address up: backend b's entry e is
 // kGateVa + b * kGateStride + e * 16.

@@ -232,13 +232,13 @@ std::vector<uint64_t> attach_gate(GuestRegion &scratch, PageTables &pt, uint64_t
     uint64_t k = kernel_root;
     if (i > 0) {
       k = pt.add_root_pair();
-      unsigned backend_slot = unsigned(kBackendVa >> 39);
+      unsigned backend_slot = unsigned(g.va >> 39);
       for (unsigned s = 0; s < 512; s++) {
         if (s != backend_slot) pt.share_slot(k, kernel_root, s);
         pt.share_slot(k + 0x1000, user_root, s);
       }
     }
-    pt.map(kBackendVa, g.instance_gpas[i], g.backend_bytes, pte::W | pte::U, k);
+    pt.map(g.va, g.instance_gpas[i], g.backend_bytes, pte::W | pte::U, k);
     roots.push_back(k);
   }
   return roots;

@@ -68,6 +68,7 @@ struct GateSpec {
   std::vector<uint64_t> entries;              // entry addresses
   std::vector<uint64_t> instance_gpas;        // one root pair per instance
   uint64_t backend_bytes = 0;
+  uint64_t va = 0;                            // where the backend's memory appears
 };
 // Writes the gate configuration, the entry table and the user stub page into the scratch
 // region, maps the stubs at kGateVa in the user root, the instance lines page in the kernel

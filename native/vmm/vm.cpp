@@ -71,6 +71,7 @@ Vm::Vm(const Vm &master, const CpuState &state, bool dirty_log) : cfg_(master.cf
   cr3_ = master.cr3_;
   pvm_roots_ = master.pvm_roots_;
   pvm_instances_ = master.pvm_instances_;
+  pvm_va_ = master.pvm_va_;
   create_vm();
   ram_ = GuestRegion::fork_of(master.ram_);
   kmem_ = GuestRegion::fork_of(master.kmem_);
@@ -326,6 +327,7 @@ bool Vm::pvm_attach_gate(const pvm::GateSpec &g, const std::vector<std::shared_p
   extra_.push_back(Extra{slot, kPvmLockGpa, lines});
   pvm_roots_ = pvm::attach_gate(*pvm_.scratch, *pt_, cr3_, g);
   pvm_instances_ = instances;
+  pvm_va_ = g.va;
   pvm_select(0);
   return true;
 }
@@ -358,7 +360,7 @@ Event Vm::exception_event(int vector) {
   if (sp >= kKernelVa && sp + sizeof(frame) <= kKernelVa + kKernelSize)
     std::memcpy(frame, kmem_->host() + (sp - kKernelVa), sizeof(frame));
   else if (pvm_inst_ >= 0)  // a fault of a backend inside an in-guest call: the frame is on its stack
-    GuestView{pvm_instances_[size_t(pvm_inst_)].get(), kBackendVa}.read(frame, sp, sizeof(frame));
+    GuestView{pvm_instances_[size_t(pvm_inst_)].get(), pvm_va_}.read(frame, sp, sizeof(frame));
   int i = 0;
   if (vector_has_error_code(vector)) ev.error_code = frame[i++];
   ev.rip = frame[i];
@@ -426,7 +428,7 @@ Event Vm::run(uint64_t deadline_ns) {
         // Stopped where it was. Kernel and backend addresses are fetchable only in supervisor
         // mode (the user root maps neither), so RIP tells the mode.
         uint64_t rip = vcpu_->regs().rip;
-        pvm_.in_kernel = rip >= kKernelVa || (rip >= kBackendVa && rip < kBackendVa + kBackendGpaStride) ||
+        pvm_.in_kernel = rip >= kKernelVa || (rip >= kBackendVa && rip < kBackendVaEnd) ||
                          (pvm_gate() && pvm::current_call(*pvm_.scratch).active);  // a backend may run anywhere
       }
       Event ev;

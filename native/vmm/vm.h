@@ -162,6 +162,7 @@ class Vm {
   std::vector<uint64_t> pvm_roots_;  // in-guest gate: kernel root per backend instance
   std::vector<std::shared_ptr<GuestRegion>> pvm_instances_;
   int pvm_inst_ = -1;
+  uint64_t pvm_va_ = 0;
   uint64_t owner_ = 0;
   bool ran_ = false;
   std::vector<uint64_t> dirty_buf_;
