@@ -273,12 +273,18 @@ describePvm('pvm-native: the in-guest far-call gate (trusted backends)', () => {
     expect(s.gateExits).toBe(3);
   });
 
-  test('a caller with two backends sends every call through the exit gate (one backend address per VM)', async () => {
-    const out = await jobs('pvm-native', [
-      { gate: { backends: { counter: { trusted: true }, other: { trusted: true } }, size: 1 }, requests: ['add:3', 'add:4'] },
+  test('a caller with two trusted backends calls both in the guest; one untrusted backend sends all through the exit gate', async () => {
+    const requests = ['add:3', 'other_add:10', 'add:4', 'other_add:1'];
+    const [both, mixed] = await Promise.all([
+      jobs('pvm-native', [{ gate: { backends: { counter: { trusted: true }, other: { trusted: true, instances: 2 } }, size: 1 }, requests }]),
+      jobs('pvm-native', [{ gate: { backends: { counter: { trusted: true }, other: {} }, size: 1 }, requests }]),
     ]);
-    expect(out.slice(0, 2).map((o) => o.stdout)).toEqual(['3', '7']);
-    expect(summary(out).gate).toBe('exit');
+    // Each backend keeps its own state: the two counters do not mix.
+    expect(both.slice(0, 4).map((o) => o.stdout)).toEqual(['3', '10', '7', '11']);
+    expect(mixed.slice(0, 4).map((o) => o.stdout)).toEqual(['3', '10', '7', '11']);
+    expect(summary(both)).toMatchObject({ gate: 'in-guest', gateExits: 0 });
+    expect(summary(mixed).gate).toBe('exit');
+    expect(summary(mixed).gateExits).toBeGreaterThanOrEqual(8);
   });
 });
 

@@ -170,7 +170,7 @@ Napi::Value ForkStats(const Napi::CallbackInfo &info) {
   // Which far-call gate this fork's calls take, and (in-guest gate) the instance it calls.
   Vm &vm = h->fork->process().vm();
   r.Set("gate", vm.pvm_gate() ? "in-guest" : h->fork->process().attached_count() ? "exit" : "none");
-  if (vm.pvm_gate()) r.Set("instance", vm.pvm_instance());
+  if (vm.pvm_gate()) r.Set("instance", vm.pvm_pair());  // backend b's instance: this % its count
   return r;
 }
 

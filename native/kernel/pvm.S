@@ -49,8 +49,8 @@
         /* the in-guest gate (layout.h kPvmV*): set by the VMM per VM, then the current call */
         .set V_INCALL, 0x40      /* 1 from taking the instance to leaving it: the VMM cleans up */
         .set V_OWNER, 0x48       /* this VM's value in an instance's lock word */
-        .set V_LINE, 0x50        /* address of this VM's instance line: +0 lock, +8 calls */
-        .set V_INST, 0x58        /* that instance's index */
+        .set V_BACKEND, 0x50     /* the current call's backend */
+        .set V_BLOCK, 0x58       /* its configuration block */
         .set V_URIP, 0x60
         .set V_URFL, 0x68
         .set V_URSP, 0x70
@@ -58,24 +58,30 @@
         .set V_KGS, 0x80
         .set V_ENTRY, 0x88
         .set V_T0, 0x90          /* TSC at the start of the call */
-        .set V_NOTIFY, 0x98      /* nonzero: exit after each call (someone wants call events) */
+        .set V_NOTIFY, 0x98      /* bit b: exit after each call of backend b (call events wanted) */
         .set V_SAVED, 0xa0       /* the caller's RBX RBP R12-R15, for a call that does not return */
+        .set V_LINES, 0x100      /* per backend: address of this VM's instance line (+0 lock, +8 calls) */
+        .set V_INSTS, 0x180      /* per backend: that instance's index */
 
-        /* gate configuration page (layout.h kPvmG*), VMM-written, and the entry table */
+        /* gate configuration page (layout.h kPvmG*), VMM-written: global fields, then one block
+         * per backend at GB_OFF + 64 * b; and the entry table (each backend's from its TBASE) */
         .set GATE_OFF, 0x204000
         .set TABLE_OFF, 0x208000
         .set GATE_SYS, 0x47000000
-        .set G_N, 0x00           /* entries (0: no gate in this VM) */
-        .set G_TRAMP, 0x08       /* the backend SDK's trampoline (entry in R11), or 0 */
-        .set G_FS, 0x10
-        .set G_GS, 0x18
-        .set G_STACK, 0x20
-        .set G_INFO, 0x28        /* the backend's struct farcall_call_info, or 0 */
-        .set G_CLO, 0x30         /* the caller's memory, for farcall_caller_ok() */
-        .set G_CHI, 0x38
-        .set G_STUBLO, 0x40      /* the stub page(s) at kGateVa: a gate call's RCX lies inside */
-        .set G_STUBHI, 0x48
-        .set UNAVAIL_OFF, 0x301000  /* nonzero while the backend is unavailable (restarting) */
+        .set G_NB, 0x00          /* backends with an in-guest gate (0: none in this VM) */
+        .set G_CLO, 0x08         /* the caller's memory, for farcall_caller_ok() */
+        .set G_CHI, 0x10
+        .set G_STUBLO, 0x18      /* the stub pages at kGateVa: a gate call's RCX lies inside */
+        .set G_STUBHI, 0x20
+        .set GB_OFF, 0x100
+        .set B_N, 0x00           /* entries */
+        .set B_TRAMP, 0x08       /* the backend SDK's trampoline (entry in R11), or 0 */
+        .set B_FS, 0x10
+        .set B_GS, 0x18
+        .set B_STACK, 0x20
+        .set B_INFO, 0x28        /* the backend's struct farcall_call_info, or 0 */
+        .set B_TBASE, 0x30       /* its first entry in the table */
+        .set UNAVAIL_OFF, 0x301000  /* + 0x2000 * b: nonzero while backend b is unavailable */
 
 #define D(x) (base - CODE_OFF + DATA_OFF + (x))(%rip)
 #define V(x) (base - CODE_OFF + VARS_OFF + (x))(%rip)
@@ -243,28 +249,49 @@ time:
 gate_stub:
         mov %rcx, V(V_URIP)
         mov %r11, V(V_URFL)
-        /* only entry e's own `syscall` (at stub e + 10) with RAX = GATE_SYS + e enters */
+        /* Only entry e of backend b's own `syscall` (at kGateVa + b * 0x10000 + e * 16 + 10)
+         * with RAX = GATE_SYS + (b << 12) + e enters. */
         mov %rcx, %r11
         sub G(G_STUBLO), %r11
-        sub $10, %r11
-        test $15, %r11
-        jnz gate_bad
-        shr $4, %r11
-        cmp G(G_N), %r11
-        jae gate_bad
+        mov %r11d, %ecx
+        and $0xffff, %ecx
+        sub $10, %ecx
+        test $15, %ecx
+        jnz gate_bad                   /* (offsets 0..9 of a stub give 6..15 here) */
+        shr $4, %ecx
+        shr $16, %r11
+        shl $12, %r11
+        add %rcx, %r11
         add $GATE_SYS, %r11
         cmp %r11, %rax
         jne gate_bad
         sub $GATE_SYS, %eax
-        cmpq $0, (base - CODE_OFF + UNAVAIL_OFF)(%rip)
-        jne gate_busy
+        mov %eax, %ecx
+        shr $12, %ecx                  /* b */
+        and $0xfff, %eax               /* e */
+        cmp G(G_NB), %rcx
+        jae gate_bad
+        mov %rcx, V(V_BACKEND)
         mov %rax, V(V_ENTRY)
-        mov V(V_LINE), %r11
+        shl $6, %rcx
+        lea (base - CODE_OFF + GATE_OFF + GB_OFF)(%rip), %r11
+        add %rcx, %r11                 /* backend b's configuration block */
+        mov %r11, V(V_BLOCK)
+        cmp B_N(%r11), %rax
+        jae gate_bad
+        mov V(V_BACKEND), %rcx
+        shl $13, %rcx                  /* backend b's lines: kPvmLockVa + b * 0x2000 */
+        lea (base - CODE_OFF + UNAVAIL_OFF)(%rip), %r11
+        cmpq $0, (%r11, %rcx)
+        jne gate_busy
+        mov V(V_BACKEND), %rcx
+        lea (base - CODE_OFF + VARS_OFF + V_LINES)(%rip), %r11
+        mov (%r11, %rcx, 8), %r11      /* this VM's instance line of backend b */
         mov V(V_OWNER), %rcx
         xor %eax, %eax
         lock cmpxchg %rcx, (%r11)
         jne gate_contended
-gate_locked:
+gate_locked:                           /* R11 = the instance line */
         mov %rsp, V(V_URSP)
         mov %rbx, V(V_SAVED)
         mov %rbp, V(V_SAVED + 8)
@@ -272,20 +299,23 @@ gate_locked:
         mov %r13, V(V_SAVED + 24)
         mov %r14, V(V_SAVED + 32)
         mov %r15, V(V_SAVED + 40)
+        mov V(V_BLOCK), %rbx           /* RBX, RBP: callee-saved, free now, put back on return */
         mov %rdx, V(V_RDX)
         rdtsc
         shl $32, %rdx
         or %rdx, %rax
         mov %rax, V(V_T0)
         mov V(V_RDX), %rdx
-        mov G(G_INFO), %rcx
+        mov B_INFO(%rbx), %rcx
         test %rcx, %rcx
         jz 1f
         mov G(G_CLO), %rax
         mov %rax, (%rcx)
         mov G(G_CHI), %rax
         mov %rax, 8(%rcx)
-        mov V(V_INST), %rax
+        mov V(V_BACKEND), %rax
+        lea (base - CODE_OFF + VARS_OFF + V_INSTS)(%rip), %rbp
+        mov (%rbp, %rax, 8), %rax
         mov %rax, 16(%rcx)
         mov 8(%r11), %rax
         mov %rax, 24(%rcx)
@@ -295,18 +325,19 @@ gate_locked:
         mov %rax, V(V_KGS)
         /* The record is complete: from here until gate_return a stop is the VMM's to undo. */
         movq $1, V(V_INCALL)
-        mov G(G_FS), %rax
+        mov B_FS(%rbx), %rax
         wrfsbase %rax
-        mov G(G_GS), %rax
+        mov B_GS(%rbx), %rax
         wrgsbase %rax
-        mov G(G_STACK), %rsp
+        mov B_STACK(%rbx), %rsp
         lea gate_return(%rip), %rax
         push %rax
         mov V(V_ENTRY), %rax
+        add B_TBASE(%rbx), %rax
         lea (base - CODE_OFF + TABLE_OFF)(%rip), %r11
         mov (%r11, %rax, 8), %r11
         mov %r10, %rcx
-        mov G(G_TRAMP), %rax
+        mov B_TRAMP(%rbx), %rax
         test %rax, %rax
         jz 2f
         jmp *%rax
@@ -314,15 +345,19 @@ gate_locked:
 
 gate_return:
         movq $0, V(V_INCALL)           /* the call is done: a stop from here keeps its result */
-        mov V(V_LINE), %rcx
+        mov V(V_BACKEND), %rsi
+        lea (base - CODE_OFF + VARS_OFF + V_LINES)(%rip), %rcx
+        mov (%rcx, %rsi, 8), %rcx
         incq 8(%rcx)
-        mov V(V_UFS), %rsi
-        wrfsbase %rsi
-        mov V(V_KGS), %rsi
-        wrgsbase %rsi
+        mov V(V_UFS), %rdi
+        wrfsbase %rdi
+        mov V(V_KGS), %rdi
+        wrgsbase %rdi
+        mov V(V_SAVED), %rbx
+        mov V(V_SAVED + 8), %rbp
         movq $0, (%rcx)                /* unlock: a plain store is a release on x86 */
-        cmpq $0, V(V_NOTIFY)
-        jne gate_notify
+        bt %rsi, V(V_NOTIFY)           /* bit b: someone listens to backend b's call events */
+        jc gate_notify
 gate_out:
         xor %esi, %esi
         xor %edi, %edi

@@ -38,7 +38,7 @@ Master::Master(const std::vector<uint8_t> &elf, const ProcessConfig &cfg, uint64
 Fork::Fork(Master &master, uint64_t max_private_pages) : master_(master), max_private_(max_private_pages) {
   proc_ = std::make_unique<Process>(master.process(), master.state(), true);
   Vm &vm = proc_->vm();
-  if (vm.pvm_gate()) vm.pvm_select(master.next_instance(vm.pvm_instance_count()));
+  if (vm.pvm_gate()) vm.pvm_select(master.next_instance(vm.pvm_pairs()));
   mem0_ = proc_->mem_state();
   proc_->vm().ram().set_host_tracking(true);
   private_.assign((proc_->vm().ram().pages() + 63) / 64, 0);

@@ -37,43 +37,44 @@ struct CallInfo {
 void Process::attach(Backend *backend, std::shared_ptr<Backend> keep, const std::string &name) {
   if (attached_.size() * kGateStride >= (kGateVa >> 1))
     throw VmmError(ErrorCode::BadState, "too many backends attached to one program");
-  Attached at{backend, std::move(keep), name, {}};
-  if (attached_.empty() && backend->trusted() && !host_caller_ && vm_->mode() == EntryMode::PvmNative) {
-    // The in-guest gate: the backend runs in this VM's guest kernel, no exit per call.
-    pvm::GateSpec g;
-    g.trampoline = backend->trampoline();
-    g.fs_base = backend->fs_base();
-    g.gs_base = backend->gs_base();
-    g.stack_top = backend->stack_top();
-    g.call_info = backend->call_info();
-    g.caller_lo = kPage;
-    g.caller_hi = mem_.end();
-    g.backend_bytes = backend->ram_bytes();
-    g.va = backend->va();
-    for (auto &e : backend->entries()) g.entries.push_back(e.addr);
-    std::vector<std::shared_ptr<GuestRegion>> regions;
-    for (size_t i = 0; i < backend->instance_count(); i++) {
-      g.instance_gpas.push_back(backend->instance(i).gpa);
-      regions.push_back(backend->instance(i).region);
+  if (!gate_pending_ && !attached_.empty())
+    throw VmmError(ErrorCode::BadState, "backends are attached before the VM first runs");
+  attached_.push_back(Attached{backend, std::move(keep), name, {}});
+  gate_pending_ = true;  // which gate: decided once all are attached (attach_finish)
+}
+
+void Process::attach_finish() {
+  if (!gate_pending_) return;
+  gate_pending_ = false;
+  bool trusted = true;
+  for (auto &a : attached_) trusted &= a.backend->trusted();
+  if (trusted && !host_caller_ && vm_->mode() == EntryMode::PvmNative) {
+    // The in-guest gate: the backends run in this VM's guest kernel, no exit per call.
+    std::vector<Vm::PvmGateBackend> bs;
+    for (auto &a : attached_) {
+      Backend &be = *a.backend;
+      Vm::PvmGateBackend g;
+      g.spec.trampoline = be.trampoline();
+      g.spec.fs_base = be.fs_base();
+      g.spec.gs_base = be.gs_base();
+      g.spec.stack_top = be.stack_top();
+      g.spec.call_info = be.call_info();
+      g.spec.bytes = be.ram_bytes();
+      g.spec.va = be.va();
+      for (auto &e : be.entries()) g.spec.entries.push_back(e.addr);
+      for (size_t i = 0; i < be.instance_count(); i++) {
+        g.spec.instance_gpas.push_back(be.instance(i).gpa);
+        g.instances.push_back(be.instance(i).region);
+      }
+      g.lines = be.lines();
+      bs.push_back(std::move(g));
     }
-    if (vm_->pvm_attach_gate(g, regions, backend->lines())) {
-      attached_.push_back(std::move(at));
-      return;
-    }
+    if (vm_->pvm_attach_gate(kPage, mem_.end(), bs)) return;
   }
-  if (vm_->pvm_gate()) {
-    // One backend per VM fits the in-guest gate (all are linked at kBackendVa): with a second
-    // one every call goes through the exit gate, the first backend's too.
-    vm_->pvm_drop_gate();
-    for (auto &a : attached_)
-      for (size_t i = 0; i < a.backend->instance_count(); i++)
-        a.roots.push_back(vm_->attach_region(a.backend->va(), a.backend->instance(i).gpa, a.backend->instance(i).region));
-  }
-  for (size_t i = 0; i < backend->instance_count(); i++) {
-    Instance &inst = backend->instance(i);
-    at.roots.push_back(vm_->attach_region(backend->va(), inst.gpa, inst.region));
-  }
-  attached_.push_back(std::move(at));
+  // The exit gate (an untrusted backend among them, another entry mode, or too many to fit).
+  for (auto &a : attached_)
+    for (size_t i = 0; i < a.backend->instance_count(); i++)
+      a.roots.push_back(vm_->attach_region(a.backend->va(), a.backend->instance(i).gpa, a.backend->instance(i).region));
 }
 
 uint64_t Process::lookup(uint64_t name_ptr, uint64_t len) {
@@ -261,6 +262,7 @@ void Process::gate_abandon(const char *why) {
 }
 
 Stop Process::host_call(size_t index, int entry, const uint64_t args[4], uint64_t deadline_ns) {
+  attach_finish();
   Stop st;
   Attached &at = attached_.at(index);
   Backend &be = *at.backend;
@@ -308,16 +310,32 @@ Stop Process::host_call(size_t index, int entry, const uint64_t args[4], uint64_
   }
 }
 
+Process::GateRef Process::pvm_gate_ref(int backend) {
+  if (backend < 0 || size_t(backend) >= attached_.size())
+    throw VmmError(ErrorCode::Internal, "in-guest gate: the guest kernel named backend " + std::to_string(backend));
+  Backend &be = *attached_[size_t(backend)].backend;
+  return GateRef{be, be.instance(size_t(vm_->pvm_instance(size_t(backend))))};
+}
+
+uint64_t Process::pvm_tick_period() const {
+  uint64_t p = 0;
+  for (auto &a : attached_) {
+    uint64_t t = a.backend->call_timeout_ns();
+    if (t && (!p || t < p)) p = t;
+  }
+  return p;
+}
+
 bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
   Vm &vm = *vm_;
-  Backend &be = *attached_[0].backend;
-  Instance &inst = be.instance(size_t(vm.pvm_instance()));
   Vcpu &cpu = vm.vcpu();
   kvm_regs &r = cpu.regs();
+  pvm::GateCall c = pvm::current_call(vm.pvm_scratch());
   switch (ev.kind) {
     case Event::GateWait: {
       // The guest kernel found the instance taken (another VM or a host call holds it): wait
       // here, take it for this VM, and tell the kernel (RAX 0) or give the caller an error.
+      auto [be, inst] = pvm_gate_ref(c.backend);
       uint64_t limit = be.call_timeout_ns(), dl = limit ? Vcpu::now_ns() + limit : 0;
       if (req_deadline_ && (!dl || req_deadline_ < dl)) dl = req_deadline_;
       if (!be.available()) {
@@ -334,6 +352,7 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
     case Event::GateSyscall: {
       // The backend's system call inside a call, on its instance's personality; then straight
       // back into the backend (it is in guest supervisor mode, so RIP can be set).
+      auto [be, inst] = pvm_gate_ref(c.backend);
       uint64_t nr = r.rax;
       if (nr >= kFarcallSysFirst && nr <= kFarcallSysLast) {
         pvm_gate_abort(kErrBackendFault, "backend made farcall call " + std::to_string(nr) + " inside a call");
@@ -343,11 +362,9 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
       st.kind = Stop::Exited;
       // A blocking call (sleep, socket) runs until the call's own limit or the request's, not
       // until the next tick.
-      uint64_t until = 0;
       if (tick_) {
-        pvm::GateCall c = pvm::current_call(vm.pvm_scratch());
         uint64_t limit = be.call_timeout_ns(), age = pvm::ns_since_tsc(vm.kmem(), c.tsc0);
-        until = Vcpu::now_ns() + (age < limit ? limit - age : 0);
+        uint64_t until = limit ? Vcpu::now_ns() + (age < limit ? limit - age : 0) : req_deadline_;
         if (req_deadline_ && req_deadline_ < until) until = req_deadline_;
         pvm_watch(until);
       }
@@ -366,7 +383,7 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
       return true;
     }
     case Event::GateNotify: {
-      pvm::GateCall c = pvm::current_call(vm.pvm_scratch());
+      auto [be, inst] = pvm_gate_ref(c.backend);
       if (c.entry >= 0 && size_t(c.entry) < be.entries().size())
         be.emit(BackendEvent{BackendEvent::Call, inst.index, be.entries()[size_t(c.entry)].name,
                              pvm::ns_since_tsc(vm.kmem(), c.tsc0), ""});
@@ -376,21 +393,22 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
       uint64_t now = Vcpu::now_ns();
       if (deadline_ns && now >= deadline_ns) return false;  // the request's own limit: run() cleans up
       if (!tick_) return false;
-      pvm::GateCall c = pvm::current_call(vm.pvm_scratch());
-      uint64_t limit = be.call_timeout_ns(), age = c.active ? pvm::ns_since_tsc(vm.kmem(), c.tsc0) : 0;
-      if (c.active && age >= limit) {
-        pvm_gate_abort(kErrBackendTimeout, "backend call timed out");
-        age = 0;
+      // The watchdog's tick: abort the current call if it is past its backend's limit, and look
+      // again when it would reach it, or one period from now.
+      uint64_t next = now + pvm_tick_period();
+      if (c.active) {
+        uint64_t limit = pvm_gate_ref(c.backend).be.call_timeout_ns(), age = pvm::ns_since_tsc(vm.kmem(), c.tsc0);
+        if (limit && age >= limit) pvm_gate_abort(kErrBackendTimeout, "backend call timed out");
+        else if (limit) next = std::min(next, now + (limit - age));
       }
-      tick_ = now + (limit - age);
-      if (deadline_ns && deadline_ns < tick_) tick_ = deadline_ns;
+      tick_ = deadline_ns && deadline_ns < next ? deadline_ns : next;
       pvm_watch(tick_);
       return true;
     }
     case Event::Exception:
     case Event::Halt:
     case Event::Unexpected: {
-      if (!pvm::current_call(vm.pvm_scratch()).active) return false;
+      if (!c.active) return false;
       std::string what = ev.detail;
       if (ev.kind == Event::Exception) {
         char buf[96];
@@ -415,9 +433,8 @@ void Process::pvm_gate_abort(int64_t result, const std::string &why) {
   // The call will not return by itself: the caller resumes after its call with `result`, its
   // callee-saved registers, FS and a clean vector state; the instance is restored and freed.
   Vm &vm = *vm_;
-  Backend &be = *attached_[0].backend;
-  Instance &inst = be.instance(size_t(vm.pvm_instance()));
   pvm::GateCall c = pvm::current_call(vm.pvm_scratch());
+  auto [be, inst] = pvm_gate_ref(c.backend);
   Vcpu &cpu = vm.vcpu();
   kvm_regs &r = cpu.regs();
   r.rax = uint64_t(result);
@@ -442,13 +459,15 @@ void Process::pvm_gate_abort(int64_t result, const std::string &why) {
 void Process::pvm_gate_cleanup(const char *why) {
   if (!vm_->pvm_gate()) return;
   Vm &vm = *vm_;
-  Backend &be = *attached_[0].backend;
-  Instance &inst = be.instance(size_t(vm.pvm_instance()));
   pvm::GateCall c = pvm::current_call(vm.pvm_scratch());
   pvm::clear_call(vm.pvm_scratch());
-  if (inst.line->owner.load() != vm.owner()) return;  // not holding it: nothing to give back
-  if (c.active) gate__count_fault(be, inst, c, vm.kmem(), why);
-  be.release(&inst, c.active, why);
+  for (size_t b = 0; b < attached_.size(); b++) {
+    auto [be, inst] = pvm_gate_ref(int(b));
+    if (inst.line->owner.load() != vm.owner()) continue;  // not holding it: nothing to give back
+    bool mid = c.active && c.backend == int(b);
+    if (mid) gate__count_fault(be, inst, c, vm.kmem(), why);
+    be.release(&inst, mid, why);
+  }
 }
 
 }  // namespace farcall

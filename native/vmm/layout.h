@@ -86,19 +86,23 @@ constexpr uint64_t kPvmVifOff = 0x0000;        // vIF page (MSR 0x4b564d10 names
 constexpr uint64_t kPvmVarsOff = 0x1000;       // scratch variables (pvm.S VARS)
 constexpr uint64_t kPvmBootStackTop = 0x4000;  // stack of the first instructions of a fresh vCPU
 // The in-guest far-call gate (trusted backends, pvm.S "gate"): its configuration page and entry
-// table (VMM-written when the backend is attached to a master; forks inherit them), and the
-// user-visible stub page behind kGateVa (entry e: `mov %rcx,%r10; mov $kPvmGateSys+e,%eax;
-// syscall; ret`).
+// table (VMM-written when the backends are attached to a master; forks inherit them), and the
+// user-visible stub pages behind kGateVa (backend b's entry e at kGateVa + b * kGateStride +
+// e * 16: `mov %rcx,%r10; mov $kPvmGateSys+(b<<12)+e,%eax; syscall; ret`).
 constexpr uint64_t kPvmGateOff = 0x4000;
-constexpr uint64_t kPvmGateTableOff = 0x8000;   // entry addresses, kGateEntries x 8 bytes
-constexpr uint64_t kPvmGateStubOff = 0x10000;   // kGateEntries x 16 bytes
-constexpr uint64_t kPvmGateSys = 0x47000000;    // system-call number of entry 0
-constexpr uint64_t kPvmGN = 0x00, kPvmGTramp = 0x08, kPvmGFs = 0x10, kPvmGGs = 0x18, kPvmGStack = 0x20,
-                   kPvmGInfo = 0x28, kPvmGCallerLo = 0x30, kPvmGCallerHi = 0x38, kPvmGStubLo = 0x40,
-                   kPvmGStubHi = 0x48;
-// The backend's instance lines (one shared page, 64 bytes per instance: owner, calls) and a
-// second page whose first word is nonzero while the backend is unavailable; mapped in the
-// kernel root of every VM that calls the backend in the guest.
+constexpr uint64_t kPvmGateTableOff = 0x8000;   // entry addresses, kGateEntries x 8 bytes in all
+constexpr uint64_t kPvmGateStubOff = 0x10000;   // 16 pages of stubs in all
+constexpr uint64_t kPvmGateStubBytes = 0x10000;
+constexpr uint64_t kPvmGateSys = 0x47000000;    // system-call number of backend 0's entry 0
+constexpr uint64_t kPvmGBackends = 0x00, kPvmGCallerLo = 0x08, kPvmGCallerHi = 0x10, kPvmGStubLo = 0x18,
+                   kPvmGStubHi = 0x20;
+// One block per backend at kPvmGBlockOff + 64 * b (up to kPvmMaxGateBackends).
+constexpr uint64_t kPvmGBlockOff = 0x100, kPvmMaxGateBackends = 16;
+constexpr uint64_t kPvmBN = 0x00, kPvmBTramp = 0x08, kPvmBFs = 0x10, kPvmBGs = 0x18, kPvmBStack = 0x20,
+                   kPvmBInfo = 0x28, kPvmBTableBase = 0x30;
+// A backend's instance lines (one shared page, 64 bytes per instance: owner, calls) and a
+// second page whose first word is nonzero while the backend is unavailable; backend b of a VM's
+// in-guest gate has them at kPvmLockVa + b * kPvmLinesBytes in its kernel roots.
 constexpr uint64_t kPvmLockGpa = kPvmScratchGpa + 0x100000;
 constexpr uint64_t kPvmLockVa = kPvmScratchVa + 0x100000;
 constexpr uint64_t kPvmLinesBytes = 0x2000, kPvmUnavailableOff = 0x1000;
@@ -110,9 +114,10 @@ constexpr uint16_t kPvmPortVector = 0xb0;  // + vector (0..31); kvm_pvm swallows
 constexpr uint64_t kPvmVRax = 0x00, kPvmVRcx = 0x08, kPvmVRdx = 0x10, kPvmVRsp = 0x18, kPvmVCount = 0x20;
 // Per-VM gate state in the scratch page: which instance this VM calls, its lock owner value,
 // and the current call (the VMM reads it on faults, timeouts and contention).
-constexpr uint64_t kPvmVInCall = 0x40, kPvmVOwner = 0x48, kPvmVLine = 0x50, kPvmVInst = 0x58, kPvmVUrip = 0x60,
+constexpr uint64_t kPvmVInCall = 0x40, kPvmVOwner = 0x48, kPvmVBackend = 0x50, kPvmVBlock = 0x58, kPvmVUrip = 0x60,
                    kPvmVUrfl = 0x68, kPvmVUrsp = 0x70, kPvmVUfs = 0x78, kPvmVKgs = 0x80, kPvmVEntry = 0x88,
-                   kPvmVT0 = 0x90, kPvmVNotify = 0x98, kPvmVSaved = 0xa0;  // + 6 x 8: RBX RBP R12-R15
+                   kPvmVT0 = 0x90, kPvmVNotify = 0x98, kPvmVSaved = 0xa0,  // + 6 x 8: RBX RBP R12-R15
+                   kPvmVLines = 0x100, kPvmVInsts = 0x180;                  // + 8 x backend
 
 
 // Ports of the out-stub guest kernel (and of the PVM-native kernel, which uses the same).

@@ -159,15 +159,19 @@ Stop Process::run(uint64_t deadline_ns) {
 Stop Process::run_events(uint64_t deadline_ns) {
   req_deadline_ = deadline_ns;
   tick_ = 0;
-  if (vm_->pvm_gate() && attached_[0].backend->call_timeout_ns()) {
+  attach_finish();
+  if (vm_->pvm_gate()) {
     // In-guest calls start and end without the VMM: the watchdog looks at the current call
     // once per call timeout (one exit per period, none per call).
-    tick_ = Vcpu::now_ns() + attached_[0].backend->call_timeout_ns();
-    if (deadline_ns && deadline_ns < tick_) tick_ = 0;
-    else pvm_watch(tick_);
-    pvm::set_notify(vm_->pvm_scratch(), attached_[0].backend->want_call_events);
-  } else if (vm_->pvm_gate()) {
-    pvm::set_notify(vm_->pvm_scratch(), attached_[0].backend->want_call_events);
+    if (uint64_t period = pvm_tick_period()) {
+      tick_ = Vcpu::now_ns() + period;
+      if (deadline_ns && deadline_ns < tick_) tick_ = 0;
+      else pvm_watch(tick_);
+    }
+    uint64_t notify = 0;
+    for (size_t b = 0; b < attached_.size(); b++)
+      if (attached_[b].backend->want_call_events) notify |= 1ull << b;
+    pvm::set_notify(vm_->pvm_scratch(), notify);
   }
   for (;;) {
     Event ev = vm_->run(call_.active ? call_.deadline : tick_ ? tick_ : deadline_ns);

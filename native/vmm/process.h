@@ -74,6 +74,7 @@ class Process {
 
   // Makes every instance of `backend` callable from this VM through the gate. Only before the
   // VM first runs; forks inherit it. `keep` holds the backend alive (null for its own host caller).
+  // If every backend attached is trusted and the VM is pvm-native, calls take the in-guest gate.
   void attach(Backend *backend, std::shared_ptr<Backend> keep, const std::string &name);
   // Calls entry `entry` of attached backend `index` from the host: args in RDI..RCX; returns
   // the Stop (Farcall/kHostCallDone with the result in RAX, or a failure).
@@ -142,6 +143,14 @@ class Process {
   // The PVM in-guest gate (gate.cpp): the exits it takes, and the VMM's part on faults and
   // timeouts. pvm_gate_event() returns true when it handled the event and the guest goes on.
   bool pvm_gate_event(const Event &ev, uint64_t deadline_ns);
+  struct GateRef {
+    Backend &be;
+    Instance &inst;
+  };
+  GateRef pvm_gate_ref(int backend);  // attached backend b and the instance this VM calls
+  uint64_t pvm_tick_period() const;   // the shortest call timeout of the attached backends
+  void attach_finish();               // the gate decision, before the VM first runs
+  bool gate_pending_ = false;
   void pvm_gate_abort(int64_t result, const std::string &why);
   void pvm_gate_cleanup(const char *why);
   Stop run_events(uint64_t deadline_ns);

@@ -5,6 +5,7 @@
 #include <time.h>
 #include <x86intrin.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -194,59 +195,83 @@ void enter_kernel(Vcpu &cpu) {
   }
 }
 
-std::vector<uint64_t> attach_gate(GuestRegion &scratch, PageTables &pt, uint64_t kernel_root, const GateSpec &g) {
-  uint64_t n = g.entries.size();
-  if (n == 0 || n > kGateEntries || g.instance_gpas.empty())
-    throw VmmError(ErrorCode::Internal, "in-guest gate: bad entry or instance count");
-  uint64_t c = kPvmGateOff;
-  put64(scratch, c + kPvmGN, n);
-  put64(scratch, c + kPvmGTramp, g.trampoline);
-  put64(scratch, c + kPvmGFs, g.fs_base);
-  put64(scratch, c + kPvmGGs, g.gs_base);
-  put64(scratch, c + kPvmGStack, g.stack_top);
-  put64(scratch, c + kPvmGInfo, g.call_info);
-  put64(scratch, c + kPvmGCallerLo, g.caller_lo);
-  put64(scratch, c + kPvmGCallerHi, g.caller_hi);
-  uint64_t stub_bytes = (n * 16 + kPage - 1) & ~(kPage - 1);
+bool gate_fits(const std::vector<GateBackend> &bs) {
+  uint64_t entries = 0, stubs = 0;
+  for (auto &g : bs) {
+    if (g.entries.empty() || g.instance_gpas.empty()) return false;
+    entries += g.entries.size();
+    stubs += (g.entries.size() * 16 + kPage - 1) & ~(kPage - 1);
+  }
+  return !bs.empty() && bs.size() <= kPvmMaxGateBackends && entries <= kGateEntries && stubs <= kPvmGateStubBytes;
+}
+
+std::vector<uint64_t> attach_gate(GuestRegion &scratch, PageTables &pt, uint64_t kernel_root, uint64_t caller_lo,
+                                  uint64_t caller_hi, const std::vector<GateBackend> &bs) {
+  if (!gate_fits(bs)) throw VmmError(ErrorCode::Internal, "in-guest gate: the backends do not fit");
+  uint64_t user_root = kernel_root + 0x1000, c = kPvmGateOff;
+  put64(scratch, c + kPvmGBackends, bs.size());
+  put64(scratch, c + kPvmGCallerLo, caller_lo);
+  put64(scratch, c + kPvmGCallerHi, caller_hi);
   put64(scratch, c + kPvmGStubLo, kGateVa);
-  put64(scratch, c + kPvmGStubHi, kGateVa + stub_bytes);
-  // Everything in the stub pages that is not an entry's code is ud2: a jump there faults.
-  for (uint64_t o = 0; o < stub_bytes; o += 2) {
-    scratch.host()[kPvmGateStubOff + o] = 0x0f;
-    scratch.host()[kPvmGateStubOff + o + 1] = 0x0b;
+  put64(scratch, c + kPvmGStubHi, kGateVa + bs.size() * kGateStride);
+  uint64_t table = 0, stub_off = kPvmGateStubOff;
+  size_t pairs = 0;
+  std::vector<unsigned> backend_slots;  // PML4 slots that hold backend windows: per pair
+  for (size_t b = 0; b < bs.size(); b++) {
+    const GateBackend &g = bs[b];
+    uint64_t blk = c + kPvmGBlockOff + 64 * b, n = g.entries.size();
+    put64(scratch, blk + kPvmBN, n);
+    put64(scratch, blk + kPvmBTramp, g.trampoline);
+    put64(scratch, blk + kPvmBFs, g.fs_base);
+    put64(scratch, blk + kPvmBGs, g.gs_base);
+    put64(scratch, blk + kPvmBStack, g.stack_top);
+    put64(scratch, blk + kPvmBInfo, g.call_info);
+    put64(scratch, blk + kPvmBTableBase, table);
+    // Stubs: everything in the pages that is not an entry's code is ud2, so a jump there faults.
+    uint64_t stub_bytes = (n * 16 + kPage - 1) & ~(kPage - 1);
+    for (uint64_t o = 0; o < stub_bytes; o += 2) {
+      scratch.host()[stub_off + o] = 0x0f;
+      scratch.host()[stub_off + o + 1] = 0x0b;
+    }
+    for (uint64_t e = 0; e < n; e++) {
+      put64(scratch, kPvmGateTableOff + 8 * (table + e), g.entries[e]);
+      // mov %rcx,%r10; mov $imm32,%eax; syscall; ret (the caller's RCX, its 4th argument,
+      // survives in R10, as for a Linux system call)
+      uint8_t stub[11] = {0x49, 0x89, 0xca, 0xb8, 0, 0, 0, 0, 0x0f, 0x05, 0xc3};
+      uint32_t nr = uint32_t(kPvmGateSys + (b << 12) + e);
+      std::memcpy(stub + 4, &nr, 4);
+      std::memcpy(scratch.host() + stub_off + 16 * e, stub, sizeof stub);
+    }
+    pt.map(kGateVa + b * kGateStride, kPvmScratchGpa + stub_off, stub_bytes, pte::U, user_root);  // read-only, executable
+    pt.map(kPvmLockVa + b * kPvmLinesBytes, kPvmLockGpa + b * kPvmLinesBytes, kPvmLinesBytes, pte::W | pte::U, kernel_root);
+    table += n;
+    stub_off += stub_bytes;
+    pairs = std::max(pairs, g.instance_gpas.size());
+    unsigned slot = unsigned(g.va >> 39);
+    if (std::find(backend_slots.begin(), backend_slots.end(), slot) == backend_slots.end()) backend_slots.push_back(slot);
   }
-  for (uint64_t e = 0; e < n; e++) {
-    put64(scratch, kPvmGateTableOff + 8 * e, g.entries[e]);
-    // mov %rcx,%r10; mov $imm32,%eax; syscall; ret (the caller's RCX, its 4th argument,
-    // survives in R10, as for a Linux system call)
-    uint8_t stub[11] = {0x49, 0x89, 0xca, 0xb8, 0, 0, 0, 0, 0x0f, 0x05, 0xc3};
-    uint32_t nr = uint32_t(kPvmGateSys + e);
-    std::memcpy(stub + 4, &nr, 4);
-    std::memcpy(scratch.host() + kPvmGateStubOff + 16 * e, stub, sizeof stub);
-  }
-  uint64_t user_root = kernel_root + 0x1000;
-  pt.map(kGateVa, kPvmScratchGpa + kPvmGateStubOff, stub_bytes, pte::U, user_root);  // read-only, executable
-  pt.map(kPvmLockVa, kPvmLockGpa, kPvmLinesBytes, pte::W | pte::U, kernel_root);
   std::vector<uint64_t> roots;
-  for (size_t i = 0; i < g.instance_gpas.size(); i++) {
+  for (size_t p = 0; p < pairs; p++) {
     uint64_t k = kernel_root;
-    if (i > 0) {
+    if (p > 0) {
       k = pt.add_root_pair();
-      unsigned backend_slot = unsigned(g.va >> 39);
       for (unsigned s = 0; s < 512; s++) {
-        if (s != backend_slot) pt.share_slot(k, kernel_root, s);
+        if (std::find(backend_slots.begin(), backend_slots.end(), s) == backend_slots.end()) pt.share_slot(k, kernel_root, s);
         pt.share_slot(k + 0x1000, user_root, s);
       }
     }
-    pt.map(g.va, g.instance_gpas[i], g.backend_bytes, pte::W | pte::U, k);
+    for (auto &g : bs) pt.map(g.va, g.instance_gpas[p % g.instance_gpas.size()], g.bytes, pte::W | pte::U, k);
     roots.push_back(k);
   }
   return roots;
 }
 
-void select_instance(GuestRegion &scratch, int instance, uint64_t owner) {
-  put64(scratch, kPvmVarsOff + kPvmVInst, uint64_t(instance));
-  put64(scratch, kPvmVarsOff + kPvmVLine, kPvmLockVa + 64 * uint64_t(instance));
+void select_pair(GuestRegion &scratch, int pair, uint64_t owner, const std::vector<int> &instance_counts) {
+  for (size_t b = 0; b < instance_counts.size(); b++) {
+    uint64_t inst = uint64_t(pair % instance_counts[b]);
+    put64(scratch, kPvmVarsOff + kPvmVInsts + 8 * b, inst);
+    put64(scratch, kPvmVarsOff + kPvmVLines + 8 * b, kPvmLockVa + b * kPvmLinesBytes + 64 * inst);
+  }
   put64(scratch, kPvmVarsOff + kPvmVOwner, owner);
   put64(scratch, kPvmVarsOff + kPvmVInCall, 0);
 }
@@ -255,6 +280,7 @@ GateCall current_call(const GuestRegion &scratch) {
   GateCall c;
   uint64_t v = kPvmVarsOff;
   c.active = get64(scratch, v + kPvmVInCall) != 0;
+  c.backend = int(get64(scratch, v + kPvmVBackend));
   c.entry = int(get64(scratch, v + kPvmVEntry));
   c.ret_rip = get64(scratch, v + kPvmVUrip);
   c.rflags = get64(scratch, v + kPvmVUrfl);
@@ -267,7 +293,7 @@ GateCall current_call(const GuestRegion &scratch) {
 }
 
 void clear_call(GuestRegion &scratch) { put64(scratch, kPvmVarsOff + kPvmVInCall, 0); }
-void set_notify(GuestRegion &scratch, bool on) { put64(scratch, kPvmVarsOff + kPvmVNotify, on ? 1 : 0); }
+void set_notify(GuestRegion &scratch, uint64_t backend_mask) { put64(scratch, kPvmVarsOff + kPvmVNotify, backend_mask); }
 
 uint64_t ns_since_tsc(const GuestRegion &kmem, uint64_t tsc) {
   uint64_t now = __rdtsc();

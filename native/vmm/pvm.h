@@ -61,33 +61,38 @@ void first_entry(Vcpu &cpu, GuestRegion &scratch, uint64_t kernel_root, const kv
 // KVM_SET_SREGS, so a kernel RIP written while it is in user mode is fetched as user code.
 void enter_kernel(Vcpu &cpu);
 
-// The in-guest far-call gate for one trusted backend (docs/pvm.md, "The in-guest gate").
-struct GateSpec {
+// The in-guest far-call gate for trusted backends (docs/pvm.md, "The in-guest gate").
+struct GateBackend {
   uint64_t trampoline = 0, fs_base = 0, gs_base = 0, stack_top = 0, call_info = 0;
-  uint64_t caller_lo = 0, caller_hi = 0;      // the caller's memory (farcall_caller_ok)
-  std::vector<uint64_t> entries;              // entry addresses
-  std::vector<uint64_t> instance_gpas;        // one root pair per instance
-  uint64_t backend_bytes = 0;
-  uint64_t va = 0;                            // where the backend's memory appears
+  std::vector<uint64_t> entries;        // entry addresses
+  std::vector<uint64_t> instance_gpas;  // its instances' memory
+  uint64_t bytes = 0;                   // memory per instance
+  uint64_t va = 0;                      // where it appears (its own window)
 };
-// Writes the gate configuration, the entry table and the user stub page into the scratch
-// region, maps the stubs at kGateVa in the user root, the instance lines page in the kernel
-// root, and makes one root pair per instance: pair 0 is `kernel_root` itself, each kernel root
-// maps one instance at kBackendVa. Returns the kernel roots, by instance.
-std::vector<uint64_t> attach_gate(GuestRegion &scratch, PageTables &pt, uint64_t kernel_root, const GateSpec &g);
-// Which instance this VM calls, and its owner value in the instance lines.
-void select_instance(GuestRegion &scratch, int instance, uint64_t owner);
+// False (nothing written) when the backends do not fit: more than kPvmMaxGateBackends, more
+// than kGateEntries entries or more than kPvmGateStubBytes of stub pages in all.
+bool gate_fits(const std::vector<GateBackend> &bs);
+// Writes the gate configuration, the entry table and the user stub pages into the scratch
+// region, maps the stubs at kGateVa in the user root, each backend's lines pages in the kernel
+// root, and makes root pairs: pair p maps instance p % count of every backend at its window,
+// as many pairs as the largest instance count; pair 0 is `kernel_root` itself. Returns the
+// kernel roots, by pair.
+std::vector<uint64_t> attach_gate(GuestRegion &scratch, PageTables &pt, uint64_t kernel_root, uint64_t caller_lo,
+                                  uint64_t caller_hi, const std::vector<GateBackend> &bs);
+// Which pair this VM uses (instance p % count of each backend), and its owner value in the lines.
+void select_pair(GuestRegion &scratch, int pair, uint64_t owner, const std::vector<int> &instance_counts);
 
 // The current in-guest call of a VM, as the guest kernel recorded it.
 struct GateCall {
   bool active = false;  // inside the backend (or entering/leaving it) with the instance taken
+  int backend = -1;     // the VM's backend index (set before the instance is taken)
   int entry = -1;
   uint64_t ret_rip = 0, rflags = 0, rsp = 0, fs = 0, kernel_gs = 0, tsc0 = 0;
   uint64_t saved[6] = {};  // RBX RBP R12-R15
 };
 GateCall current_call(const GuestRegion &scratch);
 void clear_call(GuestRegion &scratch);
-void set_notify(GuestRegion &scratch, bool on);
+void set_notify(GuestRegion &scratch, uint64_t backend_mask);
 // Nanoseconds since the guest TSC value `tsc` (the kernel's calibration).
 uint64_t ns_since_tsc(const GuestRegion &kmem, uint64_t tsc);
 

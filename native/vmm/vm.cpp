@@ -70,8 +70,7 @@ Vm::Vm(const Vm &master, const CpuState &state, bool dirty_log) : cfg_(master.cf
   cfg_.dirty_log = dirty_log;
   cr3_ = master.cr3_;
   pvm_roots_ = master.pvm_roots_;
-  pvm_instances_ = master.pvm_instances_;
-  pvm_va_ = master.pvm_va_;
+  pvm_backends_ = master.pvm_backends_;
   create_vm();
   ram_ = GuestRegion::fork_of(master.ram_);
   kmem_ = GuestRegion::fork_of(master.kmem_);
@@ -87,7 +86,7 @@ Vm::Vm(const Vm &master, const CpuState &state, bool dirty_log) : cfg_(master.cf
   }
   setup_vcpu();
   restore_state(state, true);
-  if (pvm_gate()) pvm_select(master.pvm_inst_);  // this VM's owner value; Fork may pick another instance
+  if (pvm_gate()) pvm_select(master.pvm_pair_);  // this VM's owner value; Fork may pick another pair
 }
 
 Vm::~Vm() {
@@ -314,40 +313,37 @@ uint64_t Vm::attach_region(uint64_t va, uint64_t gpa, const std::shared_ptr<Gues
   return root;
 }
 
-bool Vm::pvm_attach_gate(const pvm::GateSpec &g, const std::vector<std::shared_ptr<GuestRegion>> &instances,
-                         const std::shared_ptr<GuestRegion> &lines) {
+bool Vm::pvm_attach_gate(uint64_t caller_lo, uint64_t caller_hi, const std::vector<PvmGateBackend> &bs) {
   if (cfg_.mode != EntryMode::PvmNative || ran_ || pvm_gate() || !pt_) return false;
-  for (size_t i = 0; i < instances.size(); i++) {
+  std::vector<pvm::GateBackend> specs;
+  for (auto &b : bs) specs.push_back(b.spec);
+  if (!pvm::gate_fits(specs)) return false;
+  for (size_t b = 0; b < bs.size(); b++) {
+    for (size_t i = 0; i < bs[b].instances.size(); i++) {
+      int slot = next_slot_++;
+      add_slot(slot, specs[b].instance_gpas[i], *bs[b].instances[i], false);
+      extra_.push_back(Extra{slot, specs[b].instance_gpas[i], bs[b].instances[i]});
+    }
     int slot = next_slot_++;
-    add_slot(slot, g.instance_gpas[i], *instances[i], false);
-    extra_.push_back(Extra{slot, g.instance_gpas[i], instances[i]});
+    uint64_t gpa = kPvmLockGpa + b * kPvmLinesBytes;
+    add_slot(slot, gpa, *bs[b].lines, false);
+    extra_.push_back(Extra{slot, gpa, bs[b].lines});
+    pvm_backends_.push_back(PvmWindow{specs[b].va, specs[b].bytes, bs[b].instances});
   }
-  int slot = next_slot_++;
-  add_slot(slot, kPvmLockGpa, *lines, false);
-  extra_.push_back(Extra{slot, kPvmLockGpa, lines});
-  pvm_roots_ = pvm::attach_gate(*pvm_.scratch, *pt_, cr3_, g);
-  pvm_instances_ = instances;
-  pvm_va_ = g.va;
+  pvm_roots_ = pvm::attach_gate(*pvm_.scratch, *pt_, cr3_, caller_lo, caller_hi, specs);
   pvm_select(0);
   return true;
 }
 
-void Vm::pvm_select(int instance) {
-  if (ran_ && instance != pvm_inst_) throw VmmError(ErrorCode::BadState, "a VM's backend instance is chosen before it runs");
-  pvm_inst_ = instance;
-  cr3_ = pvm_roots_.at(size_t(instance));
-  pvm::select_instance(*pvm_.scratch, instance, owner_);
+void Vm::pvm_select(int pair) {
+  if (ran_ && pair != pvm_pair_) throw VmmError(ErrorCode::BadState, "a VM's backend instances are chosen before it runs");
+  pvm_pair_ = pair;
+  cr3_ = pvm_roots_.at(size_t(pair));
+  std::vector<int> counts;
+  for (auto &w : pvm_backends_) counts.push_back(int(w.instances.size()));
+  pvm::select_pair(*pvm_.scratch, pair, owner_, counts);
   vcpu_->sregs().cr3 = cr3_;
   vcpu_->sregs_dirty();
-}
-
-void Vm::pvm_drop_gate() {
-  if (!pvm_gate()) return;
-  if (ran_) throw VmmError(ErrorCode::BadState, "backends are attached before the VM first runs");
-  pvm_roots_.clear();
-  pvm_instances_.clear();
-  pvm_inst_ = -1;
-  fall_back_to_trap_page();
 }
 
 Event Vm::exception_event(int vector) {
@@ -359,8 +355,10 @@ Event Vm::exception_event(int vector) {
   // The CPU pushed the frame on the kernel stack; read it from the kernel region.
   if (sp >= kKernelVa && sp + sizeof(frame) <= kKernelVa + kKernelSize)
     std::memcpy(frame, kmem_->host() + (sp - kKernelVa), sizeof(frame));
-  else if (pvm_inst_ >= 0)  // a fault of a backend inside an in-guest call: the frame is on its stack
-    GuestView{pvm_instances_[size_t(pvm_inst_)].get(), pvm_va_}.read(frame, sp, sizeof(frame));
+  else  // a fault of a backend inside an in-guest call: the frame is on its stack
+    for (size_t b = 0; b < pvm_backends_.size(); b++)
+      if (sp >= pvm_backends_[b].va && sp < pvm_backends_[b].va + pvm_backends_[b].bytes)
+        GuestView{pvm_backends_[b].instances[size_t(pvm_instance(b))].get(), pvm_backends_[b].va}.read(frame, sp, sizeof(frame));
   int i = 0;
   if (vector_has_error_code(vector)) ev.error_code = frame[i++];
   ev.rip = frame[i];

@@ -94,22 +94,25 @@ class Vm {
   uint64_t attach_region(uint64_t va, uint64_t gpa, const std::shared_ptr<GuestRegion> &region);
   uint64_t root() const { return cr3_; }
 
-  // PvmNative: the in-guest gate for one trusted backend (pvm.h attach_gate): memslots for every
-  // instance and for the instance lines page, one root pair per instance; this VM calls
-  // instance 0 until pvm_select(). Returns false (and changes nothing) if the VM is not
-  // PvmNative or has run.
-  bool pvm_attach_gate(const pvm::GateSpec &g, const std::vector<std::shared_ptr<GuestRegion>> &instances,
-                       const std::shared_ptr<GuestRegion> &lines);
+  // PvmNative: the in-guest gate for trusted backends (pvm.h attach_gate): memslots for every
+  // instance and every backend's lines, root pairs; this VM uses pair 0 until pvm_select().
+  // Returns false (and changes nothing) if the VM is not PvmNative, has run, or the backends
+  // do not fit.
+  struct PvmGateBackend {
+    pvm::GateBackend spec;
+    std::vector<std::shared_ptr<GuestRegion>> instances;
+    std::shared_ptr<GuestRegion> lines;
+  };
+  bool pvm_attach_gate(uint64_t caller_lo, uint64_t caller_hi, const std::vector<PvmGateBackend> &bs);
   bool pvm_gate() const { return !pvm_roots_.empty(); }
-  // Before a fork first runs: the instance it calls (its kernel root from now on).
-  void pvm_select(int instance);
-  int pvm_instance() const { return pvm_inst_; }
-  int pvm_instance_count() const { return int(pvm_roots_.size()); }
+  // Before a fork first runs: its root pair, i.e. instance pair % count of each backend.
+  void pvm_select(int pair);
+  int pvm_pair() const { return pvm_pair_; }
+  int pvm_pairs() const { return int(pvm_roots_.size()); }
+  int pvm_instance(size_t backend) const { return pvm_pair_ % int(pvm_backends_.at(backend).instances.size()); }
   GuestRegion &pvm_scratch() { return *pvm_.scratch; }
   // This VM's value in instance lock words (unique in the process).
   uint64_t owner() const { return owner_; }
-  // Leaves the in-guest gate for the exit-based one (a second or an untrusted backend).
-  void pvm_drop_gate();
 
   // Runs the vCPU until an event that needs the VMM. deadline: absolute monotonic ns or 0.
   Event run(uint64_t deadline_ns);
@@ -159,10 +162,13 @@ class Vm {
   bool via_call_ = false;  // the pending system call came through kTrapSdkCall
   kvm_segment user_cs_{}, user_ss_{}, kernel_cs_{}, kernel_ss_{};
   PvmState pvm_;
-  std::vector<uint64_t> pvm_roots_;  // in-guest gate: kernel root per backend instance
-  std::vector<std::shared_ptr<GuestRegion>> pvm_instances_;
-  int pvm_inst_ = -1;
-  uint64_t pvm_va_ = 0;
+  std::vector<uint64_t> pvm_roots_;  // in-guest gate: kernel root per pair
+  struct PvmWindow {
+    uint64_t va, bytes;
+    std::vector<std::shared_ptr<GuestRegion>> instances;
+  };
+  std::vector<PvmWindow> pvm_backends_;
+  int pvm_pair_ = -1;
   uint64_t owner_ = 0;
   bool ran_ = false;
   std::vector<uint64_t> dirty_buf_;

@@ -118,6 +118,11 @@ int main(void) {
                      : "rbx", "rcx", "rdx", "rsi", "rdi", "r8", "r9", "r10", "r11", "memory", "cc");
     ANSWER("%llx", (unsigned long long)rbx);
   }
+  if (!strcmp(cmd, "other_add")) { /* a second backend, attached as "other" */
+    fn1 other = (fn1)farcall_lookup("other.add");
+    if (!other) farcall_fail("no backend named other");
+    ANSWER("%lld", (long long)other(atoll(arg)));
+  }
   if (!strcmp(cmd, "sleepnap")) { /* sleep N ms here, then N ms inside a call: "<slept> <napped>" */
     int64_t ms = atoll(arg), t0 = now_ns();
     struct timespec d = {ms / 1000, (ms % 1000) * 1000000};
