@@ -26,8 +26,8 @@ export interface BackendOptions {
    * Lets callers on PVM hosts (FARCALL_ENTRY=pvm-native) run this backend inside their own
    * guest kernel: a far call then takes no VM exit (~1 µs instead of ~100 µs), but the backend
    * runs in guest supervisor mode and can take over the VMs that call it. Only for backends
-   * you trust as much as the VMM. Callers that attach more than one backend, and hosts without
-   * PVM, use the exit gate as usual. Default false. See docs/pvm.md.
+   * you trust as much as the VMM. Callers that also attach an untrusted backend, and hosts
+   * without PVM, use the exit gate as usual. Default false. See docs/pvm.md.
    */
   trusted?: boolean;
 }

@@ -61,7 +61,7 @@ export function doctor(): DoctorReport {
       name: 'in-guest gate',
       ok: true,
       detail: native
-        ? 'on: calls into a trusted backend (the only one a pool attaches) take no VM exit'
+        ? 'on: calls from pools whose backends are all trusted take no VM exit'
         : 'off: set FARCALL_ENTRY=pvm-native to call trusted backends without VM exits (docs/pvm.md)',
     });
   }

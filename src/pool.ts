@@ -54,7 +54,7 @@ export interface RequestPoolStats {
   masterInitUs: number;
   forkCreateUs: number[];
   /**
-   * How calls to backends travel: 'in-guest' (PVM host and one trusted backend: no VM exit per
+   * How calls to backends travel: 'in-guest' (PVM host, every backend trusted: no VM exit per
    * call), 'exit' (through the VMM), or 'none' (no backends attached).
    */
   gate: GateKind;

@@ -69,8 +69,9 @@ void farcall_fail(const char *message);
 /* ---- Backends -------------------------------------------------------------------------
  *
  * A backend is a program built with farcall_add_program(NAME ... BACKEND): it is linked to
- * run in the backend region (guest-virtual 1 TiB and up), disjoint from request programs, so
- * pointers mean the same thing on both sides. It initializes its state, registers entry
+ * run in the backend region (static-PIE, placed in its own 16 GiB window from guest-virtual
+ * 1 TiB up), disjoint from request programs and other backends, so pointers mean the same thing
+ * on both sides. It initializes its state, registers entry
  * points, and calls farcall_serve(), which does not return: from then on its entry points
  * run when called, on the caller's vCPU, against the backend's memory, with the caller's
  * memory visible (zero-copy). Calls into one instance are serialized.
