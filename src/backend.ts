@@ -70,6 +70,8 @@ export interface BackendStats {
   timeouts: number;
   instances: Array<{ calls: number; faults: number; restores: number; netRefused: number; lastRefused?: string; syscalls: Record<string, number> }>;
   hostCalls: LatencySummary;
+  /** Where the backend's memory appears in every VM that calls it (its own 16 GiB window from 1 TiB). */
+  memoryAt: number;
 }
 
 export interface CallOptions {
@@ -226,7 +228,7 @@ export class Backend extends EventEmitter<BackendEvents> {
   stats(): BackendStats {
     if (!this.handle) throw new ClosedError('Closed', 'the backend is closed');
     const s = native().backendStats(this.handle);
-    return { restarts: this.restarts, available: !this.restarting, calls: s.calls, faults: s.faults, restores: s.restores, timeouts: s.timeouts, instances: s.instances, hostCalls: this.hostLatency.summary() };
+    return { restarts: this.restarts, available: !this.restarting, calls: s.calls, faults: s.faults, restores: s.restores, timeouts: s.timeouts, instances: s.instances, hostCalls: this.hostLatency.summary(), memoryAt: s.memoryAt };
   }
 
   /** Frees the backend's VMs once no request pool holds it. */

@@ -64,6 +64,7 @@ export type NativeHandle = unknown;
 
 export interface NativeBackendStats {
   calls: number;
+  memoryAt: number;
   faults: number;
   restores: number;
   timeouts: number;

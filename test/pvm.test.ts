@@ -27,7 +27,7 @@ interface Outcome {
 type Job =
   | { run: string; args?: string[]; opts?: Record<string, unknown> }
   | { pool: string; args: string[]; opts: Record<string, unknown>; requests: string[] }
-  | { gate: { backends: Record<string, Record<string, unknown>>; size: number; listen?: boolean; parallel?: boolean }; requests: string[] };
+  | { gate: { backends: Record<string, Record<string, unknown>>; size: number; listen?: boolean; parallel?: boolean; same?: boolean }; requests: string[] };
 
 // The outcome of a gate job after its requests: which gate the pool's calls took, the exits the
 // forks took for the gate, the backends' counters and the call events heard.
@@ -58,7 +58,9 @@ const err = (e) => ({ ok: false, code: e.code, message: e.message, details: e.de
       const backends = {};
       const events = [];
       for (const [name, o] of Object.entries(j.gate.backends)) {
-        backends[name] = await Backend.load(${JSON.stringify(guest('counter_backend'))}, { memoryMiB: 16, ...o });
+        backends[name] = j.gate.same && Object.keys(backends).length
+          ? Object.values(backends)[0]
+          : await Backend.load(${JSON.stringify(guest('counter_backend'))}, { memoryMiB: 16, ...o });
         if (j.gate.listen) backends[name].on('call', (e) => events.push(name + '.' + e.entry));
       }
       const pool = await RequestPool.create(${JSON.stringify(guest('caller'))}, { size: j.gate.size, backends });
@@ -76,7 +78,7 @@ const err = (e) => ({ ok: false, code: e.code, message: e.message, details: e.de
         events,
       }) });
       await pool.close();
-      for (const x of Object.values(backends)) x.close();
+      for (const x of new Set(Object.values(backends))) x.close();
     } else {
       const pool = await RequestPool.create(j.pool, { args: j.args, ...j.opts });
       for (const q of j.requests) {
@@ -285,6 +287,14 @@ describePvm('pvm-native: the in-guest far-call gate (trusted backends)', () => {
     expect(summary(both)).toMatchObject({ gate: 'in-guest', gateExits: 0 });
     expect(summary(mixed).gate).toBe('exit');
     expect(summary(mixed).gateExits).toBeGreaterThanOrEqual(8);
+  });
+
+  test('one trusted backend attached under two names is one backend: the same state through either name', async () => {
+    const out = await jobs('pvm-native', [
+      { gate: { backends: { counter: { trusted: true }, other: { trusted: true } }, size: 1, same: true }, requests: ['add:3', 'other_add:10', 'add:4'] },
+    ]);
+    expect(out.slice(0, 3).map((o) => o.stdout)).toEqual(['3', '13', '17']);
+    expect(summary(out)).toMatchObject({ gate: 'in-guest', gateExits: 0, calls: 3 });
   });
 });
 

@@ -193,6 +193,7 @@ Napi::Value BackendStats(const Napi::CallbackInfo &info) {
   Backend &b = *h->backend;
   Napi::Object r = Napi::Object::New(env);
   r.Set("calls", double(b.calls()));
+  r.Set("memoryAt", double(b.va()));
   r.Set("faults", double(b.faults));
   r.Set("restores", double(b.restores));
   r.Set("timeouts", double(b.timeouts));

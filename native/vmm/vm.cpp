@@ -300,7 +300,7 @@ uint64_t Vm::attach_region(uint64_t va, uint64_t gpa, const std::shared_ptr<Gues
     if (ran_) throw VmmError(ErrorCode::BadState, "backends are attached before the VM first runs");
     fall_back_to_trap_page();
   }
-  bool have = false;  // already a memslot (the in-guest gate added it before a fall-back)
+  bool have = false;  // already a memslot (the same backend attached under another name)
   for (auto &x : extra_) have |= x.gpa == gpa;
   if (!have) {
     int slot = next_slot_++;
@@ -320,6 +320,9 @@ bool Vm::pvm_attach_gate(uint64_t caller_lo, uint64_t caller_hi, const std::vect
   if (!pvm::gate_fits(specs)) return false;
   for (size_t b = 0; b < bs.size(); b++) {
     for (size_t i = 0; i < bs[b].instances.size(); i++) {
+      bool have = false;  // one backend attached under two names: its memory has one memslot
+      for (auto &x : extra_) have |= x.gpa == specs[b].instance_gpas[i];
+      if (have) continue;
       int slot = next_slot_++;
       add_slot(slot, specs[b].instance_gpas[i], *bs[b].instances[i], false);
       extra_.push_back(Extra{slot, specs[b].instance_gpas[i], bs[b].instances[i]});

@@ -2,7 +2,8 @@
  * entries directly, bypassing the stubs, with pointers into backend memory, out-of-range
  * lengths and random or mutated buffers. The skeleton must refuse all of it before the store's
  * code runs, and the backend must stay healthy.
- *   ptrs            -> "name=result ..." for each hostile pointer case
+ *   ptrs BASE       -> "name=result ..." for each hostile pointer case (BASE: where the backend's
+ *                      memory appears, Backend.stats().memoryAt)
  *   fuzz SEED N     -> "ok=.. envelope=.. negative=.. other=.." over N mutated requests */
 #include <stdint.h>
 #include <stdio.h>
@@ -12,7 +13,6 @@
 #include "farcall.h"
 #include "kv_farcall.h"
 
-#define BACKEND_BASE 0x10000400000ull /* where the VMM places backend programs */
 
 static farcall_rpc_fn fns[4];
 static const char *names[4] = {"kv.KeyValue_Get", "kv.KeyValue_Put", "kv.KeyValue_Delete", "kv.KeyValue_Scan"};
@@ -62,6 +62,7 @@ int main(void) {
     if (!fns[i]) farcall_fail("entries not found");
 
   if (!strcmp(cmd, "ptrs")) {
+    const uint64_t BACKEND_BASE = seed + 0x400000; /* its program's first page */
     size_t n;
     const uint8_t *ok = valid(0, &n);
     size_t at = 0;
