@@ -11,42 +11,42 @@ namespace farcall {
 using namespace layout;
 
 namespace {
-std::mutex g_slots_mu;
-std::set<uint64_t> g_slots;
+// Numbered process-wide places (guest-physical slots, guest-virtual windows): lowest free first.
+class Places {
+ public:
+  Places(uint64_t count, const char *full) : count_(count), full_(full) {}
+  uint64_t take() {
+    std::lock_guard<std::mutex> lk(mu_);
+    for (uint64_t s = 0; s < count_; s++)
+      if (used_.insert(s).second) return s;
+    throw VmmError(ErrorCode::BadState, full_);
+  }
+  void give(uint64_t s) {
+    std::lock_guard<std::mutex> lk(mu_);
+    used_.erase(s);
+  }
+
+ private:
+  std::mutex mu_;
+  std::set<uint64_t> used_;
+  uint64_t count_;
+  const char *full_;
+};
+Places g_slots(kMaxBackendSlots, "too many backend instances in this process");
+Places g_windows(kMaxBackendVas, "too many backends loaded in this process");
 
 bool page_is_zero(const uint8_t *p) {
   static const uint8_t zero[4096] = {};
   return std::memcmp(p, zero, 4096) == 0;
 }
+uint64_t backend_va__alloc() { return kBackendVa + g_windows.take() * kBackendGpaStride; }
+void backend_va__free(uint64_t va) { g_windows.give((va - kBackendVa) / kBackendGpaStride); }
 }  // namespace
 
-uint64_t backend_slot__alloc() {
-  std::lock_guard<std::mutex> lk(g_slots_mu);
-  for (uint64_t s = 0; s < kMaxBackendSlots; s++)
-    if (g_slots.insert(s).second) return s;
-  throw VmmError(ErrorCode::BadState, "too many backend instances in this process");
-}
-
-void backend_slot__free(uint64_t slot) {
-  std::lock_guard<std::mutex> lk(g_slots_mu);
-  g_slots.erase(slot);
-}
+uint64_t backend_slot__alloc() { return g_slots.take(); }
+void backend_slot__free(uint64_t slot) { g_slots.give(slot); }
 
 static uint64_t slot_gpa(uint64_t slot) { return kBackendGpaBase + slot * kBackendGpaStride; }
-
-namespace {
-std::set<uint64_t> g_vas;  // guarded by g_slots_mu
-uint64_t backend_va__alloc() {
-  std::lock_guard<std::mutex> lk(g_slots_mu);
-  for (uint64_t s = 0; s < kMaxBackendVas; s++)
-    if (g_vas.insert(s).second) return kBackendVa + s * kBackendGpaStride;
-  throw VmmError(ErrorCode::BadState, "too many backends loaded in this process");
-}
-void backend_va__free(uint64_t va) {
-  std::lock_guard<std::mutex> lk(g_slots_mu);
-  g_vas.erase((va - kBackendVa) / kBackendGpaStride);
-}
-}  // namespace
 
 std::unique_ptr<Process> Backend::initialize(uint64_t slot) {
   ProcessConfig cfg = cfg_;

@@ -104,6 +104,12 @@ class Backend {
   // Gives the instance back; after a fault or timeout its memory is first restored to the
   // state right after farcall_serve().
   void release(Instance *inst, bool restore, const std::string &why);
+  // A call into `inst` that did not return (fault, timeout, exit, abandoned): counted and reported.
+  void fault(Instance &inst, const std::string &entry, uint64_t ns, const std::string &why) {
+    inst.faults++;
+    faults++;
+    emit(BackendEvent{BackendEvent::Fault, inst.index, entry, ns, why});
+  }
   void emit(const BackendEvent &e) {
     std::lock_guard<std::mutex> lk(event_mu_);
     if (on_event_) on_event_(e);

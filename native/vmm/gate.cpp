@@ -21,9 +21,7 @@ void gate__count_fault(Backend &be, Instance &inst, const pvm::GateCall &c, cons
                        const std::string &why) {
   std::string entry = c.entry >= 0 && size_t(c.entry) < be.entries().size() ? be.entries()[size_t(c.entry)].name : "";
   inst.line->calls++;
-  inst.faults++;
-  be.faults++;
-  be.emit(BackendEvent{BackendEvent::Fault, inst.index, entry, pvm::ns_since_tsc(kmem, c.tsc0), why});
+  be.fault(inst, entry, pvm::ns_since_tsc(kmem, c.tsc0), why);
 }
 
 // What the backend sees of the current call (guest-sdk: struct farcall_call_info).
@@ -220,33 +218,48 @@ void Process::gate_leave(int64_t result, bool restore, const std::string &why) {
   call_.active = false;
   inst->line->calls++;
   if (restore) {
-    inst->faults++;
-    be.faults++;
-    be.emit(BackendEvent{BackendEvent::Fault, inst->index, entry, ns, why});
+    be.fault(*inst, entry, ns, why);
   } else if (be.want_call_events) {
     be.emit(BackendEvent{BackendEvent::Call, inst->index, entry, ns, ""});
   }
   be.release(inst, restore, why);
 }
 
-void Process::gate_syscall() {
+std::string Process::gate_fault_what(const Event &ev) {
+  if (ev.kind != Event::Exception) return "backend fault: " + ev.detail;
+  char buf[112];
+  snprintf(buf, sizeof buf, "backend fault: vector %d at rip 0x%llx (address 0x%llx)", ev.vector,
+           (unsigned long long)ev.rip, (unsigned long long)ev.cr2);
+  return buf;
+}
+
+bool Process::backend_syscall(Instance &inst, uint64_t *ret, int64_t *err, std::string *why) {
   Vcpu &cpu = vm_->vcpu();
   kvm_regs &r = cpu.regs();
   uint64_t nr = r.rax;
   if (nr >= kFarcallSysFirst && nr <= kFarcallSysLast) {
-    gate_leave(kErrBackendFault, true, "backend made farcall call " + std::to_string(nr) + " inside a call");
-    return;
+    *err = kErrBackendFault;
+    *why = "backend made farcall call " + std::to_string(nr) + " inside a call";
+    return false;
   }
   Stop st;
   st.kind = Stop::Exited;
-  uint64_t ret = call_.inst->personality->syscall(cpu, nr, r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9, &st);
+  *ret = inst.personality->syscall(cpu, nr, r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9, &st);
   if (st.kind != Stop::Exited || st.message == "exit") {
-    gate_leave(kErrBackendExit, true,
-               st.kind == Stop::OutputLimit ? st.message
-                                            : "backend exited (" + std::to_string(st.exit_code) + ") inside a call");
-    return;
+    *err = kErrBackendExit;
+    *why = st.kind == Stop::OutputLimit ? st.message
+                                        : "backend exited (" + std::to_string(st.exit_code) + ") inside a call";
+    return false;
   }
-  vm_->syscall_return(ret);
+  return true;
+}
+
+void Process::gate_syscall() {
+  uint64_t ret = 0;
+  int64_t err = 0;
+  std::string why;
+  if (backend_syscall(*call_.inst, &ret, &err, &why)) vm_->syscall_return(ret);
+  else gate_leave(err, true, why);
 }
 
 void Process::gate_abandon(const char *why) {
@@ -255,9 +268,7 @@ void Process::gate_abandon(const char *why) {
   Instance *inst = call_.inst;
   std::string entry = be.entries()[call_.entry].name;
   call_.active = false;
-  inst->faults++;
-  be.faults++;
-  be.emit(BackendEvent{BackendEvent::Fault, inst->index, entry, Vcpu::now_ns() - call_.t0, why});
+  be.fault(*inst, entry, Vcpu::now_ns() - call_.t0, why);
   be.release(inst, true, why);
 }
 
@@ -353,13 +364,6 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
       // The backend's system call inside a call, on its instance's personality; then straight
       // back into the backend (it is in guest supervisor mode, so RIP can be set).
       auto [be, inst] = pvm_gate_ref(c.backend);
-      uint64_t nr = r.rax;
-      if (nr >= kFarcallSysFirst && nr <= kFarcallSysLast) {
-        pvm_gate_abort(kErrBackendFault, "backend made farcall call " + std::to_string(nr) + " inside a call");
-        return true;
-      }
-      Stop st;
-      st.kind = Stop::Exited;
       // A blocking call (sleep, socket) runs until the call's own limit or the request's, not
       // until the next tick.
       if (tick_) {
@@ -368,12 +372,13 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
         if (req_deadline_ && req_deadline_ < until) until = req_deadline_;
         pvm_watch(until);
       }
-      uint64_t ret = inst.personality->syscall(cpu, nr, r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9, &st);
+      uint64_t ret = 0;
+      int64_t err = 0;
+      std::string why;
+      bool ok = backend_syscall(inst, &ret, &err, &why);
       if (tick_) pvm_watch(tick_);
-      if (st.kind != Stop::Exited || st.message == "exit") {
-        pvm_gate_abort(kErrBackendExit, st.kind == Stop::OutputLimit
-                                            ? st.message
-                                            : "backend exited (" + std::to_string(st.exit_code) + ") inside a call");
+      if (!ok) {
+        pvm_gate_abort(err, why);
         return true;
       }
       r.rax = ret;
@@ -409,14 +414,7 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
     case Event::Halt:
     case Event::Unexpected: {
       if (!c.active) return false;
-      std::string what = ev.detail;
-      if (ev.kind == Event::Exception) {
-        char buf[96];
-        snprintf(buf, sizeof buf, "vector %d at rip 0x%llx (address 0x%llx)", ev.vector, (unsigned long long)ev.rip,
-                 (unsigned long long)ev.cr2);
-        what = buf;
-      }
-      pvm_gate_abort(kErrBackendFault, "backend fault: " + what);
+      pvm_gate_abort(kErrBackendFault, gate_fault_what(ev));
       return true;
     }
     default:

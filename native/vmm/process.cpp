@@ -212,10 +212,7 @@ Stop Process::run_events(uint64_t deadline_ns) {
       }
       case Event::Exception:
         if (call_.active) {
-          char what[96];
-          snprintf(what, sizeof what, "backend fault: vector %d at rip 0x%llx (address 0x%llx)", ev.vector,
-                   (unsigned long long)ev.rip, (unsigned long long)ev.cr2);
-          gate_leave(kErrBackendFault, true, what);
+          gate_leave(kErrBackendFault, true, gate_fault_what(ev));
           if (call_.host) break;
           continue;
         }
@@ -262,7 +259,7 @@ Stop Process::run_events(uint64_t deadline_ns) {
         return st;
       default:
         if (call_.active) {  // the backend stopped in another way (data access to an unbacked page, …)
-          gate_leave(kErrBackendFault, true, "backend fault: " + ev.detail);
+          gate_leave(kErrBackendFault, true, gate_fault_what(ev));
           if (call_.host) break;
           continue;
         }

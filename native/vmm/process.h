@@ -138,6 +138,11 @@ class Process {
   uint64_t exception_rflags();  // RFLAGS in the frame of the exception being handled
   void gate_leave(int64_t result, bool restore, const std::string &why);
   void gate_syscall();
+  // A backend's system call inside a call, on `inst`'s personality: false (with the error value
+  // the caller gets and why) if the call must end there (a farcall call, exit, output limit).
+  bool backend_syscall(Instance &inst, uint64_t *ret, int64_t *err, std::string *why);
+  // What stopped a backend inside a call, for its Fault event and restore reason.
+  static std::string gate_fault_what(const Event &ev);
   void gate_switch_in(Backend &be, Instance &inst, uint64_t root, int entry);
   void gate_abandon(const char *why);
   // The PVM in-guest gate (gate.cpp): the exits it takes, and the VMM's part on faults and

@@ -300,17 +300,19 @@ uint64_t Vm::attach_region(uint64_t va, uint64_t gpa, const std::shared_ptr<Gues
     if (ran_) throw VmmError(ErrorCode::BadState, "backends are attached before the VM first runs");
     fall_back_to_trap_page();
   }
-  bool have = false;  // already a memslot (the same backend attached under another name)
-  for (auto &x : extra_) have |= x.gpa == gpa;
-  if (!have) {
-    int slot = next_slot_++;
-    add_slot(slot, gpa, *region, false);
-    extra_.push_back(Extra{slot, gpa, region});
-  }
+  add_extra(gpa, region);
   uint64_t root = pt_->add_root();
   for (unsigned i = 0; i < 512; i++) pt_->share_slot(root, cr3_, i);
   pt_->map(va, gpa, region->size(), pte::W | pte::U, root);
   return root;
+}
+
+void Vm::add_extra(uint64_t gpa, const std::shared_ptr<GuestRegion> &region) {
+  for (auto &x : extra_)
+    if (x.gpa == gpa) return;  // one backend attached under two names: its memory has one memslot
+  int slot = next_slot_++;
+  add_slot(slot, gpa, *region, false);
+  extra_.push_back(Extra{slot, gpa, region});
 }
 
 bool Vm::pvm_attach_gate(uint64_t caller_lo, uint64_t caller_hi, const std::vector<PvmGateBackend> &bs) {
@@ -319,18 +321,8 @@ bool Vm::pvm_attach_gate(uint64_t caller_lo, uint64_t caller_hi, const std::vect
   for (auto &b : bs) specs.push_back(b.spec);
   if (!pvm::gate_fits(specs)) return false;
   for (size_t b = 0; b < bs.size(); b++) {
-    for (size_t i = 0; i < bs[b].instances.size(); i++) {
-      bool have = false;  // one backend attached under two names: its memory has one memslot
-      for (auto &x : extra_) have |= x.gpa == specs[b].instance_gpas[i];
-      if (have) continue;
-      int slot = next_slot_++;
-      add_slot(slot, specs[b].instance_gpas[i], *bs[b].instances[i], false);
-      extra_.push_back(Extra{slot, specs[b].instance_gpas[i], bs[b].instances[i]});
-    }
-    int slot = next_slot_++;
-    uint64_t gpa = kPvmLockGpa + b * kPvmLinesBytes;
-    add_slot(slot, gpa, *bs[b].lines, false);
-    extra_.push_back(Extra{slot, gpa, bs[b].lines});
+    for (size_t i = 0; i < bs[b].instances.size(); i++) add_extra(specs[b].instance_gpas[i], bs[b].instances[i]);
+    add_extra(kPvmLockGpa + b * kPvmLinesBytes, bs[b].lines);
     pvm_backends_.push_back(PvmWindow{specs[b].va, specs[b].bytes, bs[b].instances});
   }
   pvm_roots_ = pvm::attach_gate(*pvm_.scratch, *pt_, cr3_, caller_lo, caller_hi, specs);

@@ -135,6 +135,8 @@ class Vm {
  private:
   void create_vm();
   void add_slot(int slot, uint64_t gpa, GuestRegion &r, bool log);
+  // A shared memslot over `region` at `gpa`, inherited by forks; none if one is there already.
+  void add_extra(uint64_t gpa, const std::shared_ptr<GuestRegion> &region);
   void build_kernel();
   void setup_vcpu();
   Event decode_trap(uint64_t off);
