@@ -84,7 +84,7 @@ export interface NativeBinding {
   closeBackend(backend: NativeHandle): void;
   createMaster(elf: Buffer, opts: NativeMasterOptions): Promise<{ handle: NativeHandle; initUs: number; arenaSize: number }>;
   createFork(master: NativeHandle, opts: { maxPrivateMiB: number }): Promise<{ handle: NativeHandle; createUs: number }>;
-  forkRequest(fork: NativeHandle, request: Buffer, timeoutMs: number): Promise<NativeRequestResult>;
+  forkRequest(fork: NativeHandle, request: Buffer, timeoutMs: number, maxResponseBytes: number): Promise<NativeRequestResult>;
   forkStats(fork: NativeHandle): NativeStats & { fastResets: number; fullResets: number; privatePages: number; gate: 'in-guest' | 'exit' | 'none'; instance?: number };
   closeFork(fork: NativeHandle): void;
   closeMaster(master: NativeHandle): void;

@@ -1,5 +1,6 @@
 // RequestPool: forks of one pre-initialized master, one request each at a time, reset after
 // every request. Requests queue when every fork is busy.
+import { constants as bufferConstants } from 'buffer';
 import { EventEmitter } from 'eventemitter3';
 
 import { ClosedError, FarcallError, fromNative, InvalidArgumentError } from './errors';
@@ -21,10 +22,23 @@ export interface RequestPoolOptions {
   maxDirtyMiB?: number;
   /** Requests waiting for a fork beyond this are refused. Default: unbounded. */
   maxQueue?: number;
+  /**
+   * A response larger than this is refused with an OutputLimitError (the fork is reset as
+   * usual). Default and upper bound: the largest Buffer Node.js can make.
+   */
+  maxResponseBytes?: number;
   args?: string[];
   env?: Record<string, string> | string[];
   /** Backends the program may call, by the name it looks them up with ("name.entry"). */
   backends?: Record<string, Backend>;
+}
+
+function checkMaxResponse(v: number | undefined): number {
+  const max = bufferConstants.MAX_LENGTH;
+  if (v === undefined) return max;
+  if (!Number.isInteger(v) || v < 0 || v > max)
+    throw new InvalidArgumentError('InvalidArgument', `maxResponseBytes must be a whole number from 0 to ${max}, got ${v}`);
+  return v;
 }
 
 export type ResetKind = 'fast' | 'full';
@@ -90,7 +104,7 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
   private constructor(
     private readonly master: unknown,
     private readonly masterInitUs: number,
-    private readonly opts: Required<Pick<RequestPoolOptions, 'timeoutMs' | 'maxQueue'>>,
+    private readonly opts: Required<Pick<RequestPoolOptions, 'timeoutMs' | 'maxQueue' | 'maxResponseBytes'>>,
   ) {
     super();
   }
@@ -122,6 +136,7 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
     const pool = new RequestPool(m.handle, m.initUs, {
       timeoutMs: checkTimeoutMs(options.timeoutMs ?? 5000),
       maxQueue: options.maxQueue ?? Infinity,
+      maxResponseBytes: checkMaxResponse(options.maxResponseBytes),
     });
     try {
       const made = await Promise.all(Array.from({ length: size }, () => n.createFork(m.handle, { maxPrivateMiB: maxDirty })));
@@ -157,7 +172,7 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
       slot.busy = true;
       this.inFlight++;
       native()
-        .forkRequest(slot.handle, job.bytes, this.opts.timeoutMs)
+        .forkRequest(slot.handle, job.bytes, this.opts.timeoutMs, this.opts.maxResponseBytes)
         .then((r) => this.finish(slot, job, r), (e) => this.finish(slot, job, undefined, fromNative(e)));
     }
   }

@@ -22,6 +22,7 @@ struct MasterHandle {
 struct ForkHandle {
   std::shared_ptr<MasterHandle> master;
   std::unique_ptr<Fork> fork;
+  uint64_t max_pages = 0;
   Worker *worker = nullptr;
   ~ForkHandle() {
     if (worker) {
@@ -94,6 +95,7 @@ Napi::Value CreateFork(const Napi::CallbackInfo &info) {
   uint64_t max_pages = opt_u64(info[1].As<Napi::Object>(), "maxPrivateMiB", 16) << 8;
   auto h = std::make_shared<ForkHandle>();
   h->master = master;
+  h->max_pages = max_pages;
   h->worker = new Worker(env);
   h->worker->post(env, [=]() -> Completion {
     uint64_t t0 = Vcpu::now_ns();
@@ -114,46 +116,63 @@ Napi::Value CreateFork(const Napi::CallbackInfo &info) {
   return deferred->Promise();
 }
 
-// forkRequest(fork, bytes, timeoutMs) -> Promise<{ok, response?, error?, reset, runUs, stdout, stderr}>
+// forkRequest(fork, bytes, timeoutMs, maxResponseBytes) -> Promise<{ok, response?, error?, reset, runUs, stdout, stderr}>
 Napi::Value ForkRequest(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
   auto h = unwrap_handle<ForkHandle>(info[0], "fork");
   auto req = std::make_shared<std::vector<uint8_t>>(to_bytes(info[1]));
   uint64_t timeout_ns = uint64_t(info[2].As<Napi::Number>().DoubleValue() * 1e6);
+  // Never more than a Buffer can hold (the caller passes buffer.constants.MAX_LENGTH or less):
+  // a larger answer is refused in the VMM rather than failing in the completion below.
+  uint64_t max_response = info[3].IsNumber() ? uint64_t(info[3].As<Napi::Number>().DoubleValue()) : (1ull << 32);
   h->worker->post(env, [=]() -> Completion {
     auto out = std::make_shared<RequestOutcome>();
+    bool replaced = false;
     try {
-      *out = h->fork->request(req->data(), req->size(), timeout_ns);
-    } catch (const std::exception &e) {  // e.g. bad_alloc: fail this request, keep Node alive
+      *out = h->fork->request(req->data(), req->size(), timeout_ns, max_response);
+      if (h->fork->broken()) {  // it could not be reset: retire it, a fresh fork takes its place
+        h->fork = std::make_unique<Fork>(*h->master->master, h->max_pages);
+        replaced = true;
+      }
+    } catch (const std::exception &e) {  // e.g. bad_alloc replacing the fork
+      out->ok = false;
       out->code = "Internal";
       out->message = std::string("request failed in the VMM: ") + e.what();
     }
     uint64_t mem = h->fork->process().vm().ram_bytes();
     bool enomem = h->fork->process().stats().enomem > 0;
     return [=](Napi::Env env) {
-      Napi::Object r = Napi::Object::New(env);
-      r.Set("ok", out->ok);
-      if (out->ok) {
-        r.Set("response", to_buffer(env, out->response));
-      } else {
-        Failure f;
-        if (out->stop_valid && out->code.empty()) {
-          f = Failure::from_stop(out->stop, mem, enomem);
+      // Whatever fails while building the answer, the promise settles.
+      try {
+        Napi::Object r = Napi::Object::New(env);
+        r.Set("ok", out->ok);
+        if (out->ok) {
+          r.Set("response", to_buffer(env, out->response));
         } else {
-          f.code = out->code;
-          f.message = out->message;
+          Failure f;
+          if (out->stop_valid && out->code.empty()) {
+            f = Failure::from_stop(out->stop, mem, enomem);
+          } else {
+            f.code = out->code;
+            f.message = out->message;
+          }
+          Napi::Error e = f.to_error(env);
+          e.Set("stdout", to_buffer(env, out->out));
+          e.Set("stderr", to_buffer(env, out->err));
+          r.Set("error", e.Value());
         }
-        Napi::Error e = f.to_error(env);
-        e.Set("stdout", to_buffer(env, out->out));
-        e.Set("stderr", to_buffer(env, out->err));
-        r.Set("error", e.Value());
+        r.Set("reset", reset_object(env, out->reset));
+        if (replaced) r.Set("replaced", true);
+        r.Set("runUs", double(out->run_ns) / 1000.0);
+        r.Set("stdout", to_buffer(env, out->out));
+        r.Set("stderr", to_buffer(env, out->err));
+        deferred->Resolve(r);
+      } catch (const Napi::Error &e) {
+        deferred->Reject(e.Value());
+      } catch (const std::exception &e) {
+        deferred->Reject(Failure{"Internal", std::string("request result lost: ") + e.what(), {}, {}}.to_error(env).Value());
       }
-      r.Set("reset", reset_object(env, out->reset));
-      r.Set("runUs", double(out->run_ns) / 1000.0);
-      r.Set("stdout", to_buffer(env, out->out));
-      r.Set("stderr", to_buffer(env, out->err));
-      deferred->Resolve(r);
     };
   }, info[0].As<Napi::Object>());
   return deferred->Promise();

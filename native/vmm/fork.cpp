@@ -52,41 +52,76 @@ void Fork::mark_private(uint64_t page) {
   }
 }
 
-RequestOutcome Fork::request(const uint8_t *data, size_t len, uint64_t timeout_ns) {
+RequestOutcome Fork::request(const uint8_t *data, size_t len, uint64_t timeout_ns, uint64_t max_response) {
   RequestOutcome o;
-  Vm &vm = proc_->vm();
+  if (broken_) {
+    o.code = "Internal";
+    o.message = "this fork could not be reset after an earlier failure; it must be replaced";
+    return o;
+  }
   if (len > master_.arena_size()) {
     o.code = "InvalidArgument";
     o.message = "request of " + std::to_string(len) + " bytes is larger than the guest's arena (" +
                 std::to_string(master_.arena_size()) + " bytes, FARCALL_ARENA_SIZE)";
     return o;  // nothing ran, nothing to reset
   }
+  proc_->reset_output();
+  bool faulted = true;
+  const char *why = "error";
+  try {
+    run_one(o, data, len, timeout_ns, max_response, &faulted, &why);
+  } catch (const std::exception &e) {  // a VMM error or an allocation failure: fail this request
+    const VmmError *ve = dynamic_cast<const VmmError *>(&e);
+    o.ok = false;
+    o.response.clear();
+    o.stop_valid = false;
+    o.code = ve ? error_code__name(ve->code()) : "Internal";
+    o.message = ve ? std::string(e.what()) : std::string("request failed in the VMM: ") + e.what();
+    if (o.out.empty()) o.out.swap(proc_->out());
+    if (o.err.empty()) o.err.swap(proc_->err());
+    faulted = true;
+    why = "error";
+  }
+  // Nothing this request printed stays in the VMM for the next one, whatever happened above.
+  proc_->reset_output();
+  try {
+    o.reset = reset(faulted, why);
+  } catch (const std::exception &e) {
+    broken_ = true;  // the owner replaces the fork (addon: ForkRequest)
+    o.ok = false;
+    o.response.clear();
+    if (o.code.empty() || o.code == "RequestFailed") o.code = "Internal";
+    o.message += (o.message.empty() ? "" : "; ") + std::string("the fork could not be reset: ") + e.what();
+  }
+  return o;
+}
+
+void Fork::run_one(RequestOutcome &o, const uint8_t *data, size_t len, uint64_t timeout_ns, uint64_t max_response,
+                   bool *faulted, const char **why) {
+  Vm &vm = proc_->vm();
   vm.copy_to_user(master_.arena(), data, len);
   uint64_t cur[2] = {master_.arena(), len};
   vm.copy_to_user(master_.current(), cur, sizeof cur);
 
   uint64_t t0 = Vcpu::now_ns();
-  Stop st;
-  try {
-    st = proc_->run_for(timeout_ns);
-  } catch (const VmmError &e) {
-    o.code = error_code__name(e.code());
-    o.message = e.what();
-    o.reset = reset(true, "error");
-    return o;
-  }
+  Stop st = proc_->run_for(timeout_ns);
   o.run_ns = Vcpu::now_ns() - t0;
   o.out.swap(proc_->out());
   o.err.swap(proc_->err());
-  bool faulted = true;
-  const char *why = "fault";
+  *faulted = true;
+  *why = "fault";
   if (st.kind == Stop::Farcall && st.nr == kSysRespond) {
     kvm_regs &r = vm.vcpu().regs();
     const uint8_t *p = vm.user_ptr(r.rdi, r.rsi);
-    if (p || r.rsi == 0) {
-      o.ok = true;
+    if (r.rsi > max_response) {
+      o.code = "OutputLimit";
+      o.message = "response of " + std::to_string(r.rsi) + " bytes is over the limit of " + std::to_string(max_response) +
+                  " bytes (maxResponseBytes)";
+      *faulted = false;  // an orderly answer, only too large: the fork is intact
+    } else if (p || r.rsi == 0) {
       o.response.assign(reinterpret_cast<const char *>(p), r.rsi);
-      faulted = false;
+      o.ok = true;
+      *faulted = false;
     } else {
       o.code = "Protocol";
       o.message = "farcall_respond() was given a buffer outside guest memory";
@@ -97,11 +132,11 @@ RequestOutcome Fork::request(const uint8_t *data, size_t len, uint64_t timeout_n
     const uint8_t *p = vm.user_ptr(r.rdi, n);
     o.code = "RequestFailed";
     o.message = p ? std::string(reinterpret_cast<const char *>(p), n) : "request failed (message outside guest memory)";
-    faulted = false;  // an orderly failure: the fork is intact
+    *faulted = false;  // an orderly failure: the fork is intact
   } else {
     o.stop = st;
     o.stop_valid = true;
-    if (st.kind == Stop::Timeout) why = "timeout";
+    if (st.kind == Stop::Timeout) *why = "timeout";
     if (st.kind == Stop::Exited && !st.signal) {
       o.code = "Protocol";
       o.message = "request program " + stop__describe(st) + " instead of calling farcall_respond()";
@@ -110,8 +145,6 @@ RequestOutcome Fork::request(const uint8_t *data, size_t len, uint64_t timeout_n
       o.message = "request program made farcall call " + std::to_string(st.nr) + " during a request";
     }
   }
-  o.reset = reset(faulted, why);
-  return o;
 }
 
 ResetInfo Fork::reset(bool force_full, const char *why) {
@@ -151,7 +184,7 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
     kmem.drop_private();
     std::fill(private_.begin(), private_.end(), 0);
     private_count_ = 0;
-    vm.restore_state(master_.state(), true);
+    vm.restore_state(master_.state());
     info.reason = force_full ? why : "memory";
     full_++;
   } else {
@@ -159,7 +192,7 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
     for (uint64_t pg : pages) std::memcpy(ram.host() + pg * 4096, mram + pg * 4096, 4096);
     for (uint64_t pg : kpages) std::memcpy(kmem.host() + pg * 4096, mk + pg * 4096, 4096);
     info.pages = pages.size() + kpages.size();
-    vm.restore_state(master_.state(), false);
+    vm.restore_state(master_.state());
     fast_++;
   }
   if (rearm) since_trim_ = 0;

@@ -68,8 +68,12 @@ class Fork {
  public:
   // max_private_pages: the fork's private (copy-on-write) pages beyond which it is reset fully.
   Fork(Master &master, uint64_t max_private_pages);
-  // Runs one request and resets the fork afterwards, whatever happened.
-  RequestOutcome request(const uint8_t *data, size_t len, uint64_t timeout_ns);
+  // Runs one request and resets the fork afterwards, whatever happened (a VMM error or an
+  // allocation failure included). A response over `max_response` bytes is refused (OutputLimit).
+  // If even the reset fails the fork is broken(): every later request is refused, and the owner
+  // must replace it.
+  RequestOutcome request(const uint8_t *data, size_t len, uint64_t timeout_ns, uint64_t max_response = ~0ull);
+  bool broken() const { return broken_; }
   Process &process() { return *proc_; }
   uint64_t fast_resets() const { return fast_; }
   uint64_t full_resets() const { return full_; }
@@ -77,6 +81,9 @@ class Fork {
 
  private:
   ResetInfo reset(bool force_full, const char *why);
+  void run_one(RequestOutcome &o, const uint8_t *data, size_t len, uint64_t timeout_ns, uint64_t max_response,
+               bool *faulted, const char **why);
+  bool broken_ = false;
   void mark_private(uint64_t page);
   Master &master_;
   std::unique_ptr<Process> proc_;

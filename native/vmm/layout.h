@@ -13,6 +13,13 @@ constexpr uint64_t kHugePage = 2ull << 20;
 constexpr uint64_t kUserBase = 0;
 constexpr uint64_t kMaxUserRam = 64ull << 30;
 constexpr uint64_t kProgramBase = 0x400000;  // where static-PIE programs are placed
+// The main stack sits at the top of a program's RAM, with an unmapped guard below it, so that a
+// stack overflow is a page fault there rather than a silent overwrite of the memory below.
+constexpr uint64_t kStackGuard = 64ull << 10;
+constexpr uint64_t stack__bytes(uint64_t ram_bytes) { return ram_bytes / 8 < (8ull << 20) ? ram_bytes / 8 : 8ull << 20; }
+// [lo, hi) of the guard of a program whose RAM is [ram_va, ram_va + ram_bytes).
+constexpr uint64_t stack__guard_hi(uint64_t ram_va, uint64_t ram_bytes) { return ram_va + ram_bytes - stack__bytes(ram_bytes); }
+constexpr uint64_t stack__guard_lo(uint64_t ram_va, uint64_t ram_bytes) { return stack__guard_hi(ram_va, ram_bytes) - kStackGuard; }
 
 // The guest kernel region: supervisor-only, in the top PML4 slot, backed by its own memslot.
 constexpr uint64_t kKernelGpa = 0x1000000000ull;  // 64 GiB

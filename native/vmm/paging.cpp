@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "error.h"
+#include "layout.h"
 #include "memory.h"
 
 namespace farcall {
@@ -64,5 +65,12 @@ void PageTables::map(uint64_t va, uint64_t gpa, uint64_t size, uint64_t flags, u
 }
 
 void PageTables::share_slot(uint64_t to, uint64_t from, unsigned slot) { table(to)[slot] = table(from)[slot]; }
+
+void PageTables::map_user_ram(uint64_t va, uint64_t gpa, uint64_t bytes, uint64_t root) {
+  uint64_t lo = va == 0 ? layout::kPage : va, glo = layout::stack__guard_lo(va, bytes),
+           ghi = layout::stack__guard_hi(va, bytes);
+  map(lo, gpa + (lo - va), glo - lo, pte::W | pte::U, root);
+  map(ghi, gpa + (ghi - va), va + bytes - ghi, pte::W | pte::U, root);
+}
 
 }  // namespace farcall

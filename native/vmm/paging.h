@@ -30,6 +30,9 @@ class PageTables {
   // Copies PML4 entry `slot` from root `from` into root `to` (the subtree is shared).
   void share_slot(uint64_t to, uint64_t from, unsigned slot);
   uint64_t used_bytes() const { return next_ - first_; }
+  // A program's RAM [va, va + bytes) -> gpa, user-writable, except page 0 (null pointers) and the
+  // guard below the main stack (layout::stack__guard_lo/hi), which stay unmapped.
+  void map_user_ram(uint64_t va, uint64_t gpa, uint64_t bytes, uint64_t root = 0);
 
  private:
   uint64_t *table(uint64_t gpa);

@@ -17,6 +17,8 @@ using layout::kPage;
 
 namespace {
 uint64_t page_up(uint64_t v) { return (v + kPage - 1) & ~(kPage - 1); }
+// A length rounded up to pages, or 0 when rounding would wrap (lengths near 2^64).
+uint64_t page_len(uint64_t v) { return v > ~uint64_t(0) - (kPage - 1) ? 0 : page_up(v); }
 uint64_t neg(int e) { return uint64_t(-int64_t(e)); }
 
 // x86-64 Linux system-call numbers farcall answers.
@@ -45,10 +47,8 @@ Process::Process(const std::vector<uint8_t> &elf, const ProcessConfig &cfg) : cf
   vc.ram_gpa = cfg.ram_gpa;
   vm_ = std::make_unique<Vm>(vc);
   mem_ = GuestView{&vm_->ram(), vc.ram_va};
-  uint64_t ram = vm_->ram_bytes();
-  uint64_t stack = std::min<uint64_t>(8ull << 20, ram / 8);
-  ms_.stack_bottom = mem_.end() - stack;
-  ms_.mmap_top = ms_.stack_bottom - kPage;
+  ms_.stack_bottom = layout::stack__guard_hi(mem_.va, vm_->ram_bytes());
+  ms_.mmap_top = layout::stack__guard_lo(mem_.va, vm_->ram_bytes());  // the guard is never mapped (Vm)
   ElfImage img = elf__load(elf, *vm_, mem_.va, ms_.mmap_top);
   ms_.brk_start = ms_.brk = page_up(img.end);
   build_stack(img);
@@ -224,6 +224,9 @@ Stop Process::run_events(uint64_t deadline_ns) {
         }
         st.kind = Stop::Fault;
         st.event = ev;
+        if (ev.vector == 14 && ev.cr2 >= layout::stack__guard_lo(mem_.va, mem_.end() - mem_.va) &&
+            ev.cr2 < layout::stack__guard_hi(mem_.va, mem_.end() - mem_.va))
+          st.event.detail = "stack overflow (the guard below the main stack)";
         return st;
       case Event::GateCall:
         if (call_.active) {  // a backend calling a gate: nested calls are not supported
@@ -352,14 +355,14 @@ uint64_t Process::sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t 
   constexpr uint64_t MAP_FIXED_ = 0x10, MAP_ANON_ = 0x20, MAP_FIXED_NOREPLACE_ = 0x100000;
   if (len == 0) return neg(EINVAL);
   if (!(flags & MAP_ANON_)) return fd < 0 ? neg(EBADF) : neg(ENODEV);  // no files in the guest
-  len = page_up(len);
-  if (len > ms_.mmap_top - mem_.va) {
+  len = page_len(len);
+  if (len == 0 || len > ms_.mmap_top - mem_.va) {
     stats_.enomem++;
     return neg(ENOMEM);
   }
   if (flags & (MAP_FIXED_ | MAP_FIXED_NOREPLACE_)) {
     if (addr % kPage) return neg(EINVAL);
-    if (addr < ms_.brk || addr + len > ms_.mmap_top || addr + len < addr) return neg(ENOMEM);
+    if (addr < ms_.brk || addr > ms_.mmap_top || len > ms_.mmap_top - addr) return neg(ENOMEM);
     if (flags & MAP_FIXED_NOREPLACE_) {
       auto it = ms_.maps.lower_bound(addr + len);
       if (it != ms_.maps.begin() && std::prev(it)->first + std::prev(it)->second > addr) return neg(EEXIST);
@@ -379,8 +382,8 @@ uint64_t Process::sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t 
 
 uint64_t Process::sys_munmap(uint64_t addr, uint64_t len) {
   if (addr % kPage || len == 0 || len > ms_.mmap_top) return neg(EINVAL);
-  len = page_up(len);
-  if (addr < ms_.brk || addr + len < addr || addr + len > ms_.mmap_top) return neg(EINVAL);
+  len = page_len(len);
+  if (addr < ms_.brk || addr > ms_.mmap_top || len > ms_.mmap_top - addr) return neg(EINVAL);
   unmap_range(addr, addr + len);
   return 0;
 }
@@ -388,8 +391,12 @@ uint64_t Process::sys_munmap(uint64_t addr, uint64_t len) {
 uint64_t Process::sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_t flags) {
   constexpr uint64_t MREMAP_MAYMOVE_ = 1;
   if (old % kPage || new_len == 0) return neg(EINVAL);
-  old_len = page_up(old_len);
-  new_len = page_up(new_len);
+  old_len = page_len(old_len);
+  new_len = page_len(new_len);
+  if (new_len == 0 || new_len > ms_.mmap_top - mem_.va) {
+    stats_.enomem++;
+    return neg(ENOMEM);
+  }
   auto it = ms_.maps.find(old);
   if (it == ms_.maps.end() || it->second != old_len) return neg(EFAULT);
   if (new_len <= old_len) {
@@ -414,7 +421,7 @@ uint64_t Process::sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, u
 uint64_t Process::sys_brk(uint64_t want) {
   if (want < ms_.brk_start) return ms_.brk;
   uint64_t limit = ms_.maps.empty() ? ms_.mmap_top : ms_.maps.begin()->first;
-  if (page_up(want) > limit) {
+  if (want > limit || page_up(want) > limit) {
     stats_.enomem++;
     return ms_.brk;
   }
@@ -476,8 +483,8 @@ uint64_t Process::syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, uint
       return mem_.ptr(a0, a1) ? 0 : neg(ENOMEM);
     case NR_madvise:
       if (a2 == 4 /* MADV_DONTNEED */) {
-        if (a0 % kPage || !mem_.ptr(a0, a1)) return neg(EINVAL);
-        mem_.zero(a0, page_up(a1));
+        if (a0 % kPage || !page_len(a1) || !mem_.ptr(a0, page_len(a1))) return neg(EINVAL);
+        mem_.zero(a0, page_len(a1));
       }
       return 0;
     case NR_brk: return sys_brk(a0);
@@ -542,8 +549,17 @@ uint64_t Process::syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, uint
     case NR_arch_prctl: {
       kvm_sregs &s = cpu.sregs();
       switch (a0) {
-        case 0x1002: s.fs.base = a1; cpu.sregs_dirty(); return 0;  // ARCH_SET_FS
-        case 0x1001: s.gs.base = a1; cpu.sregs_dirty(); return 0;  // ARCH_SET_GS
+        // A base the CPU would refuse fails as on Linux, rather than in the next KVM_RUN.
+        case 0x1002:  // ARCH_SET_FS
+          if (a1 >> 47) return neg(EPERM);  // above user space, as Linux answers
+          s.fs.base = a1;
+          cpu.sregs_dirty();
+          return 0;
+        case 0x1001:  // ARCH_SET_GS
+          if (a1 >> 47) return neg(EPERM);  // above user space, as Linux answers
+          s.gs.base = a1;
+          cpu.sregs_dirty();
+          return 0;
         case 0x1003: return mem_.write(a1, &s.fs.base, 8) ? 0 : neg(EFAULT);
         case 0x1004: return mem_.write(a1, &s.gs.base, 8) ? 0 : neg(EFAULT);
         default: return neg(EINVAL);
@@ -568,12 +584,14 @@ uint64_t Process::syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, uint
       timespec ts;
       clockid_t clk = nr == NR_clock_gettime || nr == NR_clock_getres ? clockid_t(a0) : CLOCK_REALTIME;
       if (clk == CLOCK_PROCESS_CPUTIME_ID || clk == CLOCK_THREAD_CPUTIME_ID) clk = CLOCK_MONOTONIC;
-      if (clk < 0 || clk > 11) return neg(EINVAL);
+      if (clk < 0 || clk > 11 || clk == 10) return neg(EINVAL);
       if (nr == NR_clock_getres) {
         ts = {0, 1};
         return a1 == 0 || mem_.write(a1, &ts, sizeof ts) ? 0 : neg(EFAULT);
       }
-      clock_gettime(clk, &ts);
+      // A clock id the host refuses (10, or one it lacks) fails here too, before anything is
+      // written: `ts` holds nothing then, and must never reach the guest.
+      if (clock_gettime(clk, &ts) < 0) return neg(EINVAL);
       if (nr == NR_clock_gettime) return mem_.write(a1, &ts, sizeof ts) ? 0 : neg(EFAULT);
       if (nr == NR_time) {
         uint64_t t = ts.tv_sec;

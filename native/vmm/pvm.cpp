@@ -88,12 +88,7 @@ uint64_t build(GuestRegion &kmem, PageTables &pt, uint64_t ram_va, uint64_t ram_
     throw VmmError(ErrorCode::Internal, "PVM page-table roots are not a (K, K|0x1000) pair");
   // Kernel root: user RAM, the kernel region and its scratch memslot, all U=1
   // (supervisor code runs at hardware CPL 3 under PVM; a U=0 page livelocks the vCPU).
-  if (ram_va == 0) {  // keep page 0 unmapped: null pointers fault
-    pt.map(kPage, ram_gpa + kPage, kHugePage - kPage, pte::W | pte::U, kroot);
-    pt.map(kHugePage, ram_gpa + kHugePage, ram_bytes - kHugePage, pte::W | pte::U, kroot);
-  } else {
-    pt.map(ram_va, ram_gpa, ram_bytes, pte::W | pte::U, kroot);
-  }
+  pt.map_user_ram(ram_va, ram_gpa, ram_bytes, kroot);
   pt.map(kKernelVa, kKernelGpa, kPageTableOff, pte::W | pte::U, kroot);
   pt.map(kPvmScratchVa, kPvmScratchGpa, kPvmScratchSize, pte::W | pte::U, kroot);
   // User root: the same lower half (shared tables) and nothing above. kvm_pvm keeps the upper

@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <cerrno>
 #include <cstring>
 
 #include "error.h"
@@ -85,7 +86,7 @@ Vm::Vm(const Vm &master, const CpuState &state, bool dirty_log) : cfg_(master.cf
     add_slot(pvm_.slot, kPvmScratchGpa, *pvm_.scratch, false);
   }
   setup_vcpu();
-  restore_state(state, true);
+  restore_state(state);
   if (pvm_gate()) pvm_select(master.pvm_pair_);  // this VM's owner value; Fork may pick another pair
 }
 
@@ -160,13 +161,7 @@ void Vm::build_kernel() {
   }
   // Page tables: user RAM identity-mapped (page 0 left out), the kernel region and the trap page.
   pt_ = std::make_unique<PageTables>(*kmem_, kKernelGpa, kPageTableOff, kKernelSize);
-  uint64_t va = cfg_.ram_va, gpa = cfg_.ram_gpa;
-  if (va == 0) {  // keep page 0 unmapped: null pointers fault
-    pt_->map(va + kPage, gpa + kPage, kHugePage - kPage, pte::W | pte::U);
-    pt_->map(va + kHugePage, gpa + kHugePage, cfg_.ram_bytes - kHugePage, pte::W | pte::U);
-  } else {
-    pt_->map(va, gpa, cfg_.ram_bytes, pte::W | pte::U);
-  }
+  pt_->map_user_ram(cfg_.ram_va, cfg_.ram_gpa, cfg_.ram_bytes);
   pt_->map(kKernelVa, kKernelGpa, kPageTableOff, pte::W | pte::G);
   // User-accessible: on PVM the `syscall` target is fetched at CPL 3, and a far call returns
   // to it from user mode. A user jump into it is told apart by CS (see decode_trap).
@@ -274,19 +269,14 @@ void Vm::pvm_user_gs(bool show) {
   kvm_sregs &s = vcpu_->sregs();
   if (show) {
     if (r.rax != 158 || (r.rdi != 0x1001 && r.rdi != 0x1004)) return;  // ARCH_SET_GS, ARCH_GET_GS
-    KvmArray<kvm_msr_entry> m(1);
-    m.entries()[0] = kvm_msr_entry{uint32_t(kMsrKernelGsBase), 0, 0};
-    if (ioctl(vcpu_->fd(), farcall_ioc_get_msrs, m.ptr()) != 1) error__sys("KVM_GET_MSRS(KERNEL_GS_BASE)");
     pvm_.kernel_gs = s.gs.base;
-    s.gs.base = m.entries()[0].data;
+    s.gs.base = get_msr(kMsrKernelGsBase);
     pvm_.gs_shown = true;
     return;
   }
   if (!pvm_.gs_shown) return;
   pvm_.gs_shown = false;
-  KvmArray<kvm_msr_entry> m(1);
-  m.entries()[0] = kvm_msr_entry{uint32_t(kMsrKernelGsBase), 0, s.gs.base};
-  if (ioctl(vcpu_->fd(), farcall_ioc_set_msrs, m.ptr()) != 1) error__sys("KVM_SET_MSRS(KERNEL_GS_BASE)");
+  set_msr(kMsrKernelGsBase, s.gs.base);
   s.gs.base = pvm_.kernel_gs;
 }
 
@@ -495,18 +485,10 @@ Event Vm::run(uint64_t deadline_ns) {
                         : "access to unbacked guest-physical address " + std::to_string(pa);
         ev.rip = r.rip;
         // KVM finishes the faulting instruction on the next KVM_RUN, after applying our
-        // register writes, and would move RIP past it. Finish it now (a read gets zeros) so
-        // that whatever the VMM sets next (a reset, a resume elsewhere) stands.
-        // An access that crosses a page or repeats (rep movs) exits once per piece: go on
-        // until KVM has nothing pending (KVM_RUN then returns EINTR at once).
-        for (int piece = 0; piece < 64; piece++) {
-          if (run->exit_reason == KVM_EXIT_MMIO && !run->mmio.is_write)
-            std::memset(run->mmio.data, 0, sizeof run->mmio.data);
-          run->immediate_exit = 1;
-          int rr = ioctl(vcpu_->fd(), KVM_RUN, 0);
-          run->immediate_exit = 0;
-          if (rr < 0 || run->exit_reason != KVM_EXIT_MMIO) break;
-        }
+        // register writes, and would move RIP past it (or, for a string instruction, resume it
+        // with the guest's registers wherever the VMM had put the vCPU). Finish it now, reads
+        // getting zeros, so that whatever the VMM sets next (a reset, a resume elsewhere) stands.
+        settle();
         return ev;
       }
       case KVM_EXIT_HLT: {
@@ -585,6 +567,32 @@ void Vm::resume_user(uint64_t rip, uint64_t rsp, uint64_t rflags) {
   vcpu_->sregs_dirty();
 }
 
+bool Vm::settle(uint64_t max_pieces) {
+  // KVM_RUN with immediate_exit completes what the last exit left pending and returns EINTR
+  // without entering the guest; a piece that needs another MMIO access exits again instead.
+  // A string instruction re-enters the guest every 1024 iterations at most, so a budget of
+  // a few thousand pieces always reaches the end of what is pending.
+  kvm_run *run = vcpu_->run_struct();
+  for (uint64_t piece = 0; piece < max_pieces; piece++) {
+    if (run->exit_reason == KVM_EXIT_MMIO && !run->mmio.is_write) std::memset(run->mmio.data, 0, sizeof run->mmio.data);
+    run->immediate_exit = 1;
+    int rr = ioctl(vcpu_->fd(), KVM_RUN, 0);
+    int err = errno;
+    run->immediate_exit = 0;
+    if (rr < 0 && (err == EINTR || err == EAGAIN)) {
+      unsettled_ = false;
+      return true;
+    }
+    if (rr < 0) break;  // the vCPU cannot run at all: nothing will complete
+    if (run->exit_reason != KVM_EXIT_MMIO && run->exit_reason != KVM_EXIT_IO) {
+      unsettled_ = false;  // the instruction ended in another exit: nothing is left pending
+      return true;
+    }
+  }
+  unsettled_ = true;
+  return false;
+}
+
 void Vm::reset_fpu() {
   std::vector<uint8_t> x(farcall_sizeof_kvm_xsave + 4096, 0);
   uint16_t fcw = 0x37f;
@@ -601,23 +609,44 @@ CpuState Vm::save_state() {
   st.sregs = vcpu_->sregs();
   st.xsave.resize(farcall_sizeof_kvm_xsave + 4096);
   if (ioctl(vcpu_->fd(), farcall_ioc_get_xsave, st.xsave.data()) < 0) error__sys("KVM_GET_XSAVE");
+  if (cfg_.mode == EntryMode::PvmNative) st.kernel_gs_base = get_msr(kMsrKernelGsBase);
   return st;
 }
 
-void Vm::restore_state(const CpuState &st, bool with_fpu) {
+void Vm::restore_state(const CpuState &st) {
+  // Everything guest code can change is put back from the VMM's side, whatever the guest did:
+  // no pending emulation, general and segment registers with their bases, the whole XSAVE
+  // state (x87, SSE, AVX, AVX-512), and in pvm-native mode the user GS base that the guest
+  // kernel keeps in MSR_KERNEL_GS_BASE while it runs.
+  if (unsettled_ && !settle(1u << 16))
+    throw VmmError(ErrorCode::Internal, "an instruction the guest started could not be finished or cancelled");
   if (cfg_.mode == EntryMode::PvmNative && !pvm_.fresh && !pvm_.in_kernel) {
     pvm::enter_kernel(*vcpu_);  // after a timeout: the state below is a guest-kernel state
     pvm_.in_kernel = true;
   }
+  pvm_.gs_shown = false;
+  via_call_ = false;
   vcpu_->regs() = st.regs;
   vcpu_->sregs() = st.sregs;
   if (cfg_.mode == EntryMode::PvmNative)  // a fork's own root pair (in-guest gate), same half of it
     vcpu_->sregs().cr3 = cr3_ | (st.sregs.cr3 & 0x1000);
   vcpu_->regs_dirty();
   vcpu_->sregs_dirty();
-  if (with_fpu && !st.xsave.empty()) {
-    if (ioctl(vcpu_->fd(), farcall_ioc_set_xsave, st.xsave.data()) < 0) error__sys("KVM_SET_XSAVE");
-  }
+  if (!st.xsave.empty() && ioctl(vcpu_->fd(), farcall_ioc_set_xsave, st.xsave.data()) < 0) error__sys("KVM_SET_XSAVE");
+  if (cfg_.mode == EntryMode::PvmNative) set_msr(kMsrKernelGsBase, st.kernel_gs_base);
+}
+
+void Vm::set_msr(uint32_t index, uint64_t value) {
+  KvmArray<kvm_msr_entry> m(1);
+  m.entries()[0] = kvm_msr_entry{index, 0, value};
+  if (ioctl(vcpu_->fd(), farcall_ioc_set_msrs, m.ptr()) != 1) error__sys("KVM_SET_MSRS");
+}
+
+uint64_t Vm::get_msr(uint32_t index) {
+  KvmArray<kvm_msr_entry> m(1);
+  m.entries()[0] = kvm_msr_entry{index, 0, 0};
+  if (ioctl(vcpu_->fd(), farcall_ioc_get_msrs, m.ptr()) != 1) error__sys("KVM_GET_MSRS");
+  return m.entries()[0].data;
 }
 
 }  // namespace farcall

@@ -38,6 +38,7 @@ struct CpuState {
   kvm_regs regs;
   kvm_sregs sregs;
   std::vector<uint8_t> xsave;  // raw struct kvm_xsave
+  uint64_t kernel_gs_base = 0;  // pvm-native: the user's GS base while the guest kernel runs
 };
 
 struct VmConfig {
@@ -124,7 +125,13 @@ class Vm {
   // Puts x87/SSE/AVX state into its initial state (after a far call that did not return).
   void reset_fpu();
   CpuState save_state();
-  void restore_state(const CpuState &s, bool with_fpu);
+  // Puts back every piece of guest-reachable vCPU state (docs/architecture.md, "What a reset
+  // restores"). Throws if an instruction the guest started cannot be finished.
+  void restore_state(const CpuState &s);
+  // Completes or cancels what the last exit left pending in KVM (an MMIO or port access in the
+  // middle of an instruction), so that no register write of the VMM is overridden by it.
+  // False if more than `max_pieces` accesses were still pending.
+  bool settle(uint64_t max_pieces = 4096);
 
   // Dirty tracking of guest writes (KVM dirty log with manual protect). Calls fn(page) for
   // each page of `slot` written since tracking was last re-armed for it; with `rearm`, write-
@@ -146,6 +153,9 @@ class Vm {
   void fall_back_to_trap_page();
   void set_entry_msrs();
   void pvm_user_gs(bool show);
+  void set_msr(uint32_t index, uint64_t value);
+  uint64_t get_msr(uint32_t index);
+  bool unsettled_ = false;  // settle() gave up: something is still pending in KVM
 
   VmConfig cfg_;
   int vm_fd_ = -1;

@@ -36,8 +36,8 @@ __attribute__((noinline)) static void stack_secret(const char *s, size_t n) {
   __asm__ volatile("" : : "r"(buf) : "memory");
 }
 
-static int scan(const char *needle, size_t n, const void *req, size_t req_len) {
-  const unsigned char *lo = (const unsigned char *)0x400000, *hi = (const unsigned char *)mem_bytes;
+static int scan_range(const unsigned char *lo, const unsigned char *hi, const char *needle, size_t n, const void *req,
+                      size_t req_len) {
   for (const unsigned char *p = lo; p + n <= hi; p += 1) {
     p = memchr(p, needle[0], (size_t)(hi - p));
     if (!p || p + n > hi) break;
@@ -46,6 +46,15 @@ static int scan(const char *needle, size_t n, const void *req, size_t req_len) {
     if (memcmp(p, needle, n) == 0) return 1;
   }
   return 0;
+}
+
+/* All of guest memory but the unmapped guard below the main stack (64 KiB under the top
+ * eighth of memory, at most 8 MiB: docs/architecture.md). */
+static int scan(const char *needle, size_t n, const void *req, size_t req_len) {
+  size_t stack = mem_bytes / 8 < (8u << 20) ? mem_bytes / 8 : (8u << 20);
+  const unsigned char *guard_hi = (const unsigned char *)(mem_bytes - stack), *guard_lo = guard_hi - (64 << 10);
+  return scan_range((const unsigned char *)0x400000, guard_lo, needle, n, req, req_len) ||
+         scan_range(guard_hi, (const unsigned char *)mem_bytes, needle, n, req, req_len);
 }
 
 int main(int argc, char **argv) {

@@ -1,0 +1,126 @@
+// Request isolation against a hostile request program (test/guests/hostile_req.c), which uses no
+// SDK code: whatever a request leaves in the CPU, the VMM or the fork, the next request on the
+// same fork must start exactly as the first one did. Runs in whatever entry flavor
+// FARCALL_ENTRY selects (CI runs every flavor).
+import { createHash } from 'crypto';
+
+import { GuestFaultError, InvalidArgumentError, OutputLimitError, RequestFailedError, RequestPool } from '../../src';
+import { describeKvm, guest } from '../helpers';
+
+const hostile = guest('hostile_req');
+
+async function withPool(fn: (pool: RequestPool) => Promise<void>, opts: Parameters<typeof RequestPool.create>[1] = {}) {
+  const pool = await RequestPool.create(hostile, { size: 1, memoryMiB: 32, timeoutMs: 5000, ...opts });
+  try {
+    await fn(pool);
+  } finally {
+    await pool.close();
+  }
+}
+
+// The start record, field by field (hostile_req.c struct capture): a mismatch names the field.
+function decode(b: Buffer): Record<string, string> {
+  const names = ['rax', 'rbx', 'rcx', 'rdx', 'rsi', 'rdi', 'rbp', 'r8', 'r9', 'r10', 'r11', 'r12', 'r13', 'r14', 'r15', 'rflags', 'fs', 'gs'];
+  const out: Record<string, string> = {};
+  names.forEach((n, i) => (out[n] = b.readBigUInt64LE(8 * i).toString(16)));
+  const x = b.subarray(192);
+  out.fcw = x.readUInt16LE(0).toString(16);
+  out.x87tags = x.readUInt8(4).toString(16);
+  out.mxcsr = x.readUInt32LE(24).toString(16);
+  out.x87regs = x.subarray(32, 160).toString('hex');
+  out.xmm = x.subarray(160, 416).toString('hex');
+  out.xstateBv = x.readBigUInt64LE(512).toString(16);
+  out.extended = createHash('sha256').update(x.subarray(576, 8192)).digest('hex');
+  return out;
+}
+
+describeKvm('security: what one request leaves for the next', () => {
+  test('registers, FS/GS bases, flags, x87/SSE/AVX/AVX-512 state: a request that dirties them and answers', async () => {
+    await withPool(async (pool) => {
+      const first = decode(await pool.run('probe'));
+      expect((await pool.run('dirty')).toString()).toBe('dirtied');
+      expect(decode(await pool.run('probe'))).toEqual(first);
+      expect(pool.stats().resets.full).toBe(0); // the fast reset path was the one tested
+      expect(pool.stats().forks).toBe(1);
+    });
+  });
+
+  test('the same state after a request that dirties it and then crashes (full reset)', async () => {
+    await withPool(async (pool) => {
+      const first = decode(await pool.run('probe'));
+      await expect(pool.run('dirty-crash')).rejects.toBeInstanceOf(GuestFaultError);
+      expect(decode(await pool.run('probe'))).toEqual(first);
+      expect(pool.stats().resets.full).toBe(1);
+    });
+  });
+
+  test('an unfinished string instruction against a trapping region does not resume in the next request', async () => {
+    await withPool(async (pool) => {
+      const first = decode(await pool.run('probe'));
+      for (let i = 0; i < 3; i++) {
+        // Trap-page mode: MMIO exits, one per piece; elsewhere a page fault. Either way a fault.
+        await expect(pool.run('rep')).rejects.toBeInstanceOf(GuestFaultError);
+        expect(decode(await pool.run('probe'))).toEqual(first);
+      }
+    });
+  });
+
+  test('a thread pointer the CPU would refuse is refused by arch_prctl; output never reaches the next request', async () => {
+    await withPool(async (pool) => {
+      // Linux answers EPERM (-1) for a non-canonical FS or GS base.
+      expect((await pool.run('bad-fs')).toString()).toBe('-1 -1');
+      const err = await pool.run('quiet-fail').catch((e) => e);
+      expect(err).toBeInstanceOf(RequestFailedError);
+      expect(err.stdout.toString()).toBe('');
+      expect(err.stderr.toString()).toBe('');
+      expect((await pool.run('probe')).length).toBeGreaterThan(0);
+    });
+  });
+});
+
+describeKvm('security: responses beyond the host\'s limits', () => {
+  test('a response over maxResponseBytes is refused with a typed error and the fork goes on', async () => {
+    await withPool(async (pool) => {
+      const first = decode(await pool.run('probe'));
+      expect((await pool.run('big:9000')).length).toBe(9000);
+      await expect(pool.run('big:9001')).rejects.toBeInstanceOf(OutputLimitError);
+      expect(decode(await pool.run('probe'))).toEqual(first);
+      expect(pool.stats().forks).toBe(1);
+    }, { maxResponseBytes: 9000 });
+  });
+
+  test('maxResponseBytes beyond what a Buffer can hold is refused', async () => {
+    await expect(RequestPool.create(hostile, { maxResponseBytes: 2 ** 53 })).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+});
+
+describeKvm('security: what a request can read of the VMM', () => {
+  test('a failing clock_gettime writes nothing (no uninitialized VMM stack reaches the guest)', async () => {
+    await withPool(async (pool) => {
+      expect((await pool.run('clock')).toString()).toBe('-22 -22 untouched');
+    });
+  });
+});
+
+describeKvm('security: size arithmetic and the stack', () => {
+  test('mmap/mremap/munmap lengths that wrap when rounded up fail', async () => {
+    await withPool(async (pool) => {
+      const [m, m2, r, u] = (await pool.run('wrap')).toString().split(' ').map(Number);
+      expect(m).toBe(-12); // ENOMEM
+      expect(m2).toBe(-12);
+      expect(r).toBe(-12);
+      expect(u).toBe(-22); // EINVAL
+    });
+  });
+
+  test('a stack overflow faults in the guard page below the stack instead of running over memory', async () => {
+    await withPool(async (pool) => {
+      const err = await pool.run('recurse').catch((e) => e);
+      expect(err).toBeInstanceOf(GuestFaultError);
+      expect(err.message).toMatch(/stack overflow/);
+      expect(err.details.vector).toBe(14);
+      const first = decode(await pool.run('probe'));
+      expect(first.rax).toBe('0');
+    });
+  });
+});
