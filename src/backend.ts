@@ -12,7 +12,11 @@ export interface BackendOptions {
   instances?: number;
   /** Guest memory of each instance, in MiB (even, 4..16384). Default 32. */
   memoryMiB?: number;
-  /** Limit for one call; a call past it returns FARCALL_E_BACKEND_TIMEOUT to its caller and the instance is restored. Default 1000 ms. */
+  /**
+   * Limit for one call; a call past it returns FARCALL_E_BACKEND_TIMEOUT to its caller and its
+   * writes are undone (see `durability`). A caller's own time limit never cuts a call that has
+   * one: the caller stops after the call returns. Default 1000 ms.
+   */
   callTimeoutMs?: number;
   /** Limit for initialization up to farcall_serve(). Default 10000 ms. */
   initTimeoutMs?: number;
@@ -30,6 +34,15 @@ export interface BackendOptions {
    * without PVM, use the exit gate as usual. Default false. See docs/pvm.md.
    */
   trusted?: boolean;
+  /**
+   * What a call that does not return (crash, timeout, exit, memory exhaustion) takes with it.
+   * 'call' (default): only its own writes are undone; every write an earlier call was
+   * acknowledged for stays. The VMM tracks the pages each call writes and keeps a consistent
+   * copy of them; on the in-guest gate this costs one VM exit per call (docs/architecture.md).
+   * 'instance': the instance goes back to its state right after farcall_serve(), losing every
+   * write since; no per-call cost (the in-guest gate stays exit-free).
+   */
+  durability?: 'call' | 'instance';
 }
 
 /**
@@ -49,14 +62,18 @@ export interface BackendRestartEvent { attempt: number; ok: boolean; us: number;
 export interface BackendCallEvent { instance: number; entry: string; us: number }
 export interface BackendFaultEvent { instance: number; entry: string; message: string }
 export interface BackendRestoreEvent { instance: number; us: number; reason: string }
+/** What a backend wrote to stdout or stderr (drained as it is written; never ends a call). */
+export interface BackendOutputEvent { instance: number; stream: 'stdout' | 'stderr'; data: string }
 
 export interface BackendEvents {
   /** A completed call (only emitted while someone listens: it costs a hop to the event loop). */
   call: (e: BackendCallEvent) => void;
   /** A call that crashed, timed out, exited or exhausted memory; the caller got an error value. */
   fault: (e: BackendFaultEvent) => void;
-  /** An instance put back to its state after farcall_serve(). */
+  /** A call's writes undone (durability 'call'), or an instance put back to its state after farcall_serve(). */
   restore: (e: BackendRestoreEvent) => void;
+  /** Backend output, as written. Unlistened output, or more than 1 MiB not yet delivered, is dropped (stats().outputDropped). */
+  output: (e: BackendOutputEvent) => void;
   /** The backend was re-initialized from its program (or an attempt failed). */
   restart: (e: BackendRestartEvent) => void;
 }
@@ -68,6 +85,9 @@ export interface BackendStats {
   faults: number;
   restores: number;
   timeouts: number;
+  /** Bytes of backend output dropped (nobody listened, or the host fell behind by more than 1 MiB). */
+  outputDropped: number;
+  durability: 'call' | 'instance';
   instances: Array<{ calls: number; faults: number; restores: number; netRefused: number; lastRefused?: string; syscalls: Record<string, number> }>;
   hostCalls: LatencySummary;
   /** Where the backend's memory appears in every VM that calls it (its own 16 GiB window from 1 TiB). */
@@ -78,6 +98,13 @@ export interface CallOptions {
   /** Room for the reply, in bytes. Default 64 KiB; at most 3 MiB. */
   outCap?: number;
   timeoutMs?: number;
+}
+
+function checkDurability(d: unknown): 'call' | 'instance' {
+  if (d === undefined) return 'call';
+  if (d !== 'call' && d !== 'instance')
+    throw new InvalidArgumentError('InvalidArgument', `durability must be 'call' or 'instance', got ${JSON.stringify(d)}`);
+  return d;
 }
 
 export class Backend extends EventEmitter<BackendEvents> {
@@ -156,6 +183,7 @@ export class Backend extends EventEmitter<BackendEvents> {
       if (!self) return;
       if (e.kind === 'call') self.emit('call', { instance: e.instance, entry: e.entry, us: e.us });
       else if (e.kind === 'fault') self.emit('fault', { instance: e.instance, entry: e.entry, message: e.message });
+      else if (e.kind === 'output') self.emit('output', { instance: e.instance, stream: e.entry === 'stderr' ? 'stderr' : 'stdout', data: e.message });
       else self.emit('restore', { instance: e.instance, us: e.us, reason: e.message });
     };
     try {
@@ -168,6 +196,7 @@ export class Backend extends EventEmitter<BackendEvents> {
         callTimeoutMs: checkTimeoutMs(options.callTimeoutMs ?? 1000, 'callTimeoutMs'),
         netAllow: options.network?.allow ?? [],
         trusted: options.trusted === true,
+        durability: checkDurability(options.durability),
         onEvent,
       });
       self = new Backend(r.handle, r.entries, r.initUs, typeof program === 'string' ? program : '<buffer>', options.restart ?? {});
@@ -228,7 +257,7 @@ export class Backend extends EventEmitter<BackendEvents> {
   stats(): BackendStats {
     if (!this.handle) throw new ClosedError('Closed', 'the backend is closed');
     const s = native().backendStats(this.handle);
-    return { restarts: this.restarts, available: !this.restarting, calls: s.calls, faults: s.faults, restores: s.restores, timeouts: s.timeouts, instances: s.instances, hostCalls: this.hostLatency.summary(), memoryAt: s.memoryAt };
+    return { restarts: this.restarts, available: !this.restarting, calls: s.calls, faults: s.faults, restores: s.restores, timeouts: s.timeouts, outputDropped: s.outputDropped, durability: s.durability, instances: s.instances, hostCalls: this.hostLatency.summary(), memoryAt: s.memoryAt };
   }
 
   /** Frees the backend's VMs once no request pool holds it. */

@@ -4,7 +4,10 @@ export { runProgram, RunOptions, RunResult, RunStats } from './run';
 export { doctor, DoctorReport, DoctorCheck } from './doctor';
 export { RequestPool, RequestPoolOptions, RequestPoolStats, RequestEvent, ResetEvent, FailureEvent, ResetKind, GateKind } from './pool';
 export { LatencySummary } from './stats';
-export { Backend, BackendOptions, BackendStats, BackendEvents, CallOptions } from './backend';
+export {
+  Backend, BackendOptions, BackendStats, BackendEvents, CallOptions, BackendCallEvent, BackendFaultEvent, BackendRestoreEvent,
+  BackendOutputEvent, BackendRestartEvent,
+} from './backend';
 export { Broker, BrokerEvents, BrokerStats, PoolReport } from './broker';
 export { BrokerConfig, BackendConfig, PoolConfig, validateConfig, loadConfigFile } from './config';
 export { RestartPolicy } from './backend';

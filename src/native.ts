@@ -68,12 +68,14 @@ export interface NativeBackendStats {
   faults: number;
   restores: number;
   timeouts: number;
+  outputDropped: number;
+  durability: 'call' | 'instance';
   instances: Array<{ calls: number; faults: number; restores: number; netRefused: number; lastRefused?: string; syscalls: Record<string, number> }>;
 }
 
 export interface NativeBinding {
   createBackend(elf: Buffer, opts: {
-    args: string[]; env: string[]; memoryMiB: number; instances: number; initTimeoutMs: number; callTimeoutMs: number; netAllow: string[]; trusted: boolean;
+    args: string[]; env: string[]; memoryMiB: number; instances: number; initTimeoutMs: number; callTimeoutMs: number; netAllow: string[]; trusted: boolean; durability: 'call' | 'instance';
     onEvent: (e: { kind: string; instance: number; entry: string; us: number; message: string }) => void;
   }): Promise<{ handle: NativeHandle; entries: string[]; initUs: number }>;
   backendCall(backend: NativeHandle, entry: string, input: Buffer, outCap: number, timeoutMs: number): Promise<{ result: number; output: Buffer; us: number }>;

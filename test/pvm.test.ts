@@ -235,17 +235,21 @@ describePvm('pvm-native: the in-guest far-call gate (trusted backends)', () => {
   const adds = Array.from({ length: 20 }, () => 'add:1');
   const summary = (out: Outcome[]) => JSON.parse(out[out.length - 1].stdout!) as GateSummary;
 
-  test('calls into a trusted backend take no VM exit; an ordinary backend takes the exit gate', async () => {
-    const [trusted, ordinary] = await Promise.all([
+  test('calls into a trusted backend take no VM exit (one with per-call undo); an ordinary backend takes the exit gate', async () => {
+    const [trusted, durable, ordinary] = await Promise.all([
+      jobs('pvm-native', [{ gate: { backends: { counter: { trusted: true, durability: 'instance' } }, size: 1 }, requests: adds }]),
       jobs('pvm-native', [{ gate: { backends: { counter: { trusted: true } }, size: 1 }, requests: adds }]),
       jobs('pvm-native', [{ gate: { backends: { counter: {} }, size: 1 }, requests: adds }]),
     ]);
     const want = adds.map((_, i) => String(i + 1));
     expect(trusted.slice(0, -1).map((o) => o.stdout)).toEqual(want);
+    expect(durable.slice(0, -1).map((o) => o.stdout)).toEqual(want);
     expect(ordinary.slice(0, -1).map((o) => o.stdout)).toEqual(want);
     const t = summary(trusted);
     const o = summary(ordinary);
     expect(t).toMatchObject({ gate: 'in-guest', gateExits: 0, calls: 20, instances: [0] });
+    // durability 'call' (the default): the guest kernel exits once per call, lock held, to commit.
+    expect(summary(durable)).toMatchObject({ gate: 'in-guest', gateExits: 20, calls: 20 });
     expect(o.gate).toBe('exit');
     expect(o.gateExits).toBeGreaterThanOrEqual(40); // a call and a return exit per call
     expect(o.calls).toBe(20);
@@ -267,7 +271,7 @@ describePvm('pvm-native: the in-guest far-call gate (trusted backends)', () => {
 
   test('call events are still emitted while someone listens (one exit per call), with the entry names', async () => {
     const out = await jobs('pvm-native', [
-      { gate: { backends: { counter: { trusted: true } }, size: 1, listen: true }, requests: ['add:1', 'get', 'add:2'] },
+      { gate: { backends: { counter: { trusted: true, durability: 'instance' } }, size: 1, listen: true }, requests: ['add:1', 'get', 'add:2'] },
     ]);
     const s = summary(out);
     expect(s.gate).toBe('in-guest');
@@ -278,7 +282,7 @@ describePvm('pvm-native: the in-guest far-call gate (trusted backends)', () => {
   test('a caller with two trusted backends calls both in the guest; one untrusted backend sends all through the exit gate', async () => {
     const requests = ['add:3', 'other_add:10', 'add:4', 'other_add:1'];
     const [both, mixed] = await Promise.all([
-      jobs('pvm-native', [{ gate: { backends: { counter: { trusted: true }, other: { trusted: true, instances: 2 } }, size: 1 }, requests }]),
+      jobs('pvm-native', [{ gate: { backends: { counter: { trusted: true, durability: 'instance' }, other: { trusted: true, instances: 2, durability: 'instance' } }, size: 1 }, requests }]),
       jobs('pvm-native', [{ gate: { backends: { counter: { trusted: true }, other: {} }, size: 1 }, requests }]),
     ]);
     // Each backend keeps its own state: the two counters do not mix.
@@ -291,7 +295,7 @@ describePvm('pvm-native: the in-guest far-call gate (trusted backends)', () => {
 
   test('one trusted backend attached under two names is one backend: the same state through either name', async () => {
     const out = await jobs('pvm-native', [
-      { gate: { backends: { counter: { trusted: true }, other: { trusted: true } }, size: 1, same: true }, requests: ['add:3', 'other_add:10', 'add:4'] },
+      { gate: { backends: { counter: { trusted: true, durability: 'instance' }, other: { trusted: true, durability: 'instance' } }, size: 1, same: true }, requests: ['add:3', 'other_add:10', 'add:4'] },
     ]);
     expect(out.slice(0, 3).map((o) => o.stdout)).toEqual(['3', '13', '17']);
     expect(summary(out)).toMatchObject({ gate: 'in-guest', gateExits: 0, calls: 3 });

@@ -59,6 +59,9 @@ Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
   uint64_t init_ns = opt_u64(o, "initTimeoutMs", 10000) * 1000000;
   uint64_t call_ns = opt_u64(o, "callTimeoutMs", 1000) * 1000000;
   bool trusted = o.Has("trusted") && o.Get("trusted").ToBoolean().Value();
+  Durability durability = o.Get("durability").IsString() && o.Get("durability").ToString().Utf8Value() == "instance"
+                              ? Durability::Instance
+                              : Durability::Call;
   Napi::Value on_event = o.Get("onEvent");
   auto h = std::make_shared<BackendHandle>();
   try {
@@ -76,7 +79,7 @@ Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
   h->worker->post(env, [=]() -> Completion {
     uint64_t t0 = Vcpu::now_ns();
     try {
-      h->backend = std::make_shared<Backend>(*elf, cfg, instances, init_ns, call_ns, trusted);
+      h->backend = std::make_shared<Backend>(*elf, cfg, instances, init_ns, call_ns, trusted, durability);
       VmConfig vc;
       vc.ram_bytes = kHostRam;
       vc.mode = cfg.mode;
@@ -91,20 +94,29 @@ Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
     }
     if (h->has_events) {
       Napi::ThreadSafeFunction tsfn = h->events;
-      h->backend->set_on_event([tsfn](const BackendEvent &e) mutable {
+      std::weak_ptr<Backend> weak = h->backend;
+      h->backend->set_on_event([tsfn, weak](const BackendEvent &e) mutable {
         auto *copy = new BackendEvent(e);
-        if (tsfn.NonBlockingCall(copy, [](Napi::Env env, Napi::Function fn, BackendEvent *ev) {
+        auto taken = [weak](const BackendEvent &ev) {  // output no longer queued: room for more
+          if (ev.kind != BackendEvent::Output) return;
+          if (auto b = weak.lock()) b->output_taken(ev.message.size());
+        };
+        if (tsfn.NonBlockingCall(copy, [taken](Napi::Env env, Napi::Function fn, BackendEvent *ev) {
               std::unique_ptr<BackendEvent> own(ev);
+              taken(*ev);
               if (env == nullptr) return;
+              static const char *kinds[] = {"call", "fault", "restore", "output"};
               Napi::Object o = Napi::Object::New(env);
-              o.Set("kind", ev->kind == BackendEvent::Call ? "call" : ev->kind == BackendEvent::Fault ? "fault" : "restore");
+              o.Set("kind", kinds[ev->kind]);
               o.Set("instance", ev->instance);
               o.Set("entry", ev->entry);
               o.Set("us", double(ev->ns) / 1000.0);
               o.Set("message", ev->message);
               fn.Call({o});
-            }) != napi_ok)
+            }) != napi_ok) {
+          taken(*copy);
           delete copy;
+        }
       });
     }
     double us = double(Vcpu::now_ns() - t0) / 1000.0;
@@ -197,6 +209,8 @@ Napi::Value BackendStats(const Napi::CallbackInfo &info) {
   r.Set("faults", double(b.faults));
   r.Set("restores", double(b.restores));
   r.Set("timeouts", double(b.timeouts));
+  r.Set("outputDropped", double(b.output_dropped));
+  r.Set("durability", b.durability() == Durability::Call ? "call" : "instance");
   Napi::Array insts = Napi::Array::New(env);
   for (size_t i = 0; i < b.instance_count(); i++) {
     Instance &in = b.instance(i);

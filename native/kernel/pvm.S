@@ -60,6 +60,7 @@
         .set V_T0, 0x90          /* TSC at the start of the call */
         .set V_NOTIFY, 0x98      /* bit b: exit after each call of backend b (call events wanted) */
         .set V_SAVED, 0xa0       /* the caller's RBX RBP R12-R15, for a call that does not return */
+        .set V_COMMIT, 0xd0      /* bit b: exit before unlocking after each call of backend b (per-call undo) */
         .set V_LINES, 0x100      /* per backend: address of this VM's instance line (+0 lock, +8 calls) */
         .set V_INSTS, 0x180      /* per backend: that instance's index */
 
@@ -355,7 +356,10 @@ gate_return:
         wrgsbase %rdi
         mov V(V_SAVED), %rbx
         mov V(V_SAVED + 8), %rbp
-        movq $0, (%rcx)                /* unlock: a plain store is a release on x86 */
+        bt %rsi, V(V_COMMIT)           /* bit b: the VMM commits the call's writes, lock held */
+        jnc 1f
+        out %al, $0xe6
+1:      movq $0, (%rcx)                /* unlock: a plain store is a release on x86 */
         bt %rsi, V(V_NOTIFY)           /* bit b: someone listens to backend b's call events */
         jc gate_notify
 gate_out:

@@ -63,9 +63,9 @@ std::unique_ptr<Process> Backend::initialize(uint64_t slot) {
 }
 
 Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instances, uint64_t init_timeout_ns,
-                 uint64_t call_timeout_ns, bool trusted)
+                 uint64_t call_timeout_ns, bool trusted, Durability durability)
     : elf_(elf), cfg_(cfg), init_timeout_ns_(init_timeout_ns), call_timeout_ns_(call_timeout_ns), ram_bytes_(cfg.memory_bytes),
-      trusted_(trusted) {
+      trusted_(trusted), durability_(durability) {
   if (instances < 1 || instances > 64) throw VmmError(ErrorCode::BadState, "instances must be from 1 to 64");
   if (cfg.memory_bytes > kBackendGpaStride)
     throw VmmError(ErrorCode::BadState, "backend memory is limited to " + std::to_string(kBackendGpaStride >> 30) + " GiB");
@@ -113,6 +113,14 @@ Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instanc
       inst->region = GuestRegion::create(cfg.memory_bytes, "farcall-backend");
       copy_snapshot(*inst->region);
       inst->personality = std::make_unique<Process>(*init_, GuestView{inst->region.get(), va_});
+      Instance *ip = inst.get();
+      inst->personality->set_output_sink([this, ip](int fd, const char *p, size_t n) { output(*ip, fd, p, n); });
+      if (durability_ == Durability::Call) {
+        inst->committed = GuestRegion::create(cfg.memory_bytes, "farcall-backend-committed");
+        copy_snapshot(*inst->committed);
+        inst->committed_ms = inst->personality->mem_state();
+        inst->region->set_host_tracking(true);  // the VMM's writes count as the call's writes
+      }
       instances_.push_back(std::move(inst));
     }
   } catch (...) {
@@ -186,6 +194,62 @@ void Backend::restore(Instance &inst) {
   inst.personality->mem_state() = init_->mem_state();
   inst.personality->reset_output();
   inst.personality->close_sockets();
+  if (inst.committed) {
+    inst.committed->punch_all();
+    copy_snapshot(*inst.committed);
+    inst.committed_ms = init_->mem_state();
+    std::fill(inst.region->host_dirty().begin(), inst.region->host_dirty().end(), 0);
+  }
+}
+
+std::vector<uint64_t> Backend::written(Instance &inst, Vm *vm) {
+  std::vector<uint64_t> pages;
+  if (vm) vm->region_dirty(inst.gpa, [&](uint64_t pg) { pages.push_back(pg); });
+  auto &hd = inst.region->host_dirty();
+  for (uint64_t w = 0; w < hd.size(); w++) {
+    for (uint64_t bits = hd[w]; bits; bits &= bits - 1) pages.push_back(w * 64 + __builtin_ctzll(bits));
+    hd[w] = 0;
+  }
+  return pages;
+}
+
+void Backend::commit(Instance &inst, Vm *vm) {
+  if (!inst.committed) return;
+  std::vector<uint64_t> pages = written(inst, vm);  // a page may be listed twice: copying it twice is harmless
+  for (uint64_t pg : pages) std::memcpy(inst.committed->host() + pg * 4096, inst.region->host() + pg * 4096, 4096);
+  inst.committed_ms = inst.personality->mem_state();
+}
+
+void Backend::finish(Instance &inst, Vm *vm, bool ok, const std::string &why) {
+  if (ok || !inst.committed) {
+    commit(inst, vm);
+    release(&inst, !ok, why);
+    return;
+  }
+  uint64_t t0 = Vcpu::now_ns();
+  std::vector<uint64_t> pages = written(inst, vm);
+  for (uint64_t pg : pages) std::memcpy(inst.region->host() + pg * 4096, inst.committed->host() + pg * 4096, 4096);
+  inst.personality->mem_state() = inst.committed_ms;
+  inst.personality->reset_output();
+  inst.restores++;
+  restores++;
+  emit(BackendEvent{BackendEvent::Restore, inst.index, "", Vcpu::now_ns() - t0,
+                    why + " (the call's writes to " + std::to_string(pages.size()) + " pages undone)"});
+  release(&inst, false, why);
+}
+
+void Backend::output(Instance &inst, int fd, const char *p, size_t n) {
+  bool listening;
+  {
+    std::lock_guard<std::mutex> lk(event_mu_);
+    listening = bool(on_event_);
+  }
+  if (!listening || output_queued_ + n > kOutputQueued) {
+    output_dropped += n;
+    return;
+  }
+  output_queued_ += n;
+  emit(BackendEvent{BackendEvent::Output, inst.index, fd == 2 ? "stderr" : "stdout", 0, std::string(p, n)});
 }
 
 void Backend::restart(uint64_t deadline_ns) {

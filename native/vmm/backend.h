@@ -36,6 +36,11 @@ struct Instance {
   int index = 0;
   uint64_t gpa = 0;
   std::shared_ptr<GuestRegion> region;
+  // Durability::Call: the instance's consistent state, i.e. its memory and address-space
+  // bookkeeping as the last call that returned left them. A call that does not return is
+  // undone from here, page by page, for the pages it wrote.
+  std::shared_ptr<GuestRegion> committed;
+  Process::MemState committed_ms;
   std::unique_ptr<Process> personality;  // brk/mmap state and system calls on this memory
   InstanceLine *line = nullptr;
   uint64_t faults = 0, restores = 0;
@@ -43,11 +48,17 @@ struct Instance {
 };
 
 struct BackendEvent {
-  enum Kind { Call, Fault, Restore } kind;
+  enum Kind { Call, Fault, Restore, Output } kind;
   int instance;
   std::string entry;
   uint64_t ns = 0;
-  std::string message;
+  std::string message;  // Output: the bytes written (entry names the stream)
+};
+
+// What a call that does not return (fault, timeout, exit) takes with it.
+enum class Durability {
+  Call,      // only its own writes: every write acknowledged to an earlier call stays
+  Instance,  // the instance goes back to its state right after farcall_serve()
 };
 
 // Guest-visible error codes a gated call returns in RAX when the backend could not finish
@@ -62,7 +73,7 @@ class Backend {
   // `trusted`: callers on PVM hosts may run it in their own guest kernel (the in-guest gate,
   // exit-free, docs/pvm.md); it can then take over those callers' VMs.
   Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instances, uint64_t init_timeout_ns,
-          uint64_t call_timeout_ns, bool trusted = false);
+          uint64_t call_timeout_ns, bool trusted = false, Durability durability = Durability::Call);
   ~Backend();
 
   // Restarts from the program: a fresh initialization becomes the new snapshot and every
@@ -101,9 +112,24 @@ class Backend {
   Instance *acquire(uint64_t deadline_ns);
   // Takes this instance for `owner` (a VM whose guest kernel found it taken).
   bool acquire_for(Instance &inst, uint64_t owner, uint64_t deadline_ns);
-  // Gives the instance back; after a fault or timeout its memory is first restored to the
-  // state right after farcall_serve().
+  // Gives the instance back; with `restore` its memory is first put back to the state right
+  // after farcall_serve().
   void release(Instance *inst, bool restore, const std::string &why);
+  // Ends a call that `vm` made into `inst` and gives the instance back. A call that returned
+  // (`ok`) makes what it wrote the instance's consistent state; one that did not is undone
+  // (Durability::Call: the pages it wrote, from `vm`'s dirty log and the VMM's own writes) or
+  // restores the whole instance (Durability::Instance). `vm` is null for a call that made none.
+  void finish(Instance &inst, Vm *vm, bool ok, const std::string &why);
+  // finish() without giving the instance back: the in-guest gate's kernel unlocks it itself.
+  void commit(Instance &inst, Vm *vm);
+  Durability durability() const { return durability_; }
+  // A backend's write to stdout/stderr inside a call: drained to the host as an Output event,
+  // never buffered, never ending the call. Past kOutputQueued bytes not yet taken by the host,
+  // output is dropped and counted.
+  void output(Instance &inst, int fd, const char *p, size_t n);
+  void output_taken(size_t n) { output_queued_ -= n; }
+  static constexpr uint64_t kOutputQueued = 1 << 20;
+  std::atomic<uint64_t> output_dropped{0};
   // A call into `inst` that did not return (fault, timeout, exit, abandoned): counted and reported.
   void fault(Instance &inst, const std::string &entry, uint64_t ns, const std::string &why) {
     inst.faults++;
@@ -130,6 +156,10 @@ class Backend {
 
  private:
   void restore(Instance &inst);
+  // The pages `vm` and the VMM wrote into `inst` since the last commit or undo.
+  std::vector<uint64_t> written(Instance &inst, Vm *vm);
+  Durability durability_ = Durability::Call;
+  std::atomic<uint64_t> output_queued_{0};
   void copy_snapshot(GuestRegion &dst);
   std::unique_ptr<Process> initialize(uint64_t slot);
   std::vector<uint8_t> elf_;

@@ -65,6 +65,7 @@ void Process::attach_finish() {
         g.instances.push_back(be.instance(i).region);
       }
       g.lines = be.lines();
+      g.log = be.durability() == Durability::Call;
       bs.push_back(std::move(g));
     }
     if (vm_->pvm_attach_gate(kPage, mem_.end(), bs)) return;
@@ -72,7 +73,8 @@ void Process::attach_finish() {
   // The exit gate (an untrusted backend among them, another entry mode, or too many to fit).
   for (auto &a : attached_)
     for (size_t i = 0; i < a.backend->instance_count(); i++)
-      a.roots.push_back(vm_->attach_region(a.backend->va(), a.backend->instance(i).gpa, a.backend->instance(i).region));
+      a.roots.push_back(vm_->attach_region(a.backend->va(), a.backend->instance(i).gpa, a.backend->instance(i).region,
+                                           a.backend->durability() == Durability::Call));
 }
 
 uint64_t Process::lookup(uint64_t name_ptr, uint64_t len) {
@@ -154,9 +156,10 @@ bool Process::gate_enter(uint64_t addr, uint64_t rsp, uint64_t rflags, bool fetc
     std::memcpy(call_.saved, saved, sizeof saved);
   }
   call_.t0 = Vcpu::now_ns();
+  // A call with a limit runs to its end or its limit even past the request's limit (the
+  // request stops once it returns): a caller's timeout never cuts a backend call in the middle.
   uint64_t limit = be.call_timeout_ns();
-  call_.deadline = limit ? call_.t0 + limit : 0;
-  if (req_deadline_ && (!call_.deadline || req_deadline_ < call_.deadline)) call_.deadline = req_deadline_;
+  call_.deadline = limit ? call_.t0 + limit : req_deadline_;
   if (call_.deadline != req_deadline_) watchdog::arm(&cpu, pthread_self(), call_.deadline);
 
   gate_switch_in(be, *inst, at.roots[inst->index], int(e));
@@ -222,7 +225,7 @@ void Process::gate_leave(int64_t result, bool restore, const std::string &why) {
   } else if (be.want_call_events) {
     be.emit(BackendEvent{BackendEvent::Call, inst->index, entry, ns, ""});
   }
-  be.release(inst, restore, why);
+  be.finish(*inst, vm_.get(), !restore, why);
 }
 
 std::string Process::gate_fault_what(const Event &ev) {
@@ -269,7 +272,7 @@ void Process::gate_abandon(const char *why) {
   std::string entry = be.entries()[call_.entry].name;
   call_.active = false;
   be.fault(*inst, entry, Vcpu::now_ns() - call_.t0, why);
-  be.release(inst, true, why);
+  be.finish(*inst, vm_.get(), false, why);
 }
 
 Stop Process::host_call(size_t index, int entry, const uint64_t args[4], uint64_t deadline_ns) {
@@ -346,16 +349,17 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
     case Event::GateWait: {
       // The guest kernel found the instance taken (another VM or a host call holds it): wait
       // here, take it for this VM, and tell the kernel (RAX 0) or give the caller an error.
+      // As on the exit gate, it waits as long as the request may run; if no instance became
+      // free by then, the call gets FARCALL_E_BACKEND_BUSY and the request stops at its limit.
       auto [be, inst] = pvm_gate_ref(c.backend);
-      uint64_t limit = be.call_timeout_ns(), dl = limit ? Vcpu::now_ns() + limit : 0;
-      if (req_deadline_ && (!dl || req_deadline_ < dl)) dl = req_deadline_;
       if (!be.available()) {
         r.rax = uint64_t(kErrBackendBusy);
-      } else if (be.acquire_for(inst, vm.owner(), dl)) {
+      } else if (be.acquire_for(inst, vm.owner(), req_deadline_)) {
         r.rax = 0;
       } else {
         be.timeouts++;
-        r.rax = uint64_t(kErrBackendTimeout);
+        r.rax = uint64_t(kErrBackendBusy);
+        pvm_watch(tick_ = Vcpu::now_ns());
       }
       cpu.regs_dirty();
       return true;
@@ -366,17 +370,16 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
       auto [be, inst] = pvm_gate_ref(c.backend);
       // A blocking call (sleep, socket) runs until the call's own limit or the request's, not
       // until the next tick.
-      if (tick_) {
-        uint64_t limit = be.call_timeout_ns(), age = pvm::ns_since_tsc(vm.kmem(), c.tsc0);
-        uint64_t until = limit ? Vcpu::now_ns() + (age < limit ? limit - age : 0) : req_deadline_;
-        if (req_deadline_ && req_deadline_ < until) until = req_deadline_;
-        pvm_watch(until);
-      }
+      // (The request's own limit does not cut a call that has a limit: see Event::Timeout.)
+      uint64_t limit = be.call_timeout_ns(), age = pvm::ns_since_tsc(vm.kmem(), c.tsc0);
+      uint64_t until = limit ? Vcpu::now_ns() + (age < limit ? limit - age : 0) : req_deadline_;
+      pvm_watch(until);
       uint64_t ret = 0;
       int64_t err = 0;
       std::string why;
       bool ok = backend_syscall(inst, &ret, &err, &why);
-      if (tick_) pvm_watch(tick_);
+      if (req_deadline_ && (!tick_ || req_deadline_ < tick_)) tick_ = req_deadline_;
+      pvm_watch(tick_);
       if (!ok) {
         pvm_gate_abort(err, why);
         return true;
@@ -385,6 +388,13 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
       r.rip = r.rcx;
       r.rflags = (r.r11 & 0x3c0fd5) | 2;
       cpu.regs_dirty();
+      return true;
+    }
+    case Event::GateCommit: {
+      // The call returned and the guest kernel still holds the instance: what it wrote becomes
+      // the instance's consistent state (Durability::Call), then the kernel unlocks it.
+      auto [be, inst] = pvm_gate_ref(c.backend);
+      be.commit(inst, vm_.get());
       return true;
     }
     case Event::GateNotify: {
@@ -396,7 +406,16 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
     }
     case Event::Timeout: {
       uint64_t now = Vcpu::now_ns();
-      if (deadline_ns && now >= deadline_ns) return false;  // the request's own limit: run() cleans up
+      if (deadline_ns && now >= deadline_ns) {
+        // The request's own limit: run() cleans up, but a call in progress with a limit of its
+        // own first runs to its end (looked at every millisecond) or to that limit.
+        if (!c.active) return false;
+        uint64_t limit = pvm_gate_ref(c.backend).be.call_timeout_ns(), age = pvm::ns_since_tsc(vm.kmem(), c.tsc0);
+        if (!limit || age >= limit) return false;
+        tick_ = now + std::min<uint64_t>(limit - age, 1000000);
+        pvm_watch(tick_);
+        return true;
+      }
       if (!tick_) return false;
       // The watchdog's tick: abort the current call if it is past its backend's limit, and look
       // again when it would reach it, or one period from now.
@@ -451,7 +470,7 @@ void Process::pvm_gate_abort(int64_t result, const std::string &why) {
   cpu.sregs_dirty();
   pvm::clear_call(vm.pvm_scratch());
   gate__count_fault(be, inst, c, vm.kmem(), why);
-  be.release(&inst, true, why);
+  be.finish(inst, vm_.get(), false, why);
 }
 
 void Process::pvm_gate_cleanup(const char *why) {
@@ -464,7 +483,7 @@ void Process::pvm_gate_cleanup(const char *why) {
     if (inst.line->owner.load() != vm.owner()) continue;  // not holding it: nothing to give back
     bool mid = c.active && c.backend == int(b);
     if (mid) gate__count_fault(be, inst, c, vm.kmem(), why);
-    be.release(&inst, mid, why);
+    be.finish(inst, vm_.get(), !mid, why);
   }
 }
 

@@ -124,6 +124,7 @@ constexpr uint64_t kPvmVRax = 0x00, kPvmVRcx = 0x08, kPvmVRdx = 0x10, kPvmVRsp =
 constexpr uint64_t kPvmVInCall = 0x40, kPvmVOwner = 0x48, kPvmVBackend = 0x50, kPvmVBlock = 0x58, kPvmVUrip = 0x60,
                    kPvmVUrfl = 0x68, kPvmVUrsp = 0x70, kPvmVUfs = 0x78, kPvmVKgs = 0x80, kPvmVEntry = 0x88,
                    kPvmVT0 = 0x90, kPvmVNotify = 0x98, kPvmVSaved = 0xa0,  // + 6 x 8: RBX RBP R12-R15
+                   kPvmVCommit = 0xd0,
                    kPvmVLines = 0x100, kPvmVInsts = 0x180;                  // + 8 x backend
 
 
@@ -134,6 +135,7 @@ constexpr uint16_t kPortGateReturn = 0xe1;
 constexpr uint16_t kPortSpurious = 0xdf;
 // The PVM in-guest gate's exits: contention for the instance, a backend system call during a
 // call, and a finished call when someone listens for per-call events.
-constexpr uint16_t kPortGateWait = 0xe2, kPortGateSyscall = 0xe3, kPortGateNotify = 0xe4, kPortGateBad = 0xe5;
+constexpr uint16_t kPortGateWait = 0xe2, kPortGateSyscall = 0xe3, kPortGateNotify = 0xe4, kPortGateBad = 0xe5,
+                   kPortGateCommit = 0xe6;
 
 }  // namespace farcall::layout

@@ -168,10 +168,13 @@ Stop Process::run_events(uint64_t deadline_ns) {
       if (deadline_ns && deadline_ns < tick_) tick_ = 0;
       else pvm_watch(tick_);
     }
-    uint64_t notify = 0;
-    for (size_t b = 0; b < attached_.size(); b++)
+    uint64_t notify = 0, commit = 0;
+    for (size_t b = 0; b < attached_.size(); b++) {
       if (attached_[b].backend->want_call_events) notify |= 1ull << b;
+      if (attached_[b].backend->durability() == Durability::Call) commit |= 1ull << b;
+    }
     pvm::set_notify(vm_->pvm_scratch(), notify);
+    pvm::set_commit(vm_->pvm_scratch(), commit);
   }
   for (;;) {
     Event ev = vm_->run(call_.active ? call_.deadline : tick_ ? tick_ : deadline_ns);
@@ -183,6 +186,13 @@ Stop Process::run_events(uint64_t deadline_ns) {
           gate_syscall();
           if (!call_.active && call_.host) break;  // a host call ended
           continue;
+        }
+        if (deadline_ns && Vcpu::now_ns() >= deadline_ns) {
+          // Past its limit (a call that had to finish first just did): the request ends here.
+          st.kind = Stop::Timeout;
+          st.event = ev;
+          st.message = "execution timed out";
+          return st;
         }
         kvm_regs &r = vm_->vcpu().regs();
         uint64_t nr = r.rax;
@@ -249,13 +259,15 @@ Stop Process::run_events(uint64_t deadline_ns) {
         st.event = ev;
         return st;
       case Event::Timeout:
-        if (call_.active && (deadline_ns == 0 || Vcpu::now_ns() < deadline_ns)) {
-          // The call's own limit passed, not the caller's: the caller gets an error value.
-          gate_leave(kErrBackendTimeout, true, "backend call timed out");
+        if (call_.active) {
+          // The call's own limit passed (the request's never cuts a call that has one), or the
+          // request's, for a call without a limit: the call is undone, the caller gets an error.
+          bool request_over = deadline_ns && Vcpu::now_ns() >= deadline_ns;
+          gate_leave(kErrBackendTimeout, true,
+                     call_.at->backend->call_timeout_ns() ? "backend call timed out" : "the caller timed out during the call");
           if (call_.host) break;
-          continue;
+          if (!request_over) continue;
         }
-        gate_abandon("the caller timed out during the call");
         st.kind = Stop::Timeout;
         st.event = ev;
         st.message = "execution timed out";
@@ -308,6 +320,10 @@ uint64_t Process::sys_write(int fd, uint64_t buf, uint64_t len, Stop *stop) {
   if (fd != 1 && fd != 2) return neg(EBADF);
   const uint8_t *p = mem_.ptr(buf, len);
   if (!p && len) return neg(EFAULT);
+  if (sink_) {
+    sink_(fd, reinterpret_cast<const char *>(p), len);
+    return len;
+  }
   std::string &o = fd == 1 ? out_ : err_;
   if (o.size() + len > cfg_.output_limit) {
     o.append(reinterpret_cast<const char *>(p), cfg_.output_limit - std::min<uint64_t>(o.size(), cfg_.output_limit));

@@ -2,6 +2,7 @@
 // its address-space bookkeeping (brk, mmap), captured output and system-call emulation.
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <mutex>
 #include <memory>
@@ -88,6 +89,9 @@ class Process {
     out_.clear();
     err_.clear();
   }
+  // Where writes to stdout/stderr go instead of the capture buffers (backend instances: the
+  // host's output events). With a sink set, output never ends a call.
+  void set_output_sink(std::function<void(int fd, const char *p, size_t n)> sink) { sink_ = std::move(sink); }
   // Closes every socket the guest opened (a restored instance starts without connections).
   void close_sockets();
   ~Process();
@@ -187,6 +191,7 @@ class Process {
   GuestView mem_;  // the memory system calls act on
   MemState ms_;
   std::string out_, err_;
+  std::function<void(int fd, const char *p, size_t n)> sink_;
   ProcessStats stats_;
   std::mutex stats_mu_;  // syscall counters are read by the JS thread while the guest runs
   uint64_t start_ns_ = 0;

@@ -289,6 +289,7 @@ GateCall current_call(const GuestRegion &scratch) {
 
 void clear_call(GuestRegion &scratch) { put64(scratch, kPvmVarsOff + kPvmVInCall, 0); }
 void set_notify(GuestRegion &scratch, uint64_t backend_mask) { put64(scratch, kPvmVarsOff + kPvmVNotify, backend_mask); }
+void set_commit(GuestRegion &scratch, uint64_t backend_mask) { put64(scratch, kPvmVarsOff + kPvmVCommit, backend_mask); }
 
 uint64_t ns_since_tsc(const GuestRegion &kmem, uint64_t tsc) {
   uint64_t now = __rdtsc();

@@ -93,6 +93,9 @@ struct GateCall {
 GateCall current_call(const GuestRegion &scratch);
 void clear_call(GuestRegion &scratch);
 void set_notify(GuestRegion &scratch, uint64_t backend_mask);
+// Bit b: the guest kernel exits at the end of each call of backend b, before it unlocks the
+// instance, so the VMM can commit what the call wrote (Durability::Call).
+void set_commit(GuestRegion &scratch, uint64_t backend_mask);
 // Nanoseconds since the guest TSC value `tsc` (the kernel's calibration).
 uint64_t ns_since_tsc(const GuestRegion &kmem, uint64_t tsc);
 

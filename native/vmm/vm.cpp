@@ -79,7 +79,7 @@ Vm::Vm(const Vm &master, const CpuState &state, bool dirty_log) : cfg_(master.cf
   add_slot(1, kKernelGpa, *kmem_, dirty_log);
   extra_ = master.extra_;
   next_slot_ = master.next_slot_;
-  for (auto &x : extra_) add_slot(x.slot, x.gpa, *x.region, false);
+  for (auto &x : extra_) add_slot(x.slot, x.gpa, *x.region, x.log);
   if (master.pvm_.scratch) {
     pvm_.scratch = GuestRegion::fork_of(master.pvm_.scratch);
     pvm_.slot = master.pvm_.slot;
@@ -99,7 +99,9 @@ void Vm::create_vm() {
   Kvm &kvm = Kvm::get();
   vm_fd_ = ioctl(kvm.fd(), KVM_CREATE_VM, 0);
   if (vm_fd_ < 0) error__sys("KVM_CREATE_VM");
-  if (cfg_.dirty_log) {
+  // Manual protection everywhere: forks track their RAM, and every VM that calls a backend with
+  // per-call undo tracks its writes to the instances; both read and re-arm the log in two steps.
+  if (cfg_.dirty_log || kvm.caps().manual_dirty_log) {
     if (!kvm.caps().manual_dirty_log)
       throw VmmError(ErrorCode::KvmUnavailable, "KVM lacks KVM_CAP_MANUAL_DIRTY_LOG_PROTECT2 (needed for forks)");
     kvm_enable_cap cap = {};
@@ -282,7 +284,7 @@ void Vm::pvm_user_gs(bool show) {
 
 uint64_t Vm::inguest_syscalls() const { return pvm_.scratch ? pvm::inguest_calls(*pvm_.scratch) : 0; }
 
-uint64_t Vm::attach_region(uint64_t va, uint64_t gpa, const std::shared_ptr<GuestRegion> &region) {
+uint64_t Vm::attach_region(uint64_t va, uint64_t gpa, const std::shared_ptr<GuestRegion> &region, bool log) {
   if (!pt_) throw VmmError(ErrorCode::BadState, "backends are attached to a master before it runs, not to a fork");
   if (cfg_.mode == EntryMode::PvmNative) {
     // The far-call gate exists only in the exit-based flavors for now (docs/pvm.md): a VM that
@@ -290,19 +292,19 @@ uint64_t Vm::attach_region(uint64_t va, uint64_t gpa, const std::shared_ptr<Gues
     if (ran_) throw VmmError(ErrorCode::BadState, "backends are attached before the VM first runs");
     fall_back_to_trap_page();
   }
-  add_extra(gpa, region);
+  add_extra(gpa, region, log);
   uint64_t root = pt_->add_root();
   for (unsigned i = 0; i < 512; i++) pt_->share_slot(root, cr3_, i);
   pt_->map(va, gpa, region->size(), pte::W | pte::U, root);
   return root;
 }
 
-void Vm::add_extra(uint64_t gpa, const std::shared_ptr<GuestRegion> &region) {
+void Vm::add_extra(uint64_t gpa, const std::shared_ptr<GuestRegion> &region, bool log) {
   for (auto &x : extra_)
     if (x.gpa == gpa) return;  // one backend attached under two names: its memory has one memslot
   int slot = next_slot_++;
-  add_slot(slot, gpa, *region, false);
-  extra_.push_back(Extra{slot, gpa, region});
+  add_slot(slot, gpa, *region, log);
+  extra_.push_back(Extra{slot, gpa, region, log});
 }
 
 bool Vm::pvm_attach_gate(uint64_t caller_lo, uint64_t caller_hi, const std::vector<PvmGateBackend> &bs) {
@@ -311,8 +313,8 @@ bool Vm::pvm_attach_gate(uint64_t caller_lo, uint64_t caller_hi, const std::vect
   for (auto &b : bs) specs.push_back(b.spec);
   if (!pvm::gate_fits(specs)) return false;
   for (size_t b = 0; b < bs.size(); b++) {
-    for (size_t i = 0; i < bs[b].instances.size(); i++) add_extra(specs[b].instance_gpas[i], bs[b].instances[i]);
-    add_extra(kPvmLockGpa + b * kPvmLinesBytes, bs[b].lines);
+    for (size_t i = 0; i < bs[b].instances.size(); i++) add_extra(specs[b].instance_gpas[i], bs[b].instances[i], bs[b].log);
+    add_extra(kPvmLockGpa + b * kPvmLinesBytes, bs[b].lines, false);
     pvm_backends_.push_back(PvmWindow{specs[b].va, specs[b].bytes, bs[b].instances});
   }
   pvm_roots_ = pvm::attach_gate(*pvm_.scratch, *pt_, cr3_, caller_lo, caller_hi, specs);
@@ -459,11 +461,14 @@ Event Vm::run(uint64_t deadline_ns) {
             ev.detail = "call to an address that is not a registered entry point";
             return ev;
           }
-          if (pvm_gate() && (port == kPortGateWait || port == kPortGateSyscall || port == kPortGateNotify)) {
+          if (pvm_gate() && (port == kPortGateWait || port == kPortGateSyscall || port == kPortGateNotify ||
+                             port == kPortGateCommit)) {
             stats_.gate++;
             Event ev;
-            ev.kind = port == kPortGateWait ? Event::GateWait
-                      : port == kPortGateSyscall ? Event::GateSyscall : Event::GateNotify;
+            ev.kind = port == kPortGateWait      ? Event::GateWait
+                      : port == kPortGateSyscall ? Event::GateSyscall
+                      : port == kPortGateNotify  ? Event::GateNotify
+                                                 : Event::GateCommit;
             ev.rip = r.rip;
             return ev;
           }

@@ -22,7 +22,7 @@ namespace farcall {
 struct Event {
   enum Kind {
     Syscall, Exception, GateReturn, GateCall, Timeout, Halt, Unexpected,
-    GateWait, GateSyscall, GateNotify  // the PVM in-guest gate's exits (layout.h kPortGate*)
+    GateWait, GateSyscall, GateNotify, GateCommit  // the PVM in-guest gate's exits (layout.h kPortGate*)
   } kind = Unexpected;
   int vector = -1;           // Exception
   uint64_t error_code = 0;   // Exception (when the vector has one)
@@ -92,7 +92,8 @@ class Vm {
   // Backend instance memory made reachable from this VM: a memslot at `gpa` over `region`
   // (shared, never copy-on-write), and a second page-table root that maps everything the
   // main root maps plus [va, va + size) -> gpa. Returns the root. Forks inherit both.
-  uint64_t attach_region(uint64_t va, uint64_t gpa, const std::shared_ptr<GuestRegion> &region);
+  // `log`: the VM's writes to it are tracked (region_dirty), for per-call undo of backend writes.
+  uint64_t attach_region(uint64_t va, uint64_t gpa, const std::shared_ptr<GuestRegion> &region, bool log);
   uint64_t root() const { return cr3_; }
 
   // PvmNative: the in-guest gate for trusted backends (pvm.h attach_gate): memslots for every
@@ -103,6 +104,7 @@ class Vm {
     pvm::GateBackend spec;
     std::vector<std::shared_ptr<GuestRegion>> instances;
     std::shared_ptr<GuestRegion> lines;
+    bool log = false;  // track this VM's writes to the instances (per-call undo)
   };
   bool pvm_attach_gate(uint64_t caller_lo, uint64_t caller_hi, const std::vector<PvmGateBackend> &bs);
   bool pvm_gate() const { return !pvm_roots_.empty(); }
@@ -138,12 +140,19 @@ class Vm {
   // protects those pages again so that the next write to them is seen (and faults).
   template <class F>
   void dirty_pages(int slot, F fn, bool rearm = true);
+  // The pages of the attached region at `gpa` this VM wrote since the last call (re-armed).
+  // Nothing if the region is not tracked here.
+  template <class F>
+  void region_dirty(uint64_t gpa, F fn) {
+    for (auto &x : extra_)
+      if (x.gpa == gpa && x.log) dirty_pages(x.slot, fn, true);
+  }
 
  private:
   void create_vm();
   void add_slot(int slot, uint64_t gpa, GuestRegion &r, bool log);
   // A shared memslot over `region` at `gpa`, inherited by forks; none if one is there already.
-  void add_extra(uint64_t gpa, const std::shared_ptr<GuestRegion> &region);
+  void add_extra(uint64_t gpa, const std::shared_ptr<GuestRegion> &region, bool log);
   void build_kernel();
   void setup_vcpu();
   Event decode_trap(uint64_t off);
@@ -167,6 +176,7 @@ class Vm {
     int slot;
     uint64_t gpa;
     std::shared_ptr<GuestRegion> region;
+    bool log;
   };
   std::vector<Extra> extra_;
   int next_slot_ = 2;
@@ -188,7 +198,13 @@ class Vm {
  public:
   std::vector<uint64_t> &dirty_scratch() { return dirty_buf_; }
   int vm_fd() const { return vm_fd_; }
-  uint64_t slot_pages(int slot) const { return (slot == 0 ? ram_->size() : kmem_->size()) / 4096; }
+  uint64_t slot_pages(int slot) const {
+    if (slot == 0) return ram_->size() / 4096;
+    if (slot == 1) return kmem_->size() / 4096;
+    for (auto &x : extra_)
+      if (x.slot == slot) return x.region->size() / 4096;
+    return 0;
+  }
 };
 
 template <class F>

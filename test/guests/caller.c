@@ -12,7 +12,7 @@ typedef int64_t (*fn0)(void);
 typedef int64_t (*fn1)(int64_t);
 typedef int64_t (*fn2)(int64_t, int64_t);
 
-static fn1 add, nap;
+static fn1 add, nap, chatty;
 static fn0 get, secret_addr, crash, spin, hog, instance, flags, vec_secret;
 static fn2 upcase, put, take, slow_add;
 static char reply[8192];
@@ -29,6 +29,7 @@ static int64_t now_ns(void) {
 int main(void) {
   add = (fn1)farcall_lookup("counter.add");
   nap = (fn1)farcall_lookup("counter.nap");
+  chatty = (fn1)farcall_lookup("counter.chatty");
   get = (fn0)farcall_lookup("get");
   upcase = (fn2)farcall_lookup("upcase");
   put = (fn2)farcall_lookup("put");
@@ -129,6 +130,12 @@ int main(void) {
     nanosleep(&d, 0);
     int64_t slept = (now_ns() - t0) / 1000000;
     ANSWER("%lld %lld", (long long)slept, (long long)nap(ms));
+  }
+  if (!strcmp(cmd, "nap")) ANSWER("%lld", (long long)nap(atoll(arg)));
+  if (!strcmp(cmd, "chatty")) { /* n calls that each log a 20 000-byte line: the last result */
+    int64_t r = 0;
+    for (long i = 0, n = atol(arg); i < n; i++) r = chatty(20000);
+    ANSWER("%lld", (long long)r);
   }
   if (!strcmp(cmd, "gate_syscall")) { /* the in-guest gate's number for entry 0, not from its stub */
     long r;

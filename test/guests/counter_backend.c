@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "farcall.h"
 
@@ -80,6 +81,16 @@ static int64_t hog(void) {
 
 static int64_t instance(void) { return farcall_instance(); }
 
+/* chatty(bytes): counter += 1 and writes a line of `bytes` bytes to stdout (a backend that logs every call). */
+static int64_t chatty(int64_t bytes) {
+  static char line[65536];
+  if (bytes < 1 || bytes > (int64_t)sizeof line) return -22;
+  memset(line, 'L', (size_t)bytes - 1);
+  line[bytes - 1] = '\n';
+  counter += 1;
+  return write(1, line, (size_t)bytes) == bytes ? counter : -5;
+}
+
 /* nap(ms): sleeps inside the call (a blocking system call served by the VMM); returns the ms slept. */
 static int64_t nap(int64_t ms) {
   struct timespec a, b, d = {ms / 1000, (ms % 1000) * 1000000};
@@ -143,6 +154,7 @@ int main(void) {
   FARCALL_EXPORT(spin);
   FARCALL_EXPORT(hog);
   FARCALL_EXPORT(instance);
+  FARCALL_EXPORT(chatty);
   FARCALL_EXPORT(nap);
   FARCALL_EXPORT(flags);
   FARCALL_EXPORT(vec_secret);
