@@ -46,6 +46,11 @@ export function isLoopback(host: string): boolean {
   return net.isIPv6(h) && /^(0{0,4}:){7}0{0,3}1$|^::1$/.test(h);
 }
 
+function checkToken(token?: string): void {
+  if (token !== undefined && token.length < MIN_TOKEN_LENGTH)
+    throw new InvalidArgumentError('InvalidArgument', `the bearer token must be at least ${MIN_TOKEN_LENGTH} characters`);
+}
+
 // Compares digests, so neither the content nor the length of the token leaks through timing.
 function tokenCheck(token: string): (presented: string) => boolean {
   const want = crypto.createHash('sha256').update(token).digest();
@@ -75,6 +80,7 @@ class Admission {
 export function httpApp(broker: Broker, opts: HttpOptions = {}): FastifyInstance {
   const bodyLimit = opts.bodyLimitBytes ?? DEFAULT_BODY_LIMIT;
   if (!Number.isInteger(bodyLimit) || bodyLimit < 1) throw new InvalidArgumentError('InvalidArgument', `bodyLimitBytes must be a positive whole number, got ${bodyLimit}`);
+  checkToken(opts.token);
   const tokenOk = opts.token === undefined ? undefined : tokenCheck(opts.token);
   const exposed = new Set<string>();
   for (const e of opts.expose ?? []) {
@@ -171,8 +177,7 @@ export function httpApp(broker: Broker, opts: HttpOptions = {}): FastifyInstance
 
 /** Throws unless `host` is loopback or a (long enough) token is set: beyond loopback, every pool would be open to the network. */
 export function checkListen(host: string, token?: string): void {
-  if (token !== undefined && token.length < MIN_TOKEN_LENGTH)
-    throw new InvalidArgumentError('InvalidArgument', `the bearer token must be at least ${MIN_TOKEN_LENGTH} characters`);
+  checkToken(token);
   if (!isLoopback(host) && !token)
     throw new InvalidArgumentError(
       'InvalidArgument',
