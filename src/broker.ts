@@ -84,7 +84,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (const b of p.backends ?? []) backends[b] = this.backend(b);
     const pool = await RequestPool.create(p.program, {
       size: p.size, timeoutMs: p.timeoutMs, initTimeoutMs: p.initTimeoutMs, memoryMiB: p.memoryMiB, maxDirtyMiB: p.maxDirtyMiB,
-      maxQueue: p.maxQueue, args: p.args, env: p.env, backends,
+      maxQueue: p.maxQueue, maxResponseBytes: p.maxResponseBytes, args: p.args, env: p.env, backends,
     }).catch((e) => Promise.reject(naming(e, `pools.${name}.program`, p.program)));
     pool.on('request', (e) => this.emit('request', { pool: name, fork: e.fork, ok: e.ok, us: e.us }));
     pool.on('reset', (e) => this.emit('reset', { pool: name, ...e }));

@@ -1,6 +1,7 @@
 // Broker configuration: what to load, with which limits, which pool may call which backend,
 // and what the HTTP front exposes. Read from code, JSON or TOML, checked with a zod schema:
 // every bad field is reported at once, each with its path, in one ConfigError.
+import { constants as bufferConstants } from 'buffer';
 import * as fs from 'fs';
 import * as path from 'path';
 import { z } from 'zod';
@@ -33,6 +34,7 @@ export interface PoolConfig {
   memoryMiB?: number;
   maxDirtyMiB?: number;
   maxQueue?: number;
+  maxResponseBytes?: number;
   /** Names of the backends this pool's program may call. */
   backends?: string[];
   args?: string[];
@@ -116,6 +118,7 @@ function schema(baseDir: string) {
     memoryMiB: whole(4, 65536, true).optional(),
     maxDirtyMiB: whole(1, 65536).optional(),
     maxQueue: whole(0, 1e6).optional(),
+    maxResponseBytes: whole(0, bufferConstants.MAX_LENGTH).optional(),
     backends: strings.optional(),
     args: strings.optional(),
     env: stringMap.optional(),
