@@ -115,12 +115,13 @@ export class Backend extends EventEmitter<BackendEvents> {
   private restartTimer?: NodeJS.Timeout;
   private restarts = 0;
   private readonly policy: Required<RestartPolicy>;
+  private readonly onFault = () => this.noteFault();
 
   private constructor(handle: NativeHandle, readonly entries: string[], readonly initUs: number, readonly path: string, policy: RestartPolicy) {
     super();
     this.handle = handle;
     this.policy = { maxFaults: 3, windowMs: 10000, backoffMs: 100, maxBackoffMs: 10000, ...policy };
-    super.on('fault', () => this.noteFault());
+    super.on('fault', this.onFault);
   }
 
   /** True while a restart is pending or running. */
@@ -212,15 +213,44 @@ export class Backend extends EventEmitter<BackendEvents> {
     return this.handle;
   }
 
+  // The VMM posts call events only while the flag is set (with the in-guest gate, each costs an
+  // exit). Every way to add or remove a listener ends here, so the flag follows the listeners:
+  // eventemitter3's addListener/removeListener are aliases that would bypass a lone override of
+  // on/off, and removeAllListeners is a method of its own.
+  private syncCallFlag(): void {
+    if (this.handle) native().backendWantCalls(this.handle, this.listenerCount('call') > 0);
+  }
+
   override on<T extends EventEmitter.EventNames<BackendEvents>>(event: T, fn: EventEmitter.EventListener<BackendEvents, T>, context?: unknown): this {
     super.on(event, fn, context);
-    if (event === 'call' && this.handle) native().backendWantCalls(this.handle, true);
+    this.syncCallFlag();
     return this;
   }
 
-  override off<T extends EventEmitter.EventNames<BackendEvents>>(event: T, fn?: EventEmitter.EventListener<BackendEvents, T>, context?: unknown): this {
-    super.off(event, fn, context);
-    if (event === 'call' && this.handle) native().backendWantCalls(this.handle, this.listenerCount('call') > 0);
+  override addListener<T extends EventEmitter.EventNames<BackendEvents>>(event: T, fn: EventEmitter.EventListener<BackendEvents, T>, context?: unknown): this {
+    return this.on(event, fn, context);
+  }
+
+  override once<T extends EventEmitter.EventNames<BackendEvents>>(event: T, fn: EventEmitter.EventListener<BackendEvents, T>, context?: unknown): this {
+    super.once(event, fn, context); // emit() removes it through removeListener, which syncs
+    this.syncCallFlag();
+    return this;
+  }
+
+  override removeListener<T extends EventEmitter.EventNames<BackendEvents>>(event: T, fn?: EventEmitter.EventListener<BackendEvents, T>, context?: unknown, once?: boolean): this {
+    super.removeListener(event, fn, context, once);
+    this.syncCallFlag();
+    return this;
+  }
+
+  override off<T extends EventEmitter.EventNames<BackendEvents>>(event: T, fn?: EventEmitter.EventListener<BackendEvents, T>, context?: unknown, once?: boolean): this {
+    return this.removeListener(event, fn, context, once);
+  }
+
+  override removeAllListeners(event?: EventEmitter.EventNames<BackendEvents>): this {
+    super.removeAllListeners(event);
+    if (event === undefined || event === 'fault') super.on('fault', this.onFault); // the restart policy's own listener stays
+    this.syncCallFlag();
     return this;
   }
 

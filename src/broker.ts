@@ -3,9 +3,9 @@
 // cleanly.
 import { EventEmitter } from 'eventemitter3';
 
-import { Backend, BackendStats } from './backend';
+import { Backend, BackendCallEvent, BackendStats } from './backend';
 import { BrokerConfig, loadConfigFile, validateConfig } from './config';
-import { ClosedError, FarcallError, InvalidArgumentError } from './errors';
+import { ClosedError, FarcallError, InvalidArgumentError, ProgramError } from './errors';
 import { RequestPool, RequestPoolStats, ResetKind } from './pool';
 
 export interface BrokerEvents {
@@ -28,11 +28,23 @@ export interface BrokerStats {
   backends: Record<string, BackendStats>;
 }
 
+// A program that cannot be loaded (not an ELF, a backend given as a pool, ...) is named by its
+// config key and path, so the user knows which line of the config to fix.
+function naming(e: unknown, key: string, file: string): unknown {
+  if (e instanceof ProgramError) {
+    e.message = `config ${key} (${file}): ${e.message}`;
+    Object.assign(e.details, { configKey: key, path: file });
+  }
+  return e;
+}
+
 export class Broker extends EventEmitter<BrokerEvents> {
   private readonly backends = new Map<string, Backend>();
   private readonly pools = new Map<string, RequestPool>();
   private readonly started = Date.now();
   private closed = false;
+  private tracing = false;
+  private readonly tracers = new Map<string, (e: BackendCallEvent) => void>();
 
   private constructor() {
     super();
@@ -57,11 +69,12 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const backend = await Backend.load(b.program, {
       instances: b.instances, memoryMiB: b.memoryMiB, callTimeoutMs: b.callTimeoutMs, initTimeoutMs: b.initTimeoutMs,
       args: b.args, env: b.env, restart: b.restart, network: b.network, trusted: b.trusted,
-    });
+    }).catch((e) => Promise.reject(naming(e, `backends.${name}.program`, b.program)));
     backend.on('fault', (e) => this.emit('fault', { backend: name, instance: e.instance, entry: e.entry, message: e.message }));
     backend.on('restore', (e) => this.emit('restore', { backend: name, ...e }));
     backend.on('restart', (e) => this.emit('restart', { backend: name, ...e }));
     this.backends.set(name, backend);
+    this.traceBackend(name, backend);
     return backend;
   }
 
@@ -71,8 +84,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (const b of p.backends ?? []) backends[b] = this.backend(b);
     const pool = await RequestPool.create(p.program, {
       size: p.size, timeoutMs: p.timeoutMs, initTimeoutMs: p.initTimeoutMs, memoryMiB: p.memoryMiB, maxDirtyMiB: p.maxDirtyMiB,
-      maxQueue: p.maxQueue, args: p.args, env: p.env, backends,
-    });
+      maxQueue: p.maxQueue, maxResponseBytes: p.maxResponseBytes, args: p.args, env: p.env, backends,
+    }).catch((e) => Promise.reject(naming(e, `pools.${name}.program`, p.program)));
     pool.on('request', (e) => this.emit('request', { pool: name, fork: e.fork, ok: e.ok, us: e.us }));
     pool.on('reset', (e) => this.emit('reset', { pool: name, ...e }));
     pool.on('timeout', (e) => this.emit('timeout', { pool: name, ...e }));
@@ -102,11 +115,22 @@ export class Broker extends EventEmitter<BrokerEvents> {
     return p;
   }
 
-  /** Forwards every backend 'call' (costly: one event-loop hop per call). */
+  /** Forwards every backend 'call' (costly: one event-loop hop per call, and an exit per call on the in-guest gate). */
   traceCalls(on: boolean): void {
-    for (const [name, b] of this.backends) {
-      if (on) b.on('call', (e) => this.emit('call', { backend: name, ...e }));
-      else b.removeAllListeners('call');
+    this.tracing = on;
+    for (const [name, b] of this.backends) this.traceBackend(name, b);
+  }
+
+  // Adds or removes only the broker's own listener: a user's listener on the backend stays.
+  private traceBackend(name: string, b: Backend): void {
+    let fn = this.tracers.get(name);
+    if (this.tracing && !fn) {
+      fn = (e) => this.emit('call', { backend: name, ...e });
+      this.tracers.set(name, fn);
+      b.on('call', fn);
+    } else if (!this.tracing && fn) {
+      this.tracers.delete(name);
+      b.off('call', fn);
     }
   }
 

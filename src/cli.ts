@@ -4,9 +4,10 @@ import { Command } from 'commander';
 
 import { Broker } from './broker';
 import { doctor, formatDoctor } from './doctor';
-import { FarcallError } from './errors';
+import { loadConfigFile } from './config';
+import { FarcallError, InvalidArgumentError } from './errors';
 import { addGenCommand } from './gen/cli';
-import { serveHttp } from './http';
+import { checkListen, serveHttp } from './http';
 import { runProgram } from './run';
 import { formatStats } from './report';
 
@@ -66,18 +67,33 @@ export function makeCli(): Command {
     .description('start a broker from a config file and serve it over HTTP (loopback by default)')
     .argument('<config>', 'broker configuration (.json or .toml)')
     .option('-p, --port <port>', 'HTTP port (0: any free port)', '8080')
-    .option('-H, --host <host>', 'address to listen on', '127.0.0.1')
+    .option('-H, --host <host>', 'address to listen on; beyond loopback a token is required', '127.0.0.1')
+    .option('--token <token>', 'bearer token clients must send (visible to local users in ps: prefer FARCALL_HTTP_TOKEN)')
     .action(async (config: string, o) => {
       try {
+        const port = Number(o.port);
+        if (!/^\d+$/.test(o.port) || port > 65535) throw new InvalidArgumentError('InvalidArgument', `--port must be a port number (0..65535), got ${JSON.stringify(o.port)}`);
         const t0 = performance.now();
         process.stderr.write(`farcall: starting the broker from ${config} ...\n`);
-        const broker = await Broker.start(config);
+        const cfg = loadConfigFile(config);
+        // The token: the flag, else the environment, else the config file.
+        const token = o.token ?? (process.env.FARCALL_HTTP_TOKEN || undefined) ?? cfg.http?.token;
+        // Refuse a public address without a token before any VM starts.
+        checkListen(o.host, token);
+        const broker = await Broker.start(cfg);
         broker.on('restart', (e) => process.stderr.write(`farcall: backend ${e.backend} restart attempt ${e.attempt}: ${e.ok ? 'ok' : e.error}\n`));
-        const front = await serveHttp(broker, Number(o.port), o.host);
+        let front;
+        try {
+          front = await serveHttp(broker, { ...cfg.http, token, port, host: o.host });
+        } catch (e) {
+          await broker.close();
+          throw e;
+        }
         const st = broker.stats();
         process.stderr.write(
           `farcall: ready in ${Math.round(performance.now() - t0)} ms: ${Object.keys(st.backends).length} backend(s), ` +
-            `${Object.keys(st.pools).length} pool(s)\n`,
+            `${Object.keys(st.pools).length} pool(s), ${cfg.http?.expose?.length ?? 0} exposed backend entr${cfg.http?.expose?.length === 1 ? 'y' : 'ies'}, ` +
+            `${token ? 'bearer token required' : 'no token (loopback only)'}\n`,
         );
         process.stdout.write(`${front.url}\n`);
         const stop = async () => {

@@ -1,7 +1,10 @@
-// Broker configuration: what to load, with which limits, and which pool may call which
-// backend. Read from code, JSON or TOML; every bad field is a ConfigError naming its path.
+// Broker configuration: what to load, with which limits, which pool may call which backend,
+// and what the HTTP front exposes. Read from code, JSON or TOML, checked with a zod schema:
+// every bad field is reported at once, each with its path, in one ConfigError.
+import { constants as bufferConstants } from 'buffer';
 import * as fs from 'fs';
 import * as path from 'path';
+import { z } from 'zod';
 
 import { RestartPolicy } from './backend';
 import { ConfigError } from './errors';
@@ -31,141 +34,180 @@ export interface PoolConfig {
   memoryMiB?: number;
   maxDirtyMiB?: number;
   maxQueue?: number;
+  maxResponseBytes?: number;
   /** Names of the backends this pool's program may call. */
   backends?: string[];
   args?: string[];
   env?: Record<string, string>;
 }
 
+/** The HTTP front (`farcall serve`, serveHttp). */
+export interface HttpConfig {
+  /** Backend entries callable at POST /backends/:backend/:entry, as "backend.entry". Default none. */
+  expose?: string[];
+  /** Bearer token every request but GET /healthz must present; required beyond loopback. */
+  token?: string;
+  /** Largest request body in bytes (413 above it). Default 1 MiB. */
+  bodyLimitBytes?: number;
+}
+
 export interface BrokerConfig {
   backends?: Record<string, BackendConfig>;
   pools?: Record<string, PoolConfig>;
+  http?: HttpConfig;
 }
 
 const NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
+/** Tokens shorter than this are refused: they can be guessed. */
+export const MIN_TOKEN_LENGTH = 16;
 
-function fail(where: string, msg: string): never {
-  throw new ConfigError('InvalidArgument', `config ${where}: ${msg}`);
+const got = (v: unknown) => (v === undefined ? 'nothing' : JSON.stringify(v));
+
+// An object that refuses fields it does not know, and says which ones it knows.
+function strict<T extends z.ZodRawShape>(shape: T) {
+  return z.strictObject(shape, {
+    error: (iss) =>
+      iss.code === 'unrecognized_keys' ? `unknown field (expected one of: ${Object.keys(shape).join(', ')})` : undefined,
+  });
 }
 
-function obj(v: unknown, where: string): Record<string, unknown> {
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(where, 'must be an object');
-  return v as Record<string, unknown>;
+function whole(min: number, max: number, even = false) {
+  const msg = (iss: { input?: unknown }) => `must be ${even ? 'an even' : 'a'} whole number from ${min} to ${max}, got ${got(iss.input)}`;
+  const n = z.int({ error: msg }).min(min, { error: msg }).max(max, { error: msg });
+  return even ? n.refine((v) => v % 2 === 0, { error: msg }) : n;
 }
 
-function known(o: Record<string, unknown>, keys: string[], where: string): void {
-  for (const k of Object.keys(o)) if (!keys.includes(k)) fail(`${where}.${k}`, `unknown field (expected one of: ${keys.join(', ')})`);
-}
+const strings = z.array(z.string({ error: 'must be a string' }), { error: 'must be a list of strings' });
+const stringMap = z.record(z.string(), z.string({ error: 'must be a string' }), { error: 'must be an object of strings' });
 
-function int(o: Record<string, unknown>, k: string, where: string, min: number, max: number, even = false): number | undefined {
-  const v = o[k];
-  if (v === undefined) return undefined;
-  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max || (even && v % 2))
-    fail(`${where}.${k}`, `must be ${even ? 'an even' : 'a'} whole number from ${min} to ${max}, got ${JSON.stringify(v)}`);
-  return v;
-}
-
-function strList(o: Record<string, unknown>, k: string, where: string): string[] | undefined {
-  const v = o[k];
-  if (v === undefined) return undefined;
-  if (!Array.isArray(v) || v.some((x) => typeof x !== 'string')) fail(`${where}.${k}`, 'must be a list of strings');
-  return v as string[];
-}
-
-function strMap(o: Record<string, unknown>, k: string, where: string): Record<string, string> | undefined {
-  const v = o[k];
-  if (v === undefined) return undefined;
-  const m = obj(v, `${where}.${k}`);
-  for (const [kk, vv] of Object.entries(m)) if (typeof vv !== 'string') fail(`${where}.${k}.${kk}`, 'must be a string');
-  return m as Record<string, string>;
-}
-
-function program(o: Record<string, unknown>, where: string, baseDir: string): string {
-  const p = o.program;
-  if (typeof p !== 'string' || !p) fail(`${where}.program`, 'must be the path of a program');
-  const abs = path.resolve(baseDir, p);
-  if (!fs.existsSync(abs)) fail(`${where}.program`, `no such file: ${abs}`);
-  return abs;
-}
-
-function endpoint(s: string, where: string): string {
+function endpointOk(s: string): boolean {
   const m = /^(\d{1,3})\.(\d{1,3})\.(\d{1,3})\.(\d{1,3}):(\d{1,5})$/.exec(s);
-  if (!m || m.slice(1, 5).some((x) => Number(x) > 255) || Number(m[5]) < 1 || Number(m[5]) > 65535)
-    fail(where, `${JSON.stringify(s)} is not a numeric IPv4 "a.b.c.d:port"`);
-  return s;
+  return !!m && m.slice(1, 5).every((x) => Number(x) <= 255) && Number(m[5]) >= 1 && Number(m[5]) <= 65535;
 }
 
-/** Checks a configuration object and resolves program paths against `baseDir`. */
-export function validateConfig(raw: unknown, baseDir = process.cwd()): BrokerConfig {
-  const top = obj(raw, '(top)');
-  known(top, ['backends', 'pools'], 'config');
-  const out: BrokerConfig = { backends: {}, pools: {} };
-  for (const [name, v] of Object.entries(top.backends === undefined ? {} : obj(top.backends, 'backends'))) {
-    const w = `backends.${name}`;
-    if (!NAME.test(name)) fail(w, 'backend names are identifiers (letters, digits, _)');
-    const b = obj(v, w);
-    known(b, ['program', 'instances', 'memoryMiB', 'callTimeoutMs', 'initTimeoutMs', 'args', 'env', 'network', 'restart', 'trusted'], w);
-    let network: BackendConfig['network'];
-    if (b.network !== undefined) {
-      const n = obj(b.network, `${w}.network`);
-      known(n, ['allow'], `${w}.network`);
-      network = { allow: (strList(n, 'allow', `${w}.network`) ?? []).map((s, i) => endpoint(s, `${w}.network.allow[${i}]`)) };
-    }
-    let restart: RestartPolicy | undefined;
-    if (b.restart !== undefined) {
-      const r = obj(b.restart, `${w}.restart`);
-      known(r, ['maxFaults', 'windowMs', 'backoffMs', 'maxBackoffMs'], `${w}.restart`);
-      restart = {
-        maxFaults: int(r, 'maxFaults', `${w}.restart`, 1, 1e6),
-        windowMs: int(r, 'windowMs', `${w}.restart`, 1, 1e9),
-        backoffMs: int(r, 'backoffMs', `${w}.restart`, 0, 1e9),
-        maxBackoffMs: int(r, 'maxBackoffMs', `${w}.restart`, 0, 1e9),
-      };
-      for (const k of Object.keys(restart) as Array<keyof RestartPolicy>) if (restart[k] === undefined) delete restart[k];
-    }
-    out.backends![name] = {
-      program: program(b, w, baseDir),
-      instances: int(b, 'instances', w, 1, 64),
-      memoryMiB: int(b, 'memoryMiB', w, 4, 16384, true),
-      callTimeoutMs: int(b, 'callTimeoutMs', w, 1, 3600000),
-      initTimeoutMs: int(b, 'initTimeoutMs', w, 1, 3600000),
-      args: strList(b, 'args', w),
-      env: strMap(b, 'env', w),
-      network,
-      restart,
-    };
-    if (b.trusted !== undefined) {
-      if (typeof b.trusted !== 'boolean') fail(`${w}.trusted`, 'must be true or false');
-      out.backends![name].trusted = b.trusted;
-    }
+function schema(baseDir: string) {
+  const program = z
+    .string({ error: 'must be the path of a program' })
+    .min(1, { error: 'must be the path of a program' })
+    .transform((p) => path.resolve(baseDir, p))
+    .refine((p) => fs.existsSync(p), { error: (iss) => `no such file: ${iss.input}` });
+  const backend = strict({
+    program,
+    instances: whole(1, 64).optional(),
+    memoryMiB: whole(4, 16384, true).optional(),
+    callTimeoutMs: whole(1, 3600000).optional(),
+    initTimeoutMs: whole(1, 3600000).optional(),
+    args: strings.optional(),
+    env: stringMap.optional(),
+    network: strict({
+      allow: z.array(z.string().refine(endpointOk, { error: (iss) => `${got(iss.input)} is not a numeric IPv4 "a.b.c.d:port"` })),
+    }).optional(),
+    restart: strict({
+      maxFaults: whole(1, 1e6).optional(),
+      windowMs: whole(1, 1e9).optional(),
+      backoffMs: whole(0, 1e9).optional(),
+      maxBackoffMs: whole(0, 1e9).optional(),
+    }).optional(),
+    trusted: z.boolean({ error: 'must be true or false' }).optional(),
+  });
+  const pool = strict({
+    program,
+    size: whole(1, 256).optional(),
+    timeoutMs: whole(1, 3600000).optional(),
+    initTimeoutMs: whole(1, 3600000).optional(),
+    memoryMiB: whole(4, 65536, true).optional(),
+    maxDirtyMiB: whole(1, 65536).optional(),
+    maxQueue: whole(0, 1e6).optional(),
+    maxResponseBytes: whole(0, bufferConstants.MAX_LENGTH).optional(),
+    backends: strings.optional(),
+    args: strings.optional(),
+    env: stringMap.optional(),
+  });
+  const http = strict({
+    expose: strings.optional(),
+    token: z.string({ error: 'must be a string' }).min(MIN_TOKEN_LENGTH, { error: `must be at least ${MIN_TOKEN_LENGTH} characters` }).optional(),
+    bodyLimitBytes: whole(1, 64 << 20).optional(),
+  });
+  const named = <T extends z.ZodType>(s: T) => z.record(z.string(), s, { error: 'must be an object of named entries' });
+  return strict({ backends: named(backend).optional(), pools: named(pool).optional(), http: http.optional() });
+}
+
+interface Issue {
+  path: string;
+  message: string;
+}
+
+function pathText(p: ReadonlyArray<PropertyKey>): string {
+  let s = '';
+  for (const k of p) s += typeof k === 'number' ? `[${k}]` : s ? `.${String(k)}` : String(k);
+  return s || '(top)';
+}
+
+// What the schema cannot see field by field: names and references between sections.
+function crossChecks(raw: unknown): Issue[] {
+  const out: Issue[] = [];
+  const top = (raw ?? {}) as Record<string, unknown>;
+  const section = (k: string) => (typeof top[k] === 'object' && top[k] !== null && !Array.isArray(top[k]) ? (top[k] as Record<string, unknown>) : {});
+  const backends = section('backends');
+  const pools = section('pools');
+  for (const [kind, sec] of [['backend', backends], ['pool', pools]] as const) {
+    for (const name of Object.keys(sec))
+      if (!NAME.test(name)) out.push({ path: `${kind}s.${name}`, message: `${kind} names are identifiers (letters, digits, _)` });
   }
-  for (const [name, v] of Object.entries(top.pools === undefined ? {} : obj(top.pools, 'pools'))) {
-    const w = `pools.${name}`;
-    if (!NAME.test(name)) fail(w, 'pool names are identifiers (letters, digits, _)');
-    const p = obj(v, w);
-    known(p, ['program', 'size', 'timeoutMs', 'initTimeoutMs', 'memoryMiB', 'maxDirtyMiB', 'maxQueue', 'backends', 'args', 'env'], w);
-    const backends = strList(p, 'backends', w) ?? [];
-    backends.forEach((b, i) => {
-      if (!out.backends![b]) fail(`${w}.backends[${i}]`, `no backend named ${JSON.stringify(b)} in this config`);
+  const known = Object.keys(backends).join(', ') || 'none';
+  for (const [name, p] of Object.entries(pools)) {
+    const list = (p as { backends?: unknown })?.backends;
+    if (!Array.isArray(list)) continue;
+    list.forEach((b, i) => {
+      if (typeof b === 'string' && !(b in backends))
+        out.push({ path: `pools.${name}.backends[${i}]`, message: `no backend named ${JSON.stringify(b)} in this config (backends: ${known})` });
     });
-    out.pools![name] = {
-      program: program(p, w, baseDir),
-      size: int(p, 'size', w, 1, 256),
-      timeoutMs: int(p, 'timeoutMs', w, 1, 3600000),
-      initTimeoutMs: int(p, 'initTimeoutMs', w, 1, 3600000),
-      memoryMiB: int(p, 'memoryMiB', w, 4, 65536, true),
-      maxDirtyMiB: int(p, 'maxDirtyMiB', w, 1, 65536),
-      maxQueue: int(p, 'maxQueue', w, 0, 1e9),
-      backends,
-      args: strList(p, 'args', w),
-      env: strMap(p, 'env', w),
-    };
+  }
+  const expose = (section('http') as { expose?: unknown }).expose;
+  if (Array.isArray(expose)) {
+    expose.forEach((e, i) => {
+      if (typeof e !== 'string') return;
+      const dot = e.indexOf('.');
+      if (dot < 1 || dot === e.length - 1) out.push({ path: `http.expose[${i}]`, message: `${JSON.stringify(e)} is not "backend.entry"` });
+      else if (!(e.slice(0, dot) in backends))
+        out.push({ path: `http.expose[${i}]`, message: `no backend named ${JSON.stringify(e.slice(0, dot))} in this config (backends: ${known})` });
+    });
   }
   return out;
 }
 
+function configError(issues: Issue[], where: string): ConfigError {
+  const lines = issues.map((i) => `config ${i.path}: ${i.message}`);
+  const head = issues.length === 1 ? lines[0] : `${where} has ${issues.length} errors:\n  ${lines.join('\n  ')}`;
+  return new ConfigError('InvalidArgument', head, { issues });
+}
+
+/** Checks a configuration object and resolves program paths against `baseDir`. */
+export function validateConfig(raw: unknown, baseDir = process.cwd(), where = 'config'): BrokerConfig {
+  const r = schema(baseDir).safeParse(raw, { reportInput: true });
+  const issues: Issue[] = [];
+  for (const iss of r.error?.issues ?? []) {
+    // One line per unknown field, at the field's own path.
+    if (iss.code === 'unrecognized_keys') for (const k of iss.keys) issues.push({ path: pathText([...iss.path, k]), message: iss.message });
+    else issues.push({ path: pathText(iss.path), message: iss.message });
+  }
+  issues.push(...crossChecks(raw));
+  if (issues.length) throw configError(issues, where);
+  const cfg = r.data as BrokerConfig;
+  return { backends: cfg.backends ?? {}, pools: cfg.pools ?? {}, ...(cfg.http ? { http: cfg.http } : {}) };
+}
+
+const PARSERS: Record<string, [string, (text: string) => unknown]> = {
+  '.json': ['JSON', JSON.parse],
+  '.toml': ['TOML', (t) => require('smol-toml').parse(t)],
+};
+
 /** Reads a .json or .toml configuration file; relative program paths are relative to it. */
 export function loadConfigFile(file: string): BrokerConfig {
+  const ext = path.extname(file).toLowerCase();
+  const parser = PARSERS[ext];
+  if (!parser)
+    throw new ConfigError('InvalidArgument', `config ${file}: unknown extension ${JSON.stringify(ext || '(none)')} (expected one of: ${Object.keys(PARSERS).join(', ')})`);
   let text: string;
   try {
     text = fs.readFileSync(file, 'utf8');
@@ -174,10 +216,9 @@ export function loadConfigFile(file: string): BrokerConfig {
   }
   let raw: unknown;
   try {
-    if (file.endsWith('.toml')) raw = require('smol-toml').parse(text);
-    else raw = JSON.parse(text);
+    raw = parser[1](text);
   } catch (e) {
-    throw new ConfigError('InvalidArgument', `config ${file} is not valid ${file.endsWith('.toml') ? 'TOML' : 'JSON'}: ${(e as Error).message}`);
+    throw new ConfigError('InvalidArgument', `config ${file} is not valid ${parser[0]}: ${(e as Error).message}`);
   }
-  return validateConfig(raw, path.dirname(path.resolve(file)));
+  return validateConfig(raw, path.dirname(path.resolve(file)), `config ${file}`);
 }

@@ -33,7 +33,7 @@ export async function runDemo(opts: { requests?: number; concurrency?: number; p
   const t0 = performance.now();
   const demo = await kv.startKvDemo();
   const startMs = performance.now() - t0;
-  const front = await serveHttp(demo.broker, 0);
+  const front = await serveHttp(demo.broker);
   const agent = new http.Agent({ keepAlive: true, maxSockets: conc });
   const url = `${front.url}/pools/kv`;
   try {

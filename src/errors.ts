@@ -4,7 +4,8 @@
 export type FarcallErrorCode =
   | 'KvmUnavailable' | 'KvmFailure' | 'NotElf' | 'WrongArch' | 'DynamicallyLinked' | 'CorruptElf'
   | 'TooBig' | 'GuestFault' | 'Timeout' | 'MemoryLimit' | 'OutputLimit' | 'BadState' | 'Protocol'
-  | 'Internal' | 'WrongLayout' | 'InvalidArgument' | 'Closed' | 'RequestFailed' | 'BackendFault' | 'BackendUnavailable' | 'SchemaError';
+  | 'Internal' | 'WrongLayout' | 'InvalidArgument' | 'Closed' | 'RequestFailed' | 'BackendFault' | 'BackendUnavailable' | 'SchemaError'
+  | 'Overloaded';
 
 export interface FaultDetails {
   vector?: number;
@@ -50,6 +51,8 @@ export class InternalError extends FarcallError {}
 export class BackendFaultError extends FarcallError {}
 export class BackendUnavailableError extends FarcallError {}
 export class ConfigError extends InvalidArgumentError {}
+/** Too much work waiting already (a full request queue): try again later; not the caller's fault. */
+export class OverloadedError extends FarcallError {}
 export class WrongLayoutError extends ProgramError {}
 
 const classes: Record<string, new (c: FarcallErrorCode, m: string, d?: FaultDetails) => FarcallError> = {
@@ -70,6 +73,7 @@ const classes: Record<string, new (c: FarcallErrorCode, m: string, d?: FaultDeta
   BackendFault: BackendFaultError,
   BackendUnavailable: BackendUnavailableError,
   WrongLayout: WrongLayoutError,
+  Overloaded: OverloadedError,
 };
 
 /** Converts an error thrown by the native addon into its typed class. */

@@ -3,7 +3,7 @@
 import { constants as bufferConstants } from 'buffer';
 import { EventEmitter } from 'eventemitter3';
 
-import { ClosedError, FarcallError, fromNative, InvalidArgumentError } from './errors';
+import { ClosedError, FarcallError, fromNative, InvalidArgumentError, OverloadedError } from './errors';
 import { Backend } from './backend';
 import { native, NativeRequestResult } from './native';
 import { checkMemoryMiB, checkTimeoutMs, envList, loadProgram } from './run';
@@ -20,7 +20,7 @@ export interface RequestPoolOptions {
   memoryMiB?: number;
   /** A fork whose private (copy-on-write) memory passes this is reset fully. Default 16 MiB. */
   maxDirtyMiB?: number;
-  /** Requests waiting for a fork beyond this are refused. Default: unbounded. */
+  /** Requests waiting for a fork beyond this are refused with OverloadedError. Default 64. */
   maxQueue?: number;
   /**
    * A response larger than this is refused with an OutputLimitError (the fork is reset as
@@ -42,6 +42,9 @@ function checkMaxResponse(v: number | undefined): number {
 }
 
 export type ResetKind = 'fast' | 'full';
+
+/** Requests a pool lets wait for a fork unless told otherwise: a bound, so overload is refused early. */
+export const DEFAULT_MAX_QUEUE = 64;
 
 export interface RequestEvent { fork: number; ok: boolean; us: number; runUs: number; bytesIn: number; bytesOut: number }
 export interface ResetEvent { fork: number; kind: ResetKind; pages: number; us: number; reason?: string }
@@ -114,6 +117,9 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
     const size = options.size ?? 2;
     if (!Number.isInteger(size) || size < 1 || size > 256)
       throw new InvalidArgumentError('InvalidArgument', `size must be a whole number from 1 to 256, got ${size}`);
+    const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
+    if (!Number.isInteger(maxQueue) || maxQueue < 0)
+      throw new InvalidArgumentError('InvalidArgument', `maxQueue must be a whole number from 0 up, got ${maxQueue}`);
     const maxDirty = options.maxDirtyMiB ?? 16;
     if (!(maxDirty > 0)) throw new InvalidArgumentError('InvalidArgument', `maxDirtyMiB must be positive, got ${maxDirty}`);
     const elf = await loadProgram(program);
@@ -135,7 +141,7 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
     }
     const pool = new RequestPool(m.handle, m.initUs, {
       timeoutMs: checkTimeoutMs(options.timeoutMs ?? 5000),
-      maxQueue: options.maxQueue ?? Infinity,
+      maxQueue,
       maxResponseBytes: checkMaxResponse(options.maxResponseBytes),
     });
     try {
@@ -153,11 +159,21 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
     return pool;
   }
 
+  /** Forks and queue places: how many requests the pool holds at once. */
+  get capacity(): number {
+    return this.forks.length + this.opts.maxQueue;
+  }
+
+  /** True when a request would be refused now: every fork busy and the queue at maxQueue. */
+  get full(): boolean {
+    return this.queue.length >= this.opts.maxQueue && this.idle.length === 0;
+  }
+
   /** Runs one request in a fork and resolves with the bytes passed to farcall_respond(). */
   run(request: Uint8Array | string): Promise<Buffer> {
     if (this.closed) return Promise.reject(new ClosedError('Closed', 'the request pool is closed'));
-    if (this.queue.length >= this.opts.maxQueue)
-      return Promise.reject(new InvalidArgumentError('InvalidArgument', `request queue is full (${this.opts.maxQueue})`));
+    if (this.full)
+      return Promise.reject(new OverloadedError('Overloaded', `request queue is full (${this.queue.length} waiting, maxQueue ${this.opts.maxQueue})`, { queued: this.queue.length, maxQueue: this.opts.maxQueue }));
     const bytes = typeof request === 'string' ? Buffer.from(request) : Buffer.from(request.buffer, request.byteOffset, request.byteLength);
     return new Promise<Buffer>((resolve, reject) => {
       this.queue.push({ bytes, resolve, reject, queuedAt: performance.now() });

@@ -103,7 +103,7 @@ export function kvHttpHandler(demo: KvDemo, counters: HttpSampleCounters): http.
       send(404, `no route ${req.method} ${url.pathname}\n`);
     } catch (e) {
       const err = e as FarcallError;
-      const status = err.code === 'InvalidArgument' ? 413 : err.code === 'Timeout' ? 504 : err.code === 'Closed' || err.code === 'BackendUnavailable' ? 503 : 502;
+      const status = err.code === 'InvalidArgument' ? 413 : err.code === 'Timeout' ? 504 : err.code === 'Closed' || err.code === 'BackendUnavailable' || err.code === 'Overloaded' ? 503 : 502;
       send(status, JSON.stringify({ code: err.code ?? 'Internal', message: err.message }), 'application/json');
     }
   };
