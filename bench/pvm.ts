@@ -90,9 +90,9 @@ interface Gate {
 }
 
 /** A request pool calling bench_backend, made under `mode` (the VMM reads FARCALL_ENTRY per VM). */
-async function gate(mode: Mode, trusted: boolean, want: string): Promise<Gate> {
+async function gate(mode: Mode, trusted: boolean, want: string, durability: 'call' | 'instance'): Promise<Gate> {
   process.env.FARCALL_ENTRY = mode;
-  const backend = await Backend.load(build('guests', 'bench_backend'), { memoryMiB: 32, trusted });
+  const backend = await Backend.load(build('guests', 'bench_backend'), { memoryMiB: 32, trusted, durability });
   const pool = await RequestPool.create(build('guests', 'bench_gate_caller'), { size: 1, memoryMiB: 32, backends: { bench: backend } });
   if (pool.stats().gate !== want) throw new Error(`pvm bench: expected the ${want} gate under ${mode}, got ${pool.stats().gate}`);
   return { pool, backend, nsPerTick: 0 };
@@ -115,19 +115,25 @@ async function main(): Promise<void> {
   const samples = new Map<string, number[]>(kinds.map(([name]) => [name, []]));
   const unix1: number[] = [];
   const unix2: number[] = [];
-  const inGuest = await gate('pvm-native', true, 'in-guest');
-  const exit = await gate('trap-page', false, 'exit');
+  // durability 'instance': no per-call work (the in-guest gate exit-free); 'call' (the default):
+  // the pages each call writes are committed, so a failed call undoes only its own writes.
+  const inGuest = await gate('pvm-native', true, 'in-guest', 'instance');
+  const inGuestDurable = await gate('pvm-native', true, 'in-guest', 'call');
+  const exit = await gate('trap-page', false, 'exit', 'instance');
+  const exitDurable = await gate('trap-page', false, 'exit', 'call');
   const FAR = [
     ['far call 16 B, in-guest gate (pvm-native, trusted)', inGuest, 16, FAR_IN_GUEST],
     ['far call nop, in-guest gate (pvm-native, trusted)', inGuest, 0, FAR_IN_GUEST],
     ['far call 16 B, exit gate (trap-page)', exit, 16, FAR_EXIT],
     ['far call nop, exit gate (trap-page)', exit, 0, FAR_EXIT],
+    ['far call 16 B, in-guest gate, durability call', inGuestDurable, 16, FAR_EXIT],
+    ['far call 16 B, exit gate, durability call', exitDurable, 16, FAR_EXIT],
   ] as const;
   const far = new Map<string, number[]>(FAR.map(([name]) => [name, []]));
   try {
     // One TSC rate for both: the trap-page guest's clock_gettime is the host's own clock.
     const cal = await calibrate(exit.pool);
-    inGuest.nsPerTick = exit.nsPerTick = cal.nsPerTick;
+    inGuest.nsPerTick = exit.nsPerTick = inGuestDurable.nsPerTick = exitDurable.nsPerTick = cal.nsPerTick;
     for (const [, g, size] of FAR) await gateCalls(g, 'call', size, 200); // warm-up
     for (let round = 0; round < ROUNDS; round++) {
       process.stderr.write(`pvm bench: round ${round + 1}/${ROUNDS}\n`);
@@ -137,7 +143,7 @@ async function main(): Promise<void> {
       unix2.push(...(ipc('0,1', 0, 1, PINGS / ROUNDS) ?? []));
     }
   } finally {
-    for (const g of [inGuest, exit]) {
+    for (const g of [inGuest, exit, inGuestDurable, exitDurable]) {
       await g.pool.close();
       g.backend.close();
     }
@@ -157,6 +163,9 @@ async function main(): Promise<void> {
     'in-guest far call 16 B ÷ unix socket same core (p50)': p50(FAR[0][0]) / p50('unix socket, same core'),
     'in-guest far call 16 B ÷ unix socket across cores (p50)': p50(FAR[0][0]) / p50('unix socket, across cores'),
     'exit-gate far call 16 B ÷ in-guest far call 16 B (p50)': p50(FAR[2][0]) / p50(FAR[0][0]),
+    // The price of per-call durability on each gate (issue 11).
+    'in-guest gate: durability call ÷ instance (p50)': p50(FAR[4][0]) / p50(FAR[0][0]),
+    'exit gate: durability call ÷ instance (p50)': p50(FAR[5][0]) / p50(FAR[2][0]),
   };
   const inGuestSyscall = p50('getppid, in guest (pvm-native)');
   report('pvm', rows, {

@@ -68,7 +68,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.backends.has(name)) throw new InvalidArgumentError('InvalidArgument', `backend ${name} exists already`);
     const backend = await Backend.load(b.program, {
       instances: b.instances, memoryMiB: b.memoryMiB, callTimeoutMs: b.callTimeoutMs, initTimeoutMs: b.initTimeoutMs,
-      args: b.args, env: b.env, restart: b.restart, network: b.network, trusted: b.trusted,
+      args: b.args, env: b.env, restart: b.restart, network: b.network, trusted: b.trusted, durability: b.durability,
     }).catch((e) => Promise.reject(naming(e, `backends.${name}.program`, b.program)));
     backend.on('fault', (e) => this.emit('fault', { backend: name, instance: e.instance, entry: e.entry, message: e.message }));
     backend.on('restore', (e) => this.emit('restore', { backend: name, ...e }));

@@ -23,6 +23,8 @@ export interface BackendConfig {
   restart?: RestartPolicy;
   /** In-guest calls on PVM hosts; the backend can take over its callers' VMs (BackendOptions.trusted). */
   trusted?: boolean;
+  /** What a failed call takes with it: 'call' (default, its own writes) or 'instance' (BackendOptions.durability). */
+  durability?: 'call' | 'instance';
 }
 
 export interface PoolConfig {
@@ -109,6 +111,7 @@ function schema(baseDir: string) {
       maxBackoffMs: whole(0, 1e9).optional(),
     }).optional(),
     trusted: z.boolean({ error: 'must be true or false' }).optional(),
+    durability: z.enum(['call', 'instance'], { error: "must be 'call' or 'instance'" }).optional(),
   });
   const pool = strict({
     program,

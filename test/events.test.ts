@@ -24,13 +24,13 @@ const callerProgram = ${JSON.stringify(guest('caller'))};
     let backend, pool, broker;
     if (steps[0] === 'broker') {
       broker = await Broker.start({
-        backends: { counter: { program: backendProgram, memoryMiB: 16, trusted: true } },
+        backends: { counter: { program: backendProgram, memoryMiB: 16, trusted: true, durability: 'instance' } },
         pools: { p: { program: callerProgram, size: 1, memoryMiB: 16, backends: ['counter'] } },
       });
       backend = broker.backend('counter');
       pool = broker.pool('p');
     } else {
-      backend = await Backend.load(backendProgram, { memoryMiB: 16, trusted: true });
+      backend = await Backend.load(backendProgram, { memoryMiB: 16, trusted: true, durability: 'instance' });
       pool = await RequestPool.create(callerProgram, { size: 1, memoryMiB: 16, backends: { counter: backend } });
     }
     const heard = [];
