@@ -4,7 +4,8 @@ import { EventEmitter } from 'eventemitter3';
 
 import { BackendUnavailableError, ClosedError, fromNative, InvalidArgumentError } from './errors';
 import { native, NativeHandle } from './native';
-import { checkMemoryMiB, checkTimeoutMs, envList, loadProgram } from './run';
+import { checkOptions } from './options';
+import { checkMemoryMiB, checkTimeoutMs, envList, labelled, loadProgram, programLabel } from './run';
 import { LatencySummary, LatencyWindow } from './stats';
 
 export interface BackendOptions {
@@ -30,6 +31,8 @@ export interface BackendOptions {
    * without PVM, use the exit gate as usual. Default false. See docs/pvm.md.
    */
   trusted?: boolean;
+  /** Who this backend is, for error messages (e.g. "backend kv (config backends.kv)"). Default "backend". */
+  context?: string;
 }
 
 /**
@@ -146,11 +149,18 @@ export class Backend extends EventEmitter<BackendEvents> {
 
   /** Loads `program` (built with farcall_add_program(... BACKEND)) and runs it to farcall_serve(). */
   static async load(program: string | Buffer, options: BackendOptions = {}): Promise<Backend> {
+    const who = options?.context ?? 'backend';
+    checkOptions(options, {
+      instances: 'number', memoryMiB: 'number', callTimeoutMs: 'number', initTimeoutMs: 'number', args: 'strings', env: 'env',
+      restart: 'object', network: 'object', trusted: 'boolean', context: 'string',
+    }, who);
+    checkOptions(options.restart, { maxFaults: 'number', windowMs: 'number', backoffMs: 'number', maxBackoffMs: 'number' }, `${who}: restart`);
+    checkOptions(options.network, { allow: 'strings' }, `${who}: network`);
     const instances = options.instances ?? 1;
     if (!Number.isInteger(instances) || instances < 1 || instances > 64)
-      throw new InvalidArgumentError('InvalidArgument', `instances must be a whole number from 1 to 64, got ${instances}`);
+      throw new InvalidArgumentError('InvalidArgument', `${who}: instances must be a whole number from 1 to 64, got ${instances}`);
     const mem = checkMemoryMiB(options.memoryMiB ?? 32, 'memoryMiB', 16384); // 16 GiB: one instance's guest-physical slot
-    const elf = await loadProgram(program);
+    const elf = await loadProgram(program, who);
     let self: Backend | undefined;
     const onEvent = (e: { kind: string; instance: number; entry: string; us: number; message: string }) => {
       if (!self) return;
@@ -170,10 +180,10 @@ export class Backend extends EventEmitter<BackendEvents> {
         trusted: options.trusted === true,
         onEvent,
       });
-      self = new Backend(r.handle, r.entries, r.initUs, typeof program === 'string' ? program : '<buffer>', options.restart ?? {});
+      self = new Backend(r.handle, r.entries, r.initUs, typeof program === 'string' ? program : '(buffer)', options.restart ?? {});
       return self;
     } catch (e) {
-      throw fromNative(e);
+      throw labelled(e, programLabel(who, program));
     }
   }
 
@@ -204,16 +214,25 @@ export class Backend extends EventEmitter<BackendEvents> {
   async call(entry: string, input: Uint8Array | string = Buffer.alloc(0), opts: CallOptions = {}): Promise<Buffer> {
     const r = await this.callRaw(entry, input, opts);
     if (r.result < 0) {
-      const e = fromNative({ farcallCode: r.result <= -1001 && r.result >= -1004 ? 'BackendFault' : 'RequestFailed',
-        message: `backend entry ${entry} returned ${r.result}`, details: { result: r.result } });
-      throw e;
+      const where = `backend ${this.path}: entry ${entry}`;
+      // A call that did not return carries the VMM's words for it: vector, rip and faulting address.
+      const rip = /rip (0x[0-9a-f]+)/.exec(r.fault ?? '')?.[1];
+      const addr = /address (0x[0-9a-f]+)/.exec(r.fault ?? '')?.[1];
+      throw fromNative({
+        farcallCode: r.result <= -1001 && r.result >= -1004 ? 'BackendFault' : 'RequestFailed',
+        message: r.fault ? `${where} did not return (${r.result}): ${r.fault}` : `${where} returned ${r.result}`,
+        details: { result: r.result, ...(rip && { rip: Number(rip), ripHex: rip }), ...(addr && { address: Number(addr), addressHex: addr }) },
+      });
     }
     return r.output;
   }
 
   /** Like call(), but resolves with the raw integer result as well (negative values included). */
-  async callRaw(entry: string, input: Uint8Array | string = Buffer.alloc(0), opts: CallOptions = {}): Promise<{ result: number; output: Buffer; us: number }> {
+  async callRaw(entry: string, input: Uint8Array | string = Buffer.alloc(0), opts: CallOptions = {}): Promise<{ result: number; output: Buffer; us: number; fault?: string }> {
     if (!this.handle) throw new ClosedError('Closed', 'the backend is closed');
+    checkOptions(opts, { outCap: 'number', timeoutMs: 'number' }, `backend ${this.path}: call`);
+    if (!this.entries.includes(entry))
+      throw new InvalidArgumentError('InvalidArgument', `backend ${this.path} has no entry ${JSON.stringify(entry)} (entries: ${this.entries.join(', ') || 'none'})`);
     if (this.restarting) throw new BackendUnavailableError('BackendUnavailable', `backend ${this.path} is restarting`);
     const bytes = typeof input === 'string' ? Buffer.from(input) : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     try {

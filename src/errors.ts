@@ -4,7 +4,7 @@
 export type FarcallErrorCode =
   | 'KvmUnavailable' | 'KvmFailure' | 'NotElf' | 'WrongArch' | 'DynamicallyLinked' | 'CorruptElf'
   | 'TooBig' | 'GuestFault' | 'Timeout' | 'MemoryLimit' | 'OutputLimit' | 'BadState' | 'Protocol'
-  | 'Internal' | 'WrongLayout' | 'InvalidArgument' | 'Closed' | 'RequestFailed' | 'BackendFault' | 'BackendUnavailable' | 'SchemaError';
+  | 'Internal' | 'WrongLayout' | 'AddonUnavailable' | 'InvalidArgument' | 'Closed' | 'RequestFailed' | 'BackendFault' | 'BackendUnavailable' | 'SchemaError';
 
 export interface FaultDetails {
   vector?: number;
@@ -32,6 +32,8 @@ export class FarcallError extends Error {
 }
 
 export class KvmUnavailableError extends FarcallError {}
+/** The native addon does not load (platform, missing build, old glibc); the message says how to fix it. */
+export class AddonUnavailableError extends FarcallError {}
 export class ProgramError extends FarcallError {}          // the program file is unusable
 export class NotElfError extends ProgramError {}
 export class WrongArchError extends ProgramError {}

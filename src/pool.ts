@@ -6,7 +6,8 @@ import { EventEmitter } from 'eventemitter3';
 import { ClosedError, FarcallError, fromNative, InvalidArgumentError } from './errors';
 import { Backend } from './backend';
 import { native, NativeRequestResult } from './native';
-import { checkMemoryMiB, checkTimeoutMs, envList, loadProgram } from './run';
+import { checkOptions } from './options';
+import { checkMemoryMiB, checkTimeoutMs, envList, labelled, loadProgram, programLabel } from './run';
 import { LatencySummary, LatencyWindow } from './stats';
 
 export interface RequestPoolOptions {
@@ -31,6 +32,8 @@ export interface RequestPoolOptions {
   env?: Record<string, string> | string[];
   /** Backends the program may call, by the name it looks them up with ("name.entry"). */
   backends?: Record<string, Backend>;
+  /** Who this pool is, for error messages (e.g. "pool web (config pools.web)"). Default "request pool". */
+  context?: string;
 }
 
 function checkMaxResponse(v: number | undefined): number {
@@ -111,18 +114,26 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
 
   /** Loads `program`, runs it to farcall_ready(), and makes `size` forks of it. */
   static async create(program: string | Buffer, options: RequestPoolOptions = {}): Promise<RequestPool> {
+    const who = options?.context ?? 'request pool';
+    checkOptions(options, {
+      size: 'number', timeoutMs: 'number', initTimeoutMs: 'number', memoryMiB: 'number', maxDirtyMiB: 'number', maxQueue: 'number',
+      args: 'strings', env: 'env', backends: 'object', context: 'string',
+    }, who);
     const size = options.size ?? 2;
     if (!Number.isInteger(size) || size < 1 || size > 256)
-      throw new InvalidArgumentError('InvalidArgument', `size must be a whole number from 1 to 256, got ${size}`);
+      throw new InvalidArgumentError('InvalidArgument', `${who}: size must be a whole number from 1 to 256, got ${size}`);
     const maxDirty = options.maxDirtyMiB ?? 16;
-    if (!(maxDirty > 0)) throw new InvalidArgumentError('InvalidArgument', `maxDirtyMiB must be positive, got ${maxDirty}`);
-    const elf = await loadProgram(program);
+    if (!(maxDirty > 0)) throw new InvalidArgumentError('InvalidArgument', `${who}: maxDirtyMiB must be positive, got ${maxDirty}`);
+    for (const [name, b] of Object.entries(options.backends ?? {}))
+      if (!(b instanceof Backend)) throw new InvalidArgumentError('InvalidArgument', `${who}: backends.${name} must be a Backend (from Backend.load)`);
+    const elf = await loadProgram(program, who);
+    const label = programLabel(who, program);
     const n = native();
     let m;
     try {
       m = await n.createMaster(elf, {
         backends: Object.entries(options.backends ?? {}).map(([name, b]) => {
-          if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new InvalidArgumentError('InvalidArgument', `backend name ${JSON.stringify(name)} must be an identifier`);
+          if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new InvalidArgumentError('InvalidArgument', `${who}: backend name ${JSON.stringify(name)} must be an identifier`);
           return { name, handle: b.nativeHandle() };
         }),
         args: [typeof program === 'string' ? program : 'program', ...(options.args ?? [])],
@@ -131,7 +142,7 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
         initTimeoutMs: checkTimeoutMs(options.initTimeoutMs ?? 10000, 'initTimeoutMs'),
       });
     } catch (e) {
-      throw fromNative(e);
+      throw labelled(e, label);
     }
     const pool = new RequestPool(m.handle, m.initUs, {
       timeoutMs: checkTimeoutMs(options.timeoutMs ?? 5000),
@@ -148,7 +159,7 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
       });
     } catch (e) {
       await pool.close();
-      throw fromNative(e);
+      throw labelled(e, label);
     }
     return pool;
   }

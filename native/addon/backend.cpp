@@ -137,8 +137,12 @@ Napi::Value BackendCall(const Napi::CallbackInfo &info) {
     return deferred->Promise();
   }
   if (e < 0 || input->size() > kHostMax || out_cap > kHostMax) {
+    std::string names;
+    for (auto &ep : h->backend->entries()) names += (names.empty() ? "" : ", ") + ep.name;
     Failure f{"InvalidArgument",
-              e < 0 ? "backend has no entry point '" + entry + "'" : "host call buffers are limited to 3 MiB", {}, {}};
+              e < 0 ? "backend has no entry point '" + entry + "' (entries: " + (names.empty() ? "none" : names) + ")"
+                    : "host call buffers are limited to 3 MiB",
+              {}, {}};
     deferred->Reject(f.to_error(env).Value());
     return deferred->Promise();
   }
@@ -157,6 +161,7 @@ Napi::Value BackendCall(const Napi::CallbackInfo &info) {
     }
     double us = double(Vcpu::now_ns() - t0) / 1000.0;
     int64_t result = int64_t(hc.vm().vcpu().regs().rax);
+    std::string fault = hc.last_fault();  // why the call did not return, if it did not
     auto out = std::make_shared<std::string>();
     if (f.code.empty() && st.kind == Stop::Farcall && st.nr == kHostCallDone) {
       if (result >= 0 && uint64_t(result) <= out_cap) {
@@ -181,6 +186,7 @@ Napi::Value BackendCall(const Napi::CallbackInfo &info) {
       r.Set("result", double(result));
       r.Set("output", to_buffer(env, *out));
       r.Set("us", us);
+      if (!fault.empty()) r.Set("fault", fault);
       deferred->Resolve(r);
     };
   }, info[0].As<Napi::Object>());

@@ -21,6 +21,7 @@ Master::Master(const std::vector<uint8_t> &elf, const ProcessConfig &cfg, uint64
     throw VmmError(ErrorCode::Protocol, "this is a backend program (it called farcall_serve()): load it as a Backend");
   if (st.kind != Stop::Farcall || st.nr != kSysReady) {
     std::string out = proc_->err().empty() ? "" : ": " + proc_->err().substr(0, 500);
+    if (!proc_->lookup_miss().empty()) out += "; " + proc_->lookup_miss();
     throw VmmError(st.kind == Stop::Timeout ? ErrorCode::Timeout : ErrorCode::Protocol,
                    "request program " + stop__describe(st) + " before calling farcall_ready()" + out);
   }
