@@ -84,7 +84,7 @@ async function main() {
 
   const cmakeJs = [path.join(root, 'node_modules', 'cmake-js', 'bin', 'cmake-js'), 'compile', '--out', 'build'];
   if (pack) {
-    await step('building the native addon', process.execPath, [...cmakeJs, '--target', 'farcall_addon', ...(quiet ? ['--log-level', 'error'] : [])]);
+    await step('building the native addon', process.execPath, [...cmakeJs, '--target', 'farcall_addon', '--log-level', 'error']);
     await step('compiling TypeScript', process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
     prebuild();
   } else {
