@@ -232,7 +232,7 @@ export class Backend extends EventEmitter<BackendEvents> {
     if (!this.handle) throw new ClosedError('Closed', 'the backend is closed');
     checkOptions(opts, { outCap: 'number', timeoutMs: 'number' }, `backend ${this.path}: call`);
     if (!this.entries.includes(entry))
-      throw new InvalidArgumentError('InvalidArgument', `backend ${this.path} has no entry ${JSON.stringify(entry)} (entries: ${this.entries.join(', ') || 'none'})`);
+      throw new InvalidArgumentError('InvalidArgument', `backend ${this.path} has no entry point ${JSON.stringify(entry)} (entries: ${this.entries.join(', ') || 'none'})`);
     if (this.restarting) throw new BackendUnavailableError('BackendUnavailable', `backend ${this.path} is restarting`);
     const bytes = typeof input === 'string' ? Buffer.from(input) : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     try {

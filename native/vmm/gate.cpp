@@ -118,7 +118,12 @@ uint64_t Process::lookup(uint64_t name_ptr, uint64_t len) {
     found = kGateVa + b * kGateStride + uint64_t(e) * 16;
   }
   if (matches > 1) return uint64_t(-76);  // ENOTUNIQ: name it as backend.entry
-  if (!matches) lookup_miss_ = lookup__miss(attached_, name, want_backend, want_entry);
+  if (!matches) {
+    lookup_miss_ = lookup__miss(attached_, name, want_backend, want_entry);
+    bool listed = false;
+    for (auto &a : attached_) listed |= a.name == want_backend;
+    if (!want_backend.empty() && !listed && unattached_lookup_.empty()) unattached_lookup_ = lookup_miss_;
+  }
   return matches ? found : uint64_t(-2);  // ENOENT
 }
 
