@@ -4,7 +4,7 @@ import { EventEmitter } from 'eventemitter3';
 
 import { BackendUnavailableError, ClosedError, fromNative, InvalidArgumentError } from './errors';
 import { native, NativeHandle } from './native';
-import { checkOptions } from './options';
+import { checkOptions, OptionKind } from './options';
 import { checkMemoryMiB, checkTimeoutMs, envList, labelled, loadProgram, programLabel } from './run';
 import { LatencySummary, LatencyWindow } from './stats';
 
@@ -83,6 +83,14 @@ export interface CallOptions {
   timeoutMs?: number;
 }
 
+// `satisfies` makes an option added to an interface but not here a compile error.
+const BACKEND_OPTIONS = {
+  instances: 'number', memoryMiB: 'number', callTimeoutMs: 'number', initTimeoutMs: 'number', args: 'strings', env: 'env',
+  restart: 'object', network: 'object', trusted: 'boolean', context: 'string',
+} as const satisfies Record<keyof BackendOptions, OptionKind>;
+const RESTART_OPTIONS = { maxFaults: 'number', windowMs: 'number', backoffMs: 'number', maxBackoffMs: 'number' } as const satisfies Record<keyof RestartPolicy, OptionKind>;
+const CALL_OPTIONS = { outCap: 'number', timeoutMs: 'number' } as const satisfies Record<keyof CallOptions, OptionKind>;
+
 export class Backend extends EventEmitter<BackendEvents> {
   private handle: NativeHandle | null;
   private readonly hostLatency = new LatencyWindow();
@@ -150,12 +158,9 @@ export class Backend extends EventEmitter<BackendEvents> {
   /** Loads `program` (built with farcall_add_program(... BACKEND)) and runs it to farcall_serve(). */
   static async load(program: string | Buffer, options: BackendOptions = {}): Promise<Backend> {
     const who = options?.context ?? 'backend';
-    checkOptions(options, {
-      instances: 'number', memoryMiB: 'number', callTimeoutMs: 'number', initTimeoutMs: 'number', args: 'strings', env: 'env',
-      restart: 'object', network: 'object', trusted: 'boolean', context: 'string',
-    }, who);
-    checkOptions(options.restart, { maxFaults: 'number', windowMs: 'number', backoffMs: 'number', maxBackoffMs: 'number' }, `${who}: restart`);
-    checkOptions(options.network, { allow: 'strings' }, `${who}: network`);
+    checkOptions(options, BACKEND_OPTIONS, who);
+    checkOptions(options.restart, RESTART_OPTIONS, `${who}: restart`);
+    checkOptions(options.network, { allow: 'strings' } satisfies Record<keyof NonNullable<BackendOptions['network']>, OptionKind>, `${who}: network`);
     const instances = options.instances ?? 1;
     if (!Number.isInteger(instances) || instances < 1 || instances > 64)
       throw new InvalidArgumentError('InvalidArgument', `${who}: instances must be a whole number from 1 to 64, got ${instances}`);
@@ -230,7 +235,7 @@ export class Backend extends EventEmitter<BackendEvents> {
   /** Like call(), but resolves with the raw integer result as well (negative values included). */
   async callRaw(entry: string, input: Uint8Array | string = Buffer.alloc(0), opts: CallOptions = {}): Promise<{ result: number; output: Buffer; us: number; fault?: string }> {
     if (!this.handle) throw new ClosedError('Closed', 'the backend is closed');
-    checkOptions(opts, { outCap: 'number', timeoutMs: 'number' }, `backend ${this.path}: call`);
+    checkOptions(opts, CALL_OPTIONS, `backend ${this.path}: call`);
     if (!this.entries.includes(entry))
       throw new InvalidArgumentError('InvalidArgument', `backend ${this.path} has no entry point ${JSON.stringify(entry)} (entries: ${this.entries.join(', ') || 'none'})`);
     if (this.restarting) throw new BackendUnavailableError('BackendUnavailable', `backend ${this.path} is restarting`);

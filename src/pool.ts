@@ -6,7 +6,7 @@ import { EventEmitter } from 'eventemitter3';
 import { ClosedError, FarcallError, fromNative, InvalidArgumentError } from './errors';
 import { Backend } from './backend';
 import { native, NativeRequestResult } from './native';
-import { checkOptions } from './options';
+import { checkOptions, OptionKind } from './options';
 import { checkMemoryMiB, checkTimeoutMs, envList, labelled, loadProgram, programLabel } from './run';
 import { LatencySummary, LatencyWindow } from './stats';
 
@@ -43,6 +43,12 @@ function checkMaxResponse(v: number | undefined): number {
     throw new InvalidArgumentError('InvalidArgument', `maxResponseBytes must be a whole number from 0 to ${max}, got ${v}`);
   return v;
 }
+
+// `satisfies` makes an option added to the interface but not here a compile error.
+const POOL_OPTIONS = {
+  size: 'number', timeoutMs: 'number', initTimeoutMs: 'number', memoryMiB: 'number', maxDirtyMiB: 'number', maxQueue: 'number',
+  maxResponseBytes: 'number', args: 'strings', env: 'env', backends: 'object', context: 'string',
+} as const satisfies Record<keyof RequestPoolOptions, OptionKind>;
 
 export type ResetKind = 'fast' | 'full';
 
@@ -115,10 +121,7 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
   /** Loads `program`, runs it to farcall_ready(), and makes `size` forks of it. */
   static async create(program: string | Buffer, options: RequestPoolOptions = {}): Promise<RequestPool> {
     const who = options?.context ?? 'request pool';
-    checkOptions(options, {
-      size: 'number', timeoutMs: 'number', initTimeoutMs: 'number', memoryMiB: 'number', maxDirtyMiB: 'number', maxQueue: 'number',
-      args: 'strings', env: 'env', backends: 'object', context: 'string',
-    }, who);
+    checkOptions(options, POOL_OPTIONS, who);
     const size = options.size ?? 2;
     if (!Number.isInteger(size) || size < 1 || size > 256)
       throw new InvalidArgumentError('InvalidArgument', `${who}: size must be a whole number from 1 to 256, got ${size}`);

@@ -3,7 +3,7 @@ import { promises as fs } from 'fs';
 
 import { FarcallError, fromNative, InvalidArgumentError } from './errors';
 import { native, NativeStats } from './native';
-import { checkOptions } from './options';
+import { checkOptions, OptionKind } from './options';
 
 export interface RunOptions {
   /** argv[1..]; argv[0] is the program path (or `argv0`). */
@@ -82,9 +82,14 @@ export function labelled(e: unknown, label: string): FarcallError {
   return err;
 }
 
+// `satisfies` makes an option added to RunOptions but not here a compile error.
+const RUN_OPTIONS = {
+  args: 'strings', argv0: 'string', env: 'env', stdin: 'bytes', timeoutMs: 'number', memoryMiB: 'number', outputLimit: 'number',
+} as const satisfies Record<keyof RunOptions, OptionKind>;
+
 /** Runs a static x86-64 Linux program in a fresh VM and resolves when it exits. */
 export async function runProgram(program: string | Buffer, opts: RunOptions = {}): Promise<RunResult> {
-  checkOptions(opts, { args: 'strings', argv0: 'string', env: 'env', stdin: 'bytes', timeoutMs: 'number', memoryMiB: 'number', outputLimit: 'number' }, 'runProgram');
+  checkOptions(opts, RUN_OPTIONS, 'runProgram');
   const elf = await loadProgram(program);
   const argv0 = opts.argv0 ?? (typeof program === 'string' ? program : 'program');
   const stdin = opts.stdin === undefined ? Buffer.alloc(0) : Buffer.from(opts.stdin as Uint8Array);
