@@ -5,6 +5,7 @@ module.exports = {
   testMatch: ['**/*.test.ts'],
   transform: { '^.+\\.ts$': ['ts-jest', { isolatedModules: true, tsconfig: 'tsconfig.json' }] },
   // flatc >= 23 emits imports ending in .js; map them back to the .ts sources.
-  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
+  // Generated stubs import farcall/flatbuffers, which is this package's src/flatbuffers.ts.
+  moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1', '^farcall/flatbuffers$': '<rootDir>/src/flatbuffers.ts' },
   testTimeout: 120000,
 };

@@ -1,12 +1,11 @@
 // Shared by the benchmarks: statistics, an aligned table with ratios to a named baseline row,
-// and a JSON record of every run (bench/results/<name>.json) with the host and KVM flavor.
+// and a JSON record of every run (bench-results/<name>.json in the working directory) with the host and KVM flavor.
 // Absolute times drift on these machines; compare rows of one run, as ratios.
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
 import { doctor } from '../src/doctor';
-import { packageRoot } from '../src/native';
 
 export interface Summary {
   n: number;
@@ -115,7 +114,14 @@ export function formatTable(rows: Row[], baseline: string): string {
   return [line(head), widths.map((w) => '-'.repeat(w)).join('  '), ...body.map(line)].join('\n');
 }
 
-/** Prints the table with ratios to meta.baseline and writes bench/results/<name>.json. Returns the file. */
+/** Where results go: `dir` under the working directory (never the package's own tracked files). */
+export function resultsDir(dir = 'bench-results'): string {
+  const abs = path.resolve(dir);
+  fs.mkdirSync(abs, { recursive: true });
+  return abs;
+}
+
+/** Prints the table with ratios to meta.baseline and writes bench-results/<name>.json. Returns the file. */
 export function report(name: string, rows: Row[], meta: ReportMeta): string {
   const host = hostInfo();
   const date = new Date().toISOString();
@@ -127,9 +133,7 @@ export function report(name: string, rows: Row[], meta: ReportMeta): string {
   ];
   for (const [k, v] of Object.entries(meta.ratios ?? {})) lines.push(`${k}: ${v.toFixed(2)}`);
   process.stdout.write(lines.join('\n') + '\n');
-  const dir = path.join(packageRoot(), 'bench', 'results');
-  fs.mkdirSync(dir, { recursive: true });
-  const file = path.join(dir, `${name}.json`);
+  const file = path.join(resultsDir(), `${name}.json`);
   fs.writeFileSync(file, JSON.stringify({ name, date, host, meta, rows }, null, 2) + '\n');
   process.stdout.write(`wrote ${path.relative(process.cwd(), file) || file}\n`);
   return file;

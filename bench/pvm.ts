@@ -12,7 +12,7 @@
 // (test/guests/pvm_probe.c `raw`), converted with the guest's own TSC rate measured in the same
 // VM; runs of every kind are interleaved in rounds. A wall-clock cross-check divides the
 // difference of two whole runs (N calls and 0 calls) by N. The VMs run through farcall-run (the
-// VMM without Node) with FARCALL_ENTRY set per run. Writes bench/results/pvm.json.
+// VMM without Node) with FARCALL_ENTRY set per run. Writes bench-results/pvm.json.
 //
 //   node dist/bench/pvm.js [--quick]
 import { spawnSync } from 'child_process';

@@ -4,8 +4,9 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { packageRoot } from '../src/native';
-import { HostInfo, hostInfo, Row } from './lib';
+import { HostInfo, hostInfo, resultsDir, Row } from './lib';
+
+export { resultsDir } from './lib';
 
 /** One line of the combined report. */
 export interface Figure extends Row {
@@ -22,7 +23,7 @@ export interface Figure extends Row {
 }
 
 export interface Section {
-  /** bench/results/<name>.json */
+  /** bench-results/<name>.json */
   name: string;
   title: string;
   rows: Figure[];
@@ -129,16 +130,10 @@ export function formatCombined(sections: Section[]): string {
   return lines.join('\n') + (ratios.length ? '\n\n' + ratios.join('\n') : '');
 }
 
-export function resultsDir(): string {
-  const dir = path.join(packageRoot(), 'bench', 'results');
-  fs.mkdirSync(dir, { recursive: true });
-  return dir;
-}
-
-/** Writes bench/results/<section>.json (rows with their resolved baselines; raw samples left out). */
-export function writeSection(s: Section, all: Section[], host: HostInfo, date: string): string {
+/** Writes <dir>/<section>.json (rows with their resolved baselines; raw samples left out). */
+export function writeSection(s: Section, all: Section[], host: HostInfo, date: string, dir?: string): string {
   const resolved = resolve(all).filter((r) => r.section === s.name);
-  const file = path.join(resultsDir(), `${s.name}.json`);
+  const file = path.join(resultsDir(dir), `${s.name}.json`);
   const rows = resolved.map((x) => ({ ...x.row, baseline: x.baseName, baselineUs: x.baseValue, ratio: x.ratio, goalMet: x.met }));
   fs.writeFileSync(file, JSON.stringify({ name: s.name, title: s.title, date, host, ratios: s.ratios, meta: s.meta, rows }, null, 2) + '\n');
   return file;

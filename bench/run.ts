@@ -1,8 +1,8 @@
 // Every benchmark of the project in one process, one report: foundation (exits, system calls, VM
 // creation), forks (reset, request cycle, fork creation), gate (far calls beside traps and IPC),
 // and bench/stubs.ts when it exists. Prints ONE table — each figure with its baseline from the same
-// run (or a published reference) and the ratio — writes bench/results/<section>.json,
-// bench/results/summary.json and bench/results/latency.svg (call-latency distributions beside
+// run (or a published reference) and the ratio — writes bench-results/<section>.json,
+// bench-results/summary.json and bench-results/latency.svg (call-latency distributions beside
 // the alternatives), and states the KVM flavor.
 //
 //   node dist/bench/run.js [--quick] [--only foundation,forks,gate,stubs]
@@ -21,6 +21,8 @@ export interface RunAllOptions extends Omit<BenchOptions, 'progress'> {
   progress?: BenchOptions['progress'] | boolean;
   /** Sections to run (default: all). */
   only?: string[];
+  /** Folder for the results, relative to the working directory. Default bench-results. */
+  dir?: string;
   /** Where the report text goes (default: process.stdout). Pass null to print nothing. */
   out?: ((text: string) => void) | null;
 }
@@ -116,10 +118,10 @@ export async function runAll(opts: RunAllOptions = {}): Promise<RunAllResult> {
   const load1 = os.loadavg();
   const wallSeconds = (Date.now() - t0) / 1000;
 
-  const files = sections.map((s) => writeSection(s, sections, host, date));
+  const files = sections.map((s) => writeSection(s, sections, host, date, opts.dir));
   const panels = plot(sections, host, date);
   if (panels.length) {
-    const svg = path.join(resultsDir(), 'latency.svg');
+    const svg = path.join(resultsDir(opts.dir), 'latency.svg');
     fs.writeFileSync(svg, latencySvg('farcall: call-latency distributions beside the alternatives', panels,
       `${date} · ${host.cpu}, ${host.cores} cores · KVM flavor: ${host.kvmFlavor} · one run`));
     files.push(svg);
@@ -133,7 +135,7 @@ export async function runAll(opts: RunAllOptions = {}): Promise<RunAllResult> {
   ];
   for (const s of skipped) header.push(`skipped ${s.name}: ${s.reason}`);
   const text = header.join('\n') + '\n\n' + formatCombined(sections) + '\n';
-  const summary = path.join(resultsDir(), 'summary.json');
+  const summary = path.join(resultsDir(opts.dir), 'summary.json');
   fs.writeFileSync(summary, JSON.stringify({ date, host, quick: !!opts.quick, loadAverage: { start: load0, end: load1 }, wallSeconds, skipped, table: text }, null, 2) + '\n');
   files.push(summary);
   if (out) out(text + '\nwrote ' + files.map((f) => path.relative(process.cwd(), f) || f).join(', ') + '\n');

@@ -4,7 +4,8 @@ import { EventEmitter } from 'eventemitter3';
 
 import { BackendUnavailableError, ClosedError, fromNative, InvalidArgumentError } from './errors';
 import { native, NativeHandle } from './native';
-import { checkMemoryMiB, checkTimeoutMs, envList, loadProgram } from './run';
+import { checkOptions, OptionKind } from './options';
+import { checkEntry, checkMemoryMiB, checkTimeoutMs, EntryFlavor, envList, labelled, loadProgram, programLabel } from './run';
 import { LatencySummary, LatencyWindow } from './stats';
 
 export interface BackendOptions {
@@ -43,6 +44,13 @@ export interface BackendOptions {
    * write since; no per-call cost (the in-guest gate stays exit-free).
    */
   durability?: 'call' | 'instance';
+  /**
+   * How guest events reach the VMM for this backend's own VMs: 'trap-page', 'out-stub' or
+   * 'pvm-native'. Default as for RequestPoolOptions.entry. docs/entry.md.
+   */
+  entry?: EntryFlavor;
+  /** Who this backend is, for error messages (e.g. "backend kv (config backends.kv)"). Default "backend". */
+  context?: string;
 }
 
 /**
@@ -88,6 +96,8 @@ export interface BackendStats {
   /** Bytes of backend output dropped (nobody listened, or the host fell behind by more than 1 MiB). */
   outputDropped: number;
   durability: 'call' | 'instance';
+  /** The entry flavor of the backend's VMs. */
+  entry: EntryFlavor;
   instances: Array<{ calls: number; faults: number; restores: number; netRefused: number; lastRefused?: string; syscalls: Record<string, number> }>;
   hostCalls: LatencySummary;
   /** Where the backend's memory appears in every VM that calls it (its own 16 GiB window from 1 TiB). */
@@ -106,6 +116,13 @@ function checkDurability(d: unknown): 'call' | 'instance' {
     throw new InvalidArgumentError('InvalidArgument', `durability must be 'call' or 'instance', got ${JSON.stringify(d)}`);
   return d;
 }
+// `satisfies` makes an option added to an interface but not here a compile error.
+const BACKEND_OPTIONS = {
+  instances: 'number', memoryMiB: 'number', callTimeoutMs: 'number', initTimeoutMs: 'number', args: 'strings', env: 'env',
+  restart: 'object', network: 'object', trusted: 'boolean', durability: 'string', context: 'string', entry: 'string',
+} as const satisfies Record<keyof BackendOptions, OptionKind>;
+const RESTART_OPTIONS = { maxFaults: 'number', windowMs: 'number', backoffMs: 'number', maxBackoffMs: 'number' } as const satisfies Record<keyof RestartPolicy, OptionKind>;
+const CALL_OPTIONS = { outCap: 'number', timeoutMs: 'number' } as const satisfies Record<keyof CallOptions, OptionKind>;
 
 export class Backend extends EventEmitter<BackendEvents> {
   private handle: NativeHandle | null;
@@ -174,11 +191,15 @@ export class Backend extends EventEmitter<BackendEvents> {
 
   /** Loads `program` (built with farcall_add_program(... BACKEND)) and runs it to farcall_serve(). */
   static async load(program: string | Buffer, options: BackendOptions = {}): Promise<Backend> {
+    const who = options?.context ?? 'backend';
+    checkOptions(options, BACKEND_OPTIONS, who);
+    checkOptions(options.restart, RESTART_OPTIONS, `${who}: restart`);
+    checkOptions(options.network, { allow: 'strings' } satisfies Record<keyof NonNullable<BackendOptions['network']>, OptionKind>, `${who}: network`);
     const instances = options.instances ?? 1;
     if (!Number.isInteger(instances) || instances < 1 || instances > 64)
-      throw new InvalidArgumentError('InvalidArgument', `instances must be a whole number from 1 to 64, got ${instances}`);
+      throw new InvalidArgumentError('InvalidArgument', `${who}: instances must be a whole number from 1 to 64, got ${instances}`);
     const mem = checkMemoryMiB(options.memoryMiB ?? 32, 'memoryMiB', 16384); // 16 GiB: one instance's guest-physical slot
-    const elf = await loadProgram(program);
+    const elf = await loadProgram(program, who);
     let self: Backend | undefined;
     const onEvent = (e: { kind: string; instance: number; entry: string; us: number; message: string }) => {
       if (!self) return;
@@ -194,16 +215,17 @@ export class Backend extends EventEmitter<BackendEvents> {
         memoryMiB: mem,
         instances,
         initTimeoutMs: checkTimeoutMs(options.initTimeoutMs ?? 10000, 'initTimeoutMs'),
+        entry: checkEntry(options.entry, 'backend'),
         callTimeoutMs: checkTimeoutMs(options.callTimeoutMs ?? 1000, 'callTimeoutMs'),
         netAllow: options.network?.allow ?? [],
         trusted: options.trusted === true,
         durability: checkDurability(options.durability),
         onEvent,
       });
-      self = new Backend(r.handle, r.entries, r.initUs, typeof program === 'string' ? program : '<buffer>', options.restart ?? {});
+      self = new Backend(r.handle, r.entries, r.initUs, typeof program === 'string' ? program : '(buffer)', options.restart ?? {});
       return self;
     } catch (e) {
-      throw fromNative(e);
+      throw labelled(e, programLabel(who, program));
     }
   }
 
@@ -263,16 +285,25 @@ export class Backend extends EventEmitter<BackendEvents> {
   async call(entry: string, input: Uint8Array | string = Buffer.alloc(0), opts: CallOptions = {}): Promise<Buffer> {
     const r = await this.callRaw(entry, input, opts);
     if (r.result < 0) {
-      const e = fromNative({ farcallCode: r.result <= -1001 && r.result >= -1004 ? 'BackendFault' : 'RequestFailed',
-        message: `backend entry ${entry} returned ${r.result}`, details: { result: r.result } });
-      throw e;
+      const where = `backend ${this.path}: entry ${entry}`;
+      // A call that did not return carries the VMM's words for it: vector, rip and faulting address.
+      const rip = /rip (0x[0-9a-f]+)/.exec(r.fault ?? '')?.[1];
+      const addr = /address (0x[0-9a-f]+)/.exec(r.fault ?? '')?.[1];
+      throw fromNative({
+        farcallCode: r.result <= -1001 && r.result >= -1004 ? 'BackendFault' : 'RequestFailed',
+        message: r.fault ? `${where} did not return (${r.result}): ${r.fault}` : `${where} returned ${r.result}`,
+        details: { result: r.result, ...(rip && { rip: Number(rip), ripHex: rip }), ...(addr && { address: Number(addr), addressHex: addr }) },
+      });
     }
     return r.output;
   }
 
   /** Like call(), but resolves with the raw integer result as well (negative values included). */
-  async callRaw(entry: string, input: Uint8Array | string = Buffer.alloc(0), opts: CallOptions = {}): Promise<{ result: number; output: Buffer; us: number }> {
+  async callRaw(entry: string, input: Uint8Array | string = Buffer.alloc(0), opts: CallOptions = {}): Promise<{ result: number; output: Buffer; us: number; fault?: string }> {
     if (!this.handle) throw new ClosedError('Closed', 'the backend is closed');
+    checkOptions(opts, CALL_OPTIONS, `backend ${this.path}: call`);
+    if (!this.entries.includes(entry))
+      throw new InvalidArgumentError('InvalidArgument', `backend ${this.path} has no entry point ${JSON.stringify(entry)} (entries: ${this.entries.join(', ') || 'none'})`);
     if (this.restarting) throw new BackendUnavailableError('BackendUnavailable', `backend ${this.path} is restarting`);
     const bytes = typeof input === 'string' ? Buffer.from(input) : Buffer.from(input.buffer, input.byteOffset, input.byteLength);
     try {
@@ -287,7 +318,7 @@ export class Backend extends EventEmitter<BackendEvents> {
   stats(): BackendStats {
     if (!this.handle) throw new ClosedError('Closed', 'the backend is closed');
     const s = native().backendStats(this.handle);
-    return { restarts: this.restarts, available: !this.restarting, calls: s.calls, faults: s.faults, restores: s.restores, timeouts: s.timeouts, outputDropped: s.outputDropped, durability: s.durability, instances: s.instances, hostCalls: this.hostLatency.summary(), memoryAt: s.memoryAt };
+    return { restarts: this.restarts, available: !this.restarting, calls: s.calls, faults: s.faults, restores: s.restores, timeouts: s.timeouts, outputDropped: s.outputDropped, durability: s.durability, entry: s.entry as EntryFlavor, instances: s.instances, hostCalls: this.hostLatency.summary(), memoryAt: s.memoryAt };
   }
 
   /** Frees the backend's VMs once no request pool holds it. */

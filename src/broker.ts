@@ -68,7 +68,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.backends.has(name)) throw new InvalidArgumentError('InvalidArgument', `backend ${name} exists already`);
     const backend = await Backend.load(b.program, {
       instances: b.instances, memoryMiB: b.memoryMiB, callTimeoutMs: b.callTimeoutMs, initTimeoutMs: b.initTimeoutMs,
-      args: b.args, env: b.env, restart: b.restart, network: b.network, trusted: b.trusted, durability: b.durability,
+      args: b.args, env: b.env, restart: b.restart, network: b.network, trusted: b.trusted, durability: b.durability, entry: b.entry,
+      context: `backend ${name} (config backends.${name})`,
     }).catch((e) => Promise.reject(naming(e, `backends.${name}.program`, b.program)));
     backend.on('fault', (e) => this.emit('fault', { backend: name, instance: e.instance, entry: e.entry, message: e.message }));
     backend.on('restore', (e) => this.emit('restore', { backend: name, ...e }));
@@ -84,7 +85,8 @@ export class Broker extends EventEmitter<BrokerEvents> {
     for (const b of p.backends ?? []) backends[b] = this.backend(b);
     const pool = await RequestPool.create(p.program, {
       size: p.size, timeoutMs: p.timeoutMs, initTimeoutMs: p.initTimeoutMs, memoryMiB: p.memoryMiB, maxDirtyMiB: p.maxDirtyMiB,
-      maxQueue: p.maxQueue, maxResponseBytes: p.maxResponseBytes, args: p.args, env: p.env, backends,
+      maxQueue: p.maxQueue, maxResponseBytes: p.maxResponseBytes, args: p.args, env: p.env, backends, entry: p.entry,
+      context: `pool ${name} (config pools.${name})`,
     }).catch((e) => Promise.reject(naming(e, `pools.${name}.program`, p.program)));
     pool.on('request', (e) => this.emit('request', { pool: name, fork: e.fork, ok: e.ok, us: e.us }));
     pool.on('reset', (e) => this.emit('reset', { pool: name, ...e }));

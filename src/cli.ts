@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The farcall command line.
-import { Command } from 'commander';
+import { Command, InvalidArgumentError as BadOption } from 'commander';
 
 import { Broker } from './broker';
 import { doctor, formatDoctor } from './doctor';
@@ -22,6 +22,22 @@ function fail(e: unknown): never {
   process.exit(1);
 }
 
+/** Commander parser for a whole number >= min: "abc", "1.5" or "0" is refused before anything runs. */
+function whole(min: number): (v: string) => number {
+  return (v) => {
+    const n = Number(v);
+    if (!/^\d+$/.test(v.trim()) || !Number.isSafeInteger(n) || n < min) throw new BadOption(`expected a whole number${min > 0 ? ` from ${min}` : ''}, got ${JSON.stringify(v)}`);
+    return n;
+  };
+}
+
+/** The reason under fetch()'s "fetch failed": ECONNREFUSED and the like. */
+function fetchCause(e: unknown): string {
+  const c = (e as { cause?: { code?: string; message?: string } }).cause;
+  if (c?.code === 'ECONNREFUSED') return 'connection refused (is "farcall serve" running there?)';
+  return c?.message ?? (e as Error).message ?? String(e);
+}
+
 export function makeCli(): Command {
   const program = new Command('farcall').description('remote calls between KVM virtual machines').version('0.1.0').enablePositionalOptions();
 
@@ -30,8 +46,8 @@ export function makeCli(): Command {
     .description('run a static x86-64 Linux program in a fresh VM')
     .argument('<program>', 'path of the static ELF')
     .argument('[args...]', 'arguments passed to it')
-    .option('-t, --timeout <ms>', 'execution timeout', '10000')
-    .option('-m, --memory <MiB>', 'guest memory', '64')
+    .option('-t, --timeout <ms>', 'execution timeout', whole(1), 10000)
+    .option('-m, --memory <MiB>', 'guest memory', whole(4), 64)
     .option('-e, --env <K=V...>', 'environment variables')
     .option('--stdin', 'pass this process\'s stdin to the guest')
     .option('--json', 'print the result as JSON (exit code, output, stats)')
@@ -39,7 +55,7 @@ export function makeCli(): Command {
     .action(async (prog: string, args: string[], o) => {
       try {
         const stdin = o.stdin ? require('fs').readFileSync(0) : undefined;
-        const r = await runProgram(prog, { args, env: o.env ?? [], stdin, timeoutMs: Number(o.timeout), memoryMiB: Number(o.memory) });
+        const r = await runProgram(prog, { args, env: o.env ?? [], stdin, timeoutMs: o.timeout, memoryMiB: o.memory });
         if (o.json) {
           process.stdout.write(JSON.stringify({ exitCode: r.exitCode, stdout: r.stdout.toString(), stderr: r.stderr.toString(), stats: r.stats }, null, 2) + '\n');
         } else {
@@ -57,7 +73,7 @@ export function makeCli(): Command {
     .description('check KVM, its flavor and capabilities, and the build tools')
     .option('--json', 'machine-readable output')
     .action((o) => {
-      const r = doctor();
+      const r = doctor(); // never throws: a missing addon is one of its checks
       process.stdout.write(o.json ? JSON.stringify(r, null, 2) + '\n' : formatDoctor(r) + '\n');
       process.exitCode = r.ok ? 0 : 1;
     });
@@ -121,20 +137,22 @@ export function makeCli(): Command {
         const st = (await r.json()) as import("./broker").BrokerStats;
         process.stdout.write(o.json ? JSON.stringify(st, null, 2) + '\n' : formatStats(st) + '\n');
       } catch (e) {
-        fail(new Error(`cannot read stats from ${o.url}: ${(e as Error).message}`));
+        fail(new Error(`cannot read stats from ${o.url}: ${fetchCause(e)}`));
       }
     });
 
   program
     .command('demo')
     .description('the kv-store sample behind the HTTP front: requests in fresh forks, a latency table')
-    .option('-n, --requests <n>', 'HTTP requests', '2000')
-    .option('-c, --concurrency <n>', 'requests at a time', '8')
+    .option('-n, --requests <n>', 'HTTP requests', whole(1), 2000)
+    .option('-c, --concurrency <n>', 'requests at a time', whole(1), 8)
     .action(async (o) => {
       try {
         const { runDemo } = require('./demo') as typeof import('./demo');
+        if (!require('fs').existsSync(require('path').join(__dirname, '..', 'samples', 'kv-store')))
+          throw new Error('the demo runs in a clone of the farcall repository ("npm start"): the package ships no samples');
         process.stdout.write(
-          (await runDemo({ requests: Number(o.requests), concurrency: Number(o.concurrency), progress: process.stderr.isTTY })) + '\n',
+          (await runDemo({ requests: o.requests, concurrency: o.concurrency, progress: process.stderr.isTTY })) + '\n',
         );
       } catch (e) {
         fail(e);
@@ -143,18 +161,20 @@ export function makeCli(): Command {
 
   program
     .command('bench')
-    .description('run every benchmark and print one table (writes bench/results/)')
+    .description('run every benchmark and print one table (writes its results to ./bench-results or --out)')
     .option('--json', 'print the results as JSON')
     .option('--quick', 'fewer iterations')
+    .option('-o, --out <dir>', 'folder for the results (JSON, SVG)', 'bench-results')
     .action(async (o) => {
       try {
         let bench: { runAll: (opts: Record<string, unknown>) => Promise<unknown> };
         try {
           bench = require('../bench/run');
         } catch (e) {
-          throw new Error(`the benchmarks are not built (npm run build): ${(e as Error).message}`);
+          // The package ships no benchmarks: they need the guest programs of a clone's build.
+          throw new Error(`the benchmarks are not built: run "npm run bench" in a clone of the farcall repository (${(e as Error).message.split('\n')[0]})`);
         }
-        const r = await bench.runAll({ quick: Boolean(o.quick), progress: process.stderr.isTTY, out: o.json ? null : undefined });
+        const r = await bench.runAll({ quick: Boolean(o.quick), progress: process.stderr.isTTY, out: o.json ? null : undefined, dir: o.out });
         if (o.json) process.stdout.write(JSON.stringify(r, null, 2) + '\n');
       } catch (e) {
         fail(e);

@@ -25,6 +25,8 @@ export interface BackendConfig {
   trusted?: boolean;
   /** What a failed call takes with it: 'call' (default, its own writes) or 'instance' (BackendOptions.durability). */
   durability?: 'call' | 'instance';
+  /** Entry flavor of the backend's VMs (BackendOptions.entry). */
+  entry?: 'trap-page' | 'out-stub' | 'pvm-native';
 }
 
 export interface PoolConfig {
@@ -37,6 +39,8 @@ export interface PoolConfig {
   maxDirtyMiB?: number;
   maxQueue?: number;
   maxResponseBytes?: number;
+  /** Entry flavor of the pool's VMs (RequestPoolOptions.entry). */
+  entry?: 'trap-page' | 'out-stub' | 'pvm-native';
   /** Names of the backends this pool's program may call. */
   backends?: string[];
   args?: string[];
@@ -93,6 +97,7 @@ function schema(baseDir: string) {
     .min(1, { error: 'must be the path of a program' })
     .transform((p) => path.resolve(baseDir, p))
     .refine((p) => fs.existsSync(p), { error: (iss) => `no such file: ${iss.input}` });
+  const entry = z.enum(['trap-page', 'out-stub', 'pvm-native'], { error: 'must be trap-page, out-stub or pvm-native' });
   const backend = strict({
     program,
     instances: whole(1, 64).optional(),
@@ -112,6 +117,7 @@ function schema(baseDir: string) {
     }).optional(),
     trusted: z.boolean({ error: 'must be true or false' }).optional(),
     durability: z.enum(['call', 'instance'], { error: "must be 'call' or 'instance'" }).optional(),
+    entry: entry.optional(),
   });
   const pool = strict({
     program,
@@ -122,6 +128,7 @@ function schema(baseDir: string) {
     maxDirtyMiB: whole(1, 65536).optional(),
     maxQueue: whole(0, 1e6).optional(),
     maxResponseBytes: whole(0, bufferConstants.MAX_LENGTH).optional(),
+    entry: entry.optional(),
     backends: strings.optional(),
     args: strings.optional(),
     env: stringMap.optional(),

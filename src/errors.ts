@@ -4,7 +4,7 @@
 export type FarcallErrorCode =
   | 'KvmUnavailable' | 'KvmFailure' | 'NotElf' | 'WrongArch' | 'DynamicallyLinked' | 'CorruptElf'
   | 'TooBig' | 'GuestFault' | 'Timeout' | 'MemoryLimit' | 'OutputLimit' | 'BadState' | 'Protocol'
-  | 'Internal' | 'WrongLayout' | 'InvalidArgument' | 'Closed' | 'RequestFailed' | 'BackendFault' | 'BackendUnavailable' | 'SchemaError'
+  | 'Internal' | 'WrongLayout' | 'AddonUnavailable' | 'InvalidArgument' | 'Closed' | 'RequestFailed' | 'BackendFault' | 'BackendUnavailable' | 'SchemaError'
   | 'Overloaded';
 
 export interface FaultDetails {
@@ -33,6 +33,8 @@ export class FarcallError extends Error {
 }
 
 export class KvmUnavailableError extends FarcallError {}
+/** The native addon does not load (platform, missing build, old glibc); the message says how to fix it. */
+export class AddonUnavailableError extends FarcallError {}
 export class ProgramError extends FarcallError {}          // the program file is unusable
 export class NotElfError extends ProgramError {}
 export class WrongArchError extends ProgramError {}
@@ -55,8 +57,22 @@ export class ConfigError extends InvalidArgumentError {}
 export class OverloadedError extends FarcallError {}
 export class WrongLayoutError extends ProgramError {}
 
-const classes: Record<string, new (c: FarcallErrorCode, m: string, d?: FaultDetails) => FarcallError> = {
+/** An ioctl failed where it should not (the message names it and errno). */
+export class KvmFailureError extends FarcallError {}
+/** API misuse the VMM caught (e.g. attaching a backend after the VM ran). */
+export class BadStateError extends InvalidArgumentError {}
+/** A schema the code generator refuses. */
+export class SchemaError extends FarcallError {}
+
+// One class per code: the Record makes a code without a class a compile error, and
+// test/errors.test.ts checks the codes against the VMM's list (native/vmm/error_codes.h).
+export const errorClasses: Record<FarcallErrorCode, new (c: FarcallErrorCode, m: string, d?: FaultDetails) => FarcallError> = {
   KvmUnavailable: KvmUnavailableError,
+  KvmFailure: KvmFailureError,
+  BadState: BadStateError,
+  Internal: InternalError,
+  AddonUnavailable: AddonUnavailableError,
+  SchemaError: SchemaError,
   NotElf: NotElfError,
   WrongArch: WrongArchError,
   DynamicallyLinked: DynamicProgramError,
@@ -82,7 +98,7 @@ export function fromNative(e: unknown): FarcallError {
   const n = e as { farcallCode?: string; message?: string; details?: FaultDetails; stdout?: Buffer; stderr?: Buffer };
   const code = (n && n.farcallCode) as FarcallErrorCode | undefined;
   if (!code) return new InternalError('Internal', String(n && n.message ? n.message : e));
-  const Cls = classes[code] ?? InternalError;
+  const Cls = errorClasses[code] ?? InternalError;
   const err = new Cls(code, n.message ?? code, n.details ?? {});
   if (n.stdout) err.stdout = n.stdout;
   if (n.stderr) err.stderr = n.stderr;

@@ -1,6 +1,6 @@
 // Public API of farcall.
 export * from './errors';
-export { runProgram, RunOptions, RunResult, RunStats } from './run';
+export { runProgram, RunOptions, RunResult, RunStats, EntryFlavor } from './run';
 export { doctor, DoctorReport, DoctorCheck } from './doctor';
 export { RequestPool, RequestPoolOptions, RequestPoolStats, RequestEvent, ResetEvent, FailureEvent, ResetKind, GateKind } from './pool';
 export { LatencySummary } from './stats';

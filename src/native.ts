@@ -1,6 +1,9 @@
 // The one place that loads the compiled addon, and the typed shape of what it exports.
 // Public classes wrap this; nothing else in src/ touches the binding directly.
+import * as fs from 'fs';
 import * as path from 'path';
+
+import { AddonUnavailableError } from './errors';
 
 export interface NativeStats {
   syscalls: Record<string, number>;
@@ -24,6 +27,7 @@ export interface NativeRunOptions {
   timeoutMs: number;
   memoryMiB: number;
   outputLimit: number;
+  entry?: string;
 }
 
 export interface NativeDoctor {
@@ -31,6 +35,10 @@ export interface NativeDoctor {
   problem: string;
   flavor?: string;
   entryMode?: string;
+  /** FARCALL_ENTRY names no flavor. */
+  entryError?: string;
+  /** Why a kvm_pvm host defaults to trap-page rather than pvm-native. */
+  entryFallback?: string;
   caps?: Record<string, number | boolean>;
 }
 
@@ -57,6 +65,7 @@ export interface NativeMasterOptions {
   env: string[];
   memoryMiB: number;
   initTimeoutMs: number;
+  entry?: string;
 }
 
 /** Opaque handles: External values owned by the addon. */
@@ -70,15 +79,17 @@ export interface NativeBackendStats {
   timeouts: number;
   outputDropped: number;
   durability: 'call' | 'instance';
+  entry: string;
   instances: Array<{ calls: number; faults: number; restores: number; netRefused: number; lastRefused?: string; syscalls: Record<string, number> }>;
 }
 
 export interface NativeBinding {
   createBackend(elf: Buffer, opts: {
-    args: string[]; env: string[]; memoryMiB: number; instances: number; initTimeoutMs: number; callTimeoutMs: number; netAllow: string[]; trusted: boolean; durability: 'call' | 'instance';
+    args: string[]; env: string[]; memoryMiB: number; instances: number; initTimeoutMs: number; callTimeoutMs: number; netAllow: string[]; trusted: boolean; durability: 'call' | 'instance'; entry?: string;
     onEvent: (e: { kind: string; instance: number; entry: string; us: number; message: string }) => void;
   }): Promise<{ handle: NativeHandle; entries: string[]; initUs: number }>;
-  backendCall(backend: NativeHandle, entry: string, input: Buffer, outCap: number, timeoutMs: number): Promise<{ result: number; output: Buffer; us: number }>;
+  /** `fault`: why the call did not return (vector, rip, address; a timeout; an exit), when it did not. */
+  backendCall(backend: NativeHandle, entry: string, input: Buffer, outCap: number, timeoutMs: number): Promise<{ result: number; output: Buffer; us: number; fault?: string }>;
   backendStats(backend: NativeHandle): NativeBackendStats;
   backendWantCalls(backend: NativeHandle, want: boolean): void;
   backendRestart(backend: NativeHandle, timeoutMs: number): Promise<{ us: number }>;
@@ -87,34 +98,55 @@ export interface NativeBinding {
   createMaster(elf: Buffer, opts: NativeMasterOptions): Promise<{ handle: NativeHandle; initUs: number; arenaSize: number }>;
   createFork(master: NativeHandle, opts: { maxPrivateMiB: number }): Promise<{ handle: NativeHandle; createUs: number }>;
   forkRequest(fork: NativeHandle, request: Buffer, timeoutMs: number, maxResponseBytes: number): Promise<NativeRequestResult>;
-  forkStats(fork: NativeHandle): NativeStats & { fastResets: number; fullResets: number; privatePages: number; gate: 'in-guest' | 'exit' | 'none'; instance?: number };
+  forkStats(fork: NativeHandle): NativeStats & { fastResets: number; fullResets: number; privatePages: number; gate: 'in-guest' | 'exit' | 'none'; entry: string; instance?: number };
   closeFork(fork: NativeHandle): void;
   closeMaster(master: NativeHandle): void;
   runProgram(elf: Buffer, opts: NativeRunOptions): Promise<NativeRunResult>;
   doctor(): NativeDoctor;
+  /** Every error code, from native/vmm/error_codes.h (the one list). */
+  errorCodes: string[];
   /** Bench baselines (native/vmm/baseline.h): nanoseconds per round trip, one entry per iteration. */
   baseline(kind: 'exit-out' | 'trap-mmio' | 'trap-fetch' | 'syscall' | 'vm-create', iterations: number): Promise<Float64Array>;
 }
 
 let binding: NativeBinding | undefined;
 
-/** Root of the package (where build/ and dist/ live), from src/ or dist/src/. */
+/** Root of the package (where package.json, build/ and dist/ live), from src/ or dist/src/. */
 export function packageRoot(): string {
   let dir = __dirname;
   for (let i = 0; i < 4; i++) {
-    if (require('fs').existsSync(path.join(dir, 'package.json'))) return dir;
+    if (fs.existsSync(path.join(dir, 'package.json'))) return dir;
     dir = path.dirname(dir);
   }
   throw new Error('farcall: cannot find the package root from ' + __dirname);
 }
 
+/** The prebuilt addon the package ships (node-gyp-build's layout; Node-API, so one file serves every Node >= 20). */
+export const PREBUILD = path.join('prebuilds', 'linux-x64', 'node.napi.glibc.node');
+
+/** The oldest glibc the prebuilt addon runs on (scripts/setup.js --pack checks it when it makes the file). */
+export const GLIBC_MIN = '2.34';
+
+/** The fix for an addon that does not load, for where farcall is: a clone (build it) or an installed package. */
+function addonFix(root: string): string {
+  const where = `${process.platform}-${process.arch}`;
+  if (where !== 'linux-x64') return `farcall runs only on x86-64 Linux with KVM; this is ${where}`;
+  if (fs.existsSync(path.join(root, 'native', 'CMakeLists.txt'))) return `build it: cd ${root} && npm run build`;
+  if (fs.existsSync(path.join(root, PREBUILD)))
+    return `the prebuilt ${PREBUILD} needs glibc >= ${GLIBC_MIN} and libstdc++ of GCC 12 or newer (Debian 12, Ubuntu 22.04 and later)`;
+  return `reinstall farcall (npm install farcall): the package lacks its prebuilt ${PREBUILD}`;
+}
+
 export function native(): NativeBinding {
   if (!binding) {
-    const file = path.join(packageRoot(), 'build', 'Release', 'farcall.node');
+    const root = packageRoot();
     try {
-      binding = require(file) as NativeBinding;
+      // node-gyp-build: build/Release (a clone) first, then prebuilds/<platform>-<arch>/ (the package).
+      binding = require('node-gyp-build')(root) as NativeBinding;
     } catch (e) {
-      throw new Error(`farcall: cannot load the native addon ${file} (run "npm run build"): ${(e as Error).message}`);
+      const cause = (e as Error).message.split('\n')[0];
+      const fix = addonFix(root);
+      throw new AddonUnavailableError('AddonUnavailable', `the native addon does not load (${cause}): ${fix}`, { cause, fix, root });
     }
   }
   return binding;

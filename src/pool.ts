@@ -6,7 +6,8 @@ import { EventEmitter } from 'eventemitter3';
 import { ClosedError, FarcallError, fromNative, InvalidArgumentError, OverloadedError } from './errors';
 import { Backend } from './backend';
 import { native, NativeRequestResult } from './native';
-import { checkMemoryMiB, checkTimeoutMs, envList, loadProgram } from './run';
+import { checkOptions, OptionKind } from './options';
+import { checkEntry, checkMemoryMiB, checkTimeoutMs, EntryFlavor, envList, labelled, loadProgram, programLabel } from './run';
 import { LatencySummary, LatencyWindow } from './stats';
 
 export interface RequestPoolOptions {
@@ -27,10 +28,18 @@ export interface RequestPoolOptions {
    * usual). Default and upper bound: the largest Buffer Node.js can make.
    */
   maxResponseBytes?: number;
+  /**
+   * How guest events reach the VMM: 'trap-page', 'out-stub' (hardware KVM) or 'pvm-native'
+   * (kvm_pvm). Default: FARCALL_ENTRY when set, else the host's best (pvm-native on kvm_pvm when
+   * its start-up self-check passes, trap-page otherwise; out-stub on hardware KVM). docs/entry.md.
+   */
+  entry?: EntryFlavor;
   args?: string[];
   env?: Record<string, string> | string[];
   /** Backends the program may call, by the name it looks them up with ("name.entry"). */
   backends?: Record<string, Backend>;
+  /** Who this pool is, for error messages (e.g. "pool web (config pools.web)"). Default "request pool". */
+  context?: string;
 }
 
 function checkMaxResponse(v: number | undefined): number {
@@ -40,6 +49,12 @@ function checkMaxResponse(v: number | undefined): number {
     throw new InvalidArgumentError('InvalidArgument', `maxResponseBytes must be a whole number from 0 to ${max}, got ${v}`);
   return v;
 }
+
+// `satisfies` makes an option added to the interface but not here a compile error.
+const POOL_OPTIONS = {
+  size: 'number', timeoutMs: 'number', initTimeoutMs: 'number', memoryMiB: 'number', maxDirtyMiB: 'number', maxQueue: 'number',
+  maxResponseBytes: 'number', args: 'strings', env: 'env', backends: 'object', context: 'string', entry: 'string',
+} as const satisfies Record<keyof RequestPoolOptions, OptionKind>;
 
 export type ResetKind = 'fast' | 'full';
 
@@ -75,6 +90,8 @@ export interface RequestPoolStats {
    * call), 'exit' (through the VMM), or 'none' (no backends attached).
    */
   gate: GateKind;
+  /** The entry flavor of the pool's VMs (RequestPoolOptions.entry). */
+  entry: EntryFlavor;
 }
 
 export type GateKind = 'in-guest' | 'exit' | 'none';
@@ -114,30 +131,36 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
 
   /** Loads `program`, runs it to farcall_ready(), and makes `size` forks of it. */
   static async create(program: string | Buffer, options: RequestPoolOptions = {}): Promise<RequestPool> {
+    const who = options?.context ?? 'request pool';
+    checkOptions(options, POOL_OPTIONS, who);
     const size = options.size ?? 2;
     if (!Number.isInteger(size) || size < 1 || size > 256)
-      throw new InvalidArgumentError('InvalidArgument', `size must be a whole number from 1 to 256, got ${size}`);
+      throw new InvalidArgumentError('InvalidArgument', `${who}: size must be a whole number from 1 to 256, got ${size}`);
     const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
     if (!Number.isInteger(maxQueue) || maxQueue < 0)
-      throw new InvalidArgumentError('InvalidArgument', `maxQueue must be a whole number from 0 up, got ${maxQueue}`);
+      throw new InvalidArgumentError('InvalidArgument', `${who}: maxQueue must be a whole number from 0 up, got ${maxQueue}`);
     const maxDirty = options.maxDirtyMiB ?? 16;
-    if (!(maxDirty > 0)) throw new InvalidArgumentError('InvalidArgument', `maxDirtyMiB must be positive, got ${maxDirty}`);
-    const elf = await loadProgram(program);
+    if (!(maxDirty > 0)) throw new InvalidArgumentError('InvalidArgument', `${who}: maxDirtyMiB must be positive, got ${maxDirty}`);
+    for (const [name, b] of Object.entries(options.backends ?? {}))
+      if (!(b instanceof Backend)) throw new InvalidArgumentError('InvalidArgument', `${who}: backends.${name} must be a Backend (from Backend.load)`);
+    const elf = await loadProgram(program, who);
+    const label = programLabel(who, program);
     const n = native();
     let m;
     try {
       m = await n.createMaster(elf, {
         backends: Object.entries(options.backends ?? {}).map(([name, b]) => {
-          if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new InvalidArgumentError('InvalidArgument', `backend name ${JSON.stringify(name)} must be an identifier`);
+          if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new InvalidArgumentError('InvalidArgument', `${who}: backend name ${JSON.stringify(name)} must be an identifier`);
           return { name, handle: b.nativeHandle() };
         }),
         args: [typeof program === 'string' ? program : 'program', ...(options.args ?? [])],
         env: envList(options.env),
         memoryMiB: checkMemoryMiB(options.memoryMiB ?? 64),
         initTimeoutMs: checkTimeoutMs(options.initTimeoutMs ?? 10000, 'initTimeoutMs'),
+        entry: checkEntry(options.entry, who),
       });
     } catch (e) {
-      throw fromNative(e);
+      throw labelled(e, label);
     }
     const pool = new RequestPool(m.handle, m.initUs, {
       timeoutMs: checkTimeoutMs(options.timeoutMs ?? 5000),
@@ -154,7 +177,7 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
       });
     } catch (e) {
       await pool.close();
-      throw fromNative(e);
+      throw labelled(e, label);
     }
     return pool;
   }
@@ -232,6 +255,7 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
   }
 
   stats(): RequestPoolStats {
+    const first = this.forks.length ? native().forkStats(this.forks[0].handle) : undefined;
     return {
       forks: this.forks.length,
       busy: this.inFlight,
@@ -245,7 +269,8 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
       reset: this.resetLatency.summary(),
       masterInitUs: this.masterInitUs,
       forkCreateUs: [...this.forkCreateUs],
-      gate: this.forks.length ? native().forkStats(this.forks[0].handle).gate : 'none',
+      gate: first?.gate ?? 'none',
+      entry: (first?.entry ?? 'trap-page') as EntryFlavor,
     };
   }
 

@@ -1,8 +1,9 @@
 // runProgram: one static program, one fresh VM, run to completion.
 import { promises as fs } from 'fs';
 
-import { fromNative, InvalidArgumentError } from './errors';
+import { FarcallError, fromNative, InvalidArgumentError } from './errors';
 import { native, NativeStats } from './native';
+import { checkOptions, OptionKind } from './options';
 
 export interface RunOptions {
   /** argv[1..]; argv[0] is the program path (or `argv0`). */
@@ -17,6 +18,21 @@ export interface RunOptions {
   memoryMiB?: number;
   /** Bytes kept of each of stdout and stderr; passing it stops the program. Default 1 MiB. */
   outputLimit?: number;
+  /**
+   * How guest events reach the VMM: 'trap-page', 'out-stub' (hardware KVM) or 'pvm-native'
+   * (kvm_pvm). Default: FARCALL_ENTRY when set, else the host's best (pvm-native on kvm_pvm when
+   * its start-up self-check passes, trap-page otherwise; out-stub on hardware KVM). docs/entry.md.
+   */
+  entry?: EntryFlavor;
+}
+
+export type EntryFlavor = 'trap-page' | 'out-stub' | 'pvm-native';
+const ENTRY_FLAVORS: readonly EntryFlavor[] = ['trap-page', 'out-stub', 'pvm-native'];
+
+/** The `entry` option, checked: undefined (the default) or one of the flavors. */
+export function checkEntry(v: unknown, who = 'entry'): EntryFlavor | undefined {
+  if (v === undefined || ENTRY_FLAVORS.includes(v as EntryFlavor)) return v as EntryFlavor | undefined;
+  throw new InvalidArgumentError('InvalidArgument', `${who}: entry must be one of ${ENTRY_FLAVORS.join(', ')}, got ${JSON.stringify(v)}`);
 }
 
 export interface RunStats {
@@ -59,17 +75,37 @@ export function envList(env: RunOptions['env']): string[] {
   return Array.isArray(env) ? env : Object.entries(env).map(([k, v]) => `${k}=${v}`);
 }
 
-export async function loadProgram(program: string | Buffer): Promise<Buffer> {
+/** `who` ("request pool", "pool web (config pools.web)") and the program's path, for messages. */
+export function programLabel(who: string, program: string | Buffer): string {
+  return `${who}: program ${typeof program === 'string' ? program : '(buffer)'}`;
+}
+
+export async function loadProgram(program: string | Buffer, who = 'run'): Promise<Buffer> {
   if (Buffer.isBuffer(program)) return program;
+  if (typeof program !== 'string') throw new InvalidArgumentError('InvalidArgument', `${who}: the program must be a path or a Buffer, got ${typeof program}`);
   try {
     return await fs.readFile(program);
   } catch (e) {
-    throw new InvalidArgumentError('InvalidArgument', `cannot read program ${program}: ${(e as Error).message}`);
+    throw new InvalidArgumentError('InvalidArgument', `${programLabel(who, program)}: cannot read it: ${(e as Error).message}`);
   }
 }
 
+/** The native error as its typed class, its message led by `label` so it names the culprit. */
+export function labelled(e: unknown, label: string): FarcallError {
+  const err = fromNative(e);
+  if (!err.message.startsWith(label)) err.message = `${label}: ${err.message}`;
+  return err;
+}
+
+// `satisfies` makes an option added to RunOptions but not here a compile error.
+const RUN_OPTIONS = {
+  args: 'strings', argv0: 'string', env: 'env', stdin: 'bytes', timeoutMs: 'number', memoryMiB: 'number', outputLimit: 'number',
+  entry: 'string',
+} as const satisfies Record<keyof RunOptions, OptionKind>;
+
 /** Runs a static x86-64 Linux program in a fresh VM and resolves when it exits. */
 export async function runProgram(program: string | Buffer, opts: RunOptions = {}): Promise<RunResult> {
+  checkOptions(opts, RUN_OPTIONS, 'runProgram');
   const elf = await loadProgram(program);
   const argv0 = opts.argv0 ?? (typeof program === 'string' ? program : 'program');
   const stdin = opts.stdin === undefined ? Buffer.alloc(0) : Buffer.from(opts.stdin as Uint8Array);
@@ -81,9 +117,10 @@ export async function runProgram(program: string | Buffer, opts: RunOptions = {}
       timeoutMs: checkTimeoutMs(opts.timeoutMs ?? 10000),
       memoryMiB: checkMemoryMiB(opts.memoryMiB ?? 64),
       outputLimit: opts.outputLimit ?? 1 << 20,
+      entry: checkEntry(opts.entry, 'runProgram'),
     });
     return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, stats: toRunStats(r.stats) };
   } catch (e) {
-    throw fromNative(e);
+    throw labelled(e, programLabel('run', program));
   }
 }

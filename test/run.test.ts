@@ -396,7 +396,7 @@ describeKvm('CLI', () => {
   test('farcall run reports a typed error and exits 1', async () => {
     const r = await run(['run', guest('hello_dynamic')]);
     expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(/DynamicProgramError: dynamically linked/);
+    expect(r.stderr).toMatch(/DynamicProgramError: run: program \S*hello_dynamic: dynamically linked/);
     const t = await run(['run', '--timeout', '200', guest('spin')]);
     expect(t.code).toBe(1);
     expect(t.stderr).toMatch(/TimeoutError/);

@@ -6,35 +6,44 @@
 #   farcall_add_program(kv_backend SOURCES backend.cc BACKEND INCLUDES .../gen/cpp
 #                       DEPENDS kv_stubs ${FARCALL_GEN_STAMP_kv_stubs})
 #
-# It runs `farcall gen` (src/gen, compiled on demand into <build>/farcall-gen with the tsc of
-# farcall's node_modules, so a guest build does not wait for the whole TypeScript build) and
-# touches a stamp, ${FARCALL_GEN_STAMP_<TARGET>}, that programs can depend on. Generated files
-# whose content did not change keep their timestamps. The same file, run as a script
+# It runs `farcall gen` and touches a stamp, ${FARCALL_GEN_STAMP_<TARGET>}, that programs can
+# depend on. Generated files whose content did not change keep their timestamps. The generator
+# is the installed package's compiled one (dist/src/gen/main.js); in a clone of farcall, where
+# src/gen/*.ts is there, it is compiled on demand into <build>/farcall-gen with the clone's tsc,
+# so a guest build does not wait for the whole TypeScript build. The same file, run as a script
 # (cmake -P FarcallGen.cmake), is the build step itself.
 if(CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
-  # ---- script mode: compile the generator if needed, then run it -----------------------
+  # ---- script mode: find (or compile) the generator, then run it ---------------------------
   find_program(NODE node REQUIRED)
-  set(tool ${FARCALL_GEN_BUILD}/farcall-gen)
-  file(GLOB sources ${FARCALL_GEN_ROOT}/src/gen/*.ts)
-  set(stale FALSE)
-  if(NOT EXISTS ${tool}/main.js)
-    set(stale TRUE)
-  else()
-    foreach(s ${sources})
-      if(${s} IS_NEWER_THAN ${tool}/main.js)
-        set(stale TRUE)
+  if(EXISTS ${FARCALL_GEN_ROOT}/src/gen/main.ts)
+    set(tool ${FARCALL_GEN_BUILD}/farcall-gen)
+    file(GLOB sources ${FARCALL_GEN_ROOT}/src/gen/*.ts)
+    set(stale FALSE)
+    if(NOT EXISTS ${tool}/main.js)
+      set(stale TRUE)
+    else()
+      foreach(s ${sources})
+        if(${s} IS_NEWER_THAN ${tool}/main.js)
+          set(stale TRUE)
+        endif()
+      endforeach()
+    endif()
+    if(stale)
+      execute_process(
+        COMMAND ${NODE} ${FARCALL_GEN_ROOT}/node_modules/typescript/bin/tsc
+          --outDir ${tool} --rootDir ${FARCALL_GEN_ROOT}/src/gen --module commonjs --target ES2022
+          --moduleResolution node --strict --esModuleInterop --skipLibCheck --types node
+          ${FARCALL_GEN_ROOT}/src/gen/main.ts
+        RESULT_VARIABLE rc)
+      if(NOT rc EQUAL 0)
+        message(FATAL_ERROR "farcall_generate: compiling the generator (src/gen) failed; run `npm ci` in ${FARCALL_GEN_ROOT}")
       endif()
-    endforeach()
-  endif()
-  if(stale)
-    execute_process(
-      COMMAND ${NODE} ${FARCALL_GEN_ROOT}/node_modules/typescript/bin/tsc
-        --outDir ${tool} --rootDir ${FARCALL_GEN_ROOT}/src/gen --module commonjs --target ES2022
-        --moduleResolution node --strict --esModuleInterop --skipLibCheck --types node
-        ${FARCALL_GEN_ROOT}/src/gen/main.ts
-      RESULT_VARIABLE rc)
-    if(NOT rc EQUAL 0)
-      message(FATAL_ERROR "farcall_generate: compiling the generator (src/gen) failed; run `npm install` in ${FARCALL_GEN_ROOT}")
+    endif()
+    set(main ${tool}/main.js)
+  else()
+    set(main ${FARCALL_GEN_ROOT}/dist/src/gen/main.js)
+    if(NOT EXISTS ${main})
+      message(FATAL_ERROR "farcall_generate: ${main} is missing: reinstall farcall (npm install farcall)")
     endif()
   endif()
   string(REPLACE "|" ";" schemas "${FARCALL_GEN_SCHEMAS}")
@@ -44,7 +53,7 @@ if(CMAKE_SCRIPT_MODE_FILE STREQUAL CMAKE_CURRENT_LIST_FILE)
     set(incs -I ${inc_list})
   endif()
   execute_process(
-    COMMAND ${NODE} ${tool}/main.js gen ${schemas} --out ${FARCALL_GEN_OUT} --lang ${FARCALL_GEN_LANGS} --quiet ${incs}
+    COMMAND ${NODE} ${main} gen ${schemas} --out ${FARCALL_GEN_OUT} --lang ${FARCALL_GEN_LANGS} --quiet ${incs}
     RESULT_VARIABLE rc)
   if(NOT rc EQUAL 0)
     message(FATAL_ERROR "farcall_generate: farcall gen failed (see above)")
@@ -72,7 +81,7 @@ function(farcall_generate)
   endforeach()
   string(REPLACE ";" "|" schemas_arg "${schemas}")
   string(REPLACE ";" "|" includes_arg "${A_INCLUDES}")
-  file(GLOB gen_sources ${FARCALL_GEN_ROOT}/src/gen/*.ts ${FARCALL_GEN_ROOT}/src/gen/runtime/*)
+  file(GLOB gen_sources ${FARCALL_GEN_ROOT}/src/gen/*.ts ${FARCALL_GEN_ROOT}/dist/src/gen/*.js ${FARCALL_GEN_ROOT}/src/gen/runtime/*)
   set(stamp ${CMAKE_CURRENT_BINARY_DIR}/${A_TARGET}.stamp)
   add_custom_command(
     OUTPUT ${stamp}

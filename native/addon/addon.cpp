@@ -5,6 +5,7 @@
 
 #include <memory>
 
+#include "../vmm/entry.h"
 #include "../vmm/error.h"
 #include "../vmm/kvm.h"
 #include "../vmm/process.h"
@@ -25,7 +26,7 @@ static ProcessConfig process_config(const Napi::Object &o) {
   cfg.stdin_data.assign(in.begin(), in.end());
   cfg.memory_bytes = opt_u64(o, "memoryMiB", 64) << 20;
   cfg.output_limit = opt_u64(o, "outputLimit", 1 << 20);
-  cfg.mode = Kvm::get().default_entry_mode();
+  cfg.mode = entry__resolve(opt_string(o, "entry"));
   return cfg;
 }
 
@@ -100,7 +101,13 @@ static Napi::Value Doctor(const Napi::CallbackInfo &info) {
   if (problem.empty()) {
     Kvm &k = Kvm::get();
     r.Set("flavor", kvm_flavor__name(k.flavor()));
-    r.Set("entryMode", entry_mode__name(k.default_entry_mode()));
+    try {
+      r.Set("entryMode", entry_mode__name(entry__resolve()));
+    } catch (const VmmError &e) {  // FARCALL_ENTRY names no flavor
+      r.Set("entryError", e.what());
+    }
+    std::string why = entry__fallback_reason();
+    if (!why.empty()) r.Set("entryFallback", why);
     Napi::Object c = Napi::Object::New(env);
     c.Set("apiVersion", k.caps().api_version);
     c.Set("syncRegs", k.caps().sync_regs);
@@ -118,6 +125,11 @@ static Napi::Value Doctor(const Napi::CallbackInfo &info) {
 static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("runProgram", Napi::Function::New(env, RunProgram));
   exports.Set("doctor", Napi::Function::New(env, Doctor));
+  size_t n = 0;
+  const char *const *names = error_code__all(&n);
+  Napi::Array codes = Napi::Array::New(env, n);
+  for (size_t i = 0; i < n; i++) codes.Set(uint32_t(i), names[i]);
+  exports.Set("errorCodes", codes);
   init_request(env, exports);
   init_bench(env, exports);
   init_backend(env, exports);

@@ -6,6 +6,7 @@
 #include <memory>
 
 #include "../vmm/backend.h"
+#include "../vmm/entry.h"
 #include "../vmm/layout.h"
 #include "convert.h"
 #include "worker.h"
@@ -65,7 +66,7 @@ Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
   Napi::Value on_event = o.Get("onEvent");
   auto h = std::make_shared<BackendHandle>();
   try {
-    cfg.mode = Kvm::get().default_entry_mode();
+    cfg.mode = entry__resolve(opt_string(o, "entry"));
   } catch (const VmmError &e) {
     deferred->Reject(Failure::from(e).to_error(env).Value());
     return deferred->Promise();
@@ -149,8 +150,12 @@ Napi::Value BackendCall(const Napi::CallbackInfo &info) {
     return deferred->Promise();
   }
   if (e < 0 || input->size() > kHostMax || out_cap > kHostMax) {
+    std::string names;
+    for (auto &ep : h->backend->entries()) names += (names.empty() ? "" : ", ") + ep.name;
     Failure f{"InvalidArgument",
-              e < 0 ? "backend has no entry point '" + entry + "'" : "host call buffers are limited to 3 MiB", {}, {}};
+              e < 0 ? "backend has no entry point '" + entry + "' (entries: " + (names.empty() ? "none" : names) + ")"
+                    : "host call buffers are limited to 3 MiB",
+              {}, {}};
     deferred->Reject(f.to_error(env).Value());
     return deferred->Promise();
   }
@@ -169,6 +174,7 @@ Napi::Value BackendCall(const Napi::CallbackInfo &info) {
     }
     double us = double(Vcpu::now_ns() - t0) / 1000.0;
     int64_t result = int64_t(hc.vm().vcpu().regs().rax);
+    std::string fault = hc.last_fault();  // why the call did not return, if it did not
     auto out = std::make_shared<std::string>();
     if (f.code.empty() && st.kind == Stop::Farcall && st.nr == kHostCallDone) {
       if (result >= 0 && uint64_t(result) <= out_cap) {
@@ -193,6 +199,7 @@ Napi::Value BackendCall(const Napi::CallbackInfo &info) {
       r.Set("result", double(result));
       r.Set("output", to_buffer(env, *out));
       r.Set("us", us);
+      if (!fault.empty()) r.Set("fault", fault);
       deferred->Resolve(r);
     };
   }, info[0].As<Napi::Object>());
@@ -211,6 +218,7 @@ Napi::Value BackendStats(const Napi::CallbackInfo &info) {
   r.Set("timeouts", double(b.timeouts));
   r.Set("outputDropped", double(b.output_dropped));
   r.Set("durability", b.durability() == Durability::Call ? "call" : "instance");
+  r.Set("entry", entry_mode__name(h->host_caller->vm().mode()));
   Napi::Array insts = Napi::Array::New(env);
   for (size_t i = 0; i < b.instance_count(); i++) {
     Instance &in = b.instance(i);

@@ -106,6 +106,11 @@ uint64_t opt_u64(const Napi::Object &o, const char *k, uint64_t def) {
   return v.IsNumber() ? uint64_t(v.As<Napi::Number>().DoubleValue()) : def;
 }
 
+std::string opt_string(const Napi::Object &o, const char *k) {
+  Napi::Value v = o.Get(k);
+  return v.IsString() ? v.As<Napi::String>().Utf8Value() : std::string();
+}
+
 Napi::Object stats_object(Napi::Env env, const ProcessStats &ps, const ExitStats &es) {
   Napi::Object s = Napi::Object::New(env);
   Napi::Object sc = Napi::Object::New(env), un = Napi::Object::New(env), ex = Napi::Object::New(env);

@@ -27,6 +27,8 @@ std::vector<std::string> to_strings(const Napi::Value &v);
 Napi::Object stats_object(Napi::Env env, const ProcessStats &ps, const ExitStats &es);
 Napi::Buffer<uint8_t> to_buffer(Napi::Env env, const std::string &s);
 uint64_t opt_u64(const Napi::Object &o, const char *k, uint64_t def);
+// A string option, or "" when absent.
+std::string opt_string(const Napi::Object &o, const char *k);
 
 // Handles given to JavaScript are External<shared_ptr<T>>: wrap one, get one back (a TypeError
 // for anything else, an Error once closed), or close one.

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "../vmm/backend.h"
+#include "../vmm/entry.h"
 #include "../vmm/fork.h"
 #include "convert.h"
 #include "worker.h"
@@ -63,7 +64,7 @@ Napi::Value CreateMaster(const Napi::CallbackInfo &info) {
     }
   }
   try {
-    cfg.mode = Kvm::get().default_entry_mode();
+    cfg.mode = entry__resolve(opt_string(o, "entry"));
   } catch (const VmmError &e) {
     deferred->Reject(Failure::from(e).to_error(env).Value());
     return deferred->Promise();
@@ -188,6 +189,7 @@ Napi::Value ForkStats(const Napi::CallbackInfo &info) {
   r.Set("privatePages", double(h->fork->private_pages()));
   // Which far-call gate this fork's calls take, and (in-guest gate) the instance it calls.
   Vm &vm = h->fork->process().vm();
+  r.Set("entry", entry_mode__name(vm.mode()));
   r.Set("gate", vm.pvm_gate() ? "in-guest" : h->fork->process().attached_count() ? "exit" : "none");
   if (vm.pvm_gate()) r.Set("instance", vm.pvm_pair());  // backend b's instance: this % its count
   return r;

@@ -6,6 +6,7 @@
 #include <cstring>
 #include <memory>
 
+#include "entry.h"
 #include "error.h"
 #include "kvm.h"
 #include "layout.h"
@@ -33,7 +34,7 @@ const std::vector<std::string> kKinds = {"exit-out", "trap-mmio", "trap-fetch", 
 std::unique_ptr<Vm> make_vm() {
   VmConfig cfg;
   cfg.ram_bytes = kRam;
-  cfg.mode = Kvm::get().default_entry_mode();
+  cfg.mode = entry__resolve();
   return std::make_unique<Vm>(cfg);
 }
 

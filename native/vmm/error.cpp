@@ -5,25 +5,22 @@
 
 namespace farcall {
 
+namespace {
+const char *const kNames[] = {
+#define FARCALL_ERROR(id, name, what) name,
+#include "error_codes.h"
+#undef FARCALL_ERROR
+};
+}  // namespace
+
 const char *error_code__name(ErrorCode c) {
-  switch (c) {
-    case ErrorCode::KvmUnavailable: return "KvmUnavailable";
-    case ErrorCode::KvmFailure: return "KvmFailure";
-    case ErrorCode::NotElf: return "NotElf";
-    case ErrorCode::WrongArch: return "WrongArch";
-    case ErrorCode::Dynamic: return "DynamicallyLinked";
-    case ErrorCode::CorruptElf: return "CorruptElf";
-    case ErrorCode::TooBig: return "TooBig";
-    case ErrorCode::WrongLayout: return "WrongLayout";
-    case ErrorCode::GuestFault: return "GuestFault";
-    case ErrorCode::Timeout: return "Timeout";
-    case ErrorCode::MemoryLimit: return "MemoryLimit";
-    case ErrorCode::OutputLimit: return "OutputLimit";
-    case ErrorCode::BadState: return "BadState";
-    case ErrorCode::Protocol: return "Protocol";
-    case ErrorCode::Internal: return "Internal";
-  }
-  return "Internal";
+  size_t i = size_t(c);
+  return i < sizeof kNames / sizeof kNames[0] ? kNames[i] : "Internal";
+}
+
+const char *const *error_code__all(size_t *count) {
+  *count = sizeof kNames / sizeof kNames[0];
+  return kNames;
 }
 
 void error__sys(const char *what) {

@@ -2,29 +2,20 @@
 // typed JavaScript errors without parsing messages.
 #pragma once
 #include <stdexcept>
+#include <cstddef>
 #include <string>
 
 namespace farcall {
 
 enum class ErrorCode {
-  KvmUnavailable,   // /dev/kvm missing, not permitted, or too old
-  KvmFailure,       // an ioctl failed where it should not
-  NotElf,
-  WrongArch,
-  Dynamic,          // dynamically linked program
-  CorruptElf,       // truncated, inconsistent headers
-  TooBig,           // program does not fit the memory limit
-  WrongLayout,      // linked for the other region (request vs backend)
-  GuestFault,       // CPU exception inside the guest
-  Timeout,
-  MemoryLimit,      // the guest ran out of its memory (fatal, not a mere ENOMEM)
-  OutputLimit,
-  BadState,         // API misuse (e.g. request before the master is ready)
-  Protocol,         // a guest broke the farcall protocol (bad arena, bad length)
-  Internal,
+#define FARCALL_ERROR(id, name, what) id,
+#include "error_codes.h"
+#undef FARCALL_ERROR
 };
 
 const char *error_code__name(ErrorCode c);
+// Every code's name, in the order of error_codes.h.
+const char *const *error_code__all(size_t *count);
 
 class VmmError : public std::runtime_error {
  public:

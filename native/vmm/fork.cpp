@@ -21,9 +21,14 @@ Master::Master(const std::vector<uint8_t> &elf, const ProcessConfig &cfg, uint64
     throw VmmError(ErrorCode::Protocol, "this is a backend program (it called farcall_serve()): load it as a Backend");
   if (st.kind != Stop::Farcall || st.nr != kSysReady) {
     std::string out = proc_->err().empty() ? "" : ": " + proc_->err().substr(0, 500);
+    if (!proc_->lookup_miss().empty()) out += "; " + proc_->lookup_miss();
     throw VmmError(st.kind == Stop::Timeout ? ErrorCode::Timeout : ErrorCode::Protocol,
                    "request program " + stop__describe(st) + " before calling farcall_ready()" + out);
   }
+  // A program that names a backend its pool does not attach is misconfigured: say so now, rather
+  // than let every request fail with the program's own "not found".
+  if (!proc_->unattached_lookup().empty())
+    throw VmmError(ErrorCode::Protocol, "request program's " + proc_->unattached_lookup() + ": give the pool that backend");
   kvm_regs &r = proc_->vm().vcpu().regs();
   arena_ = r.rdi;
   arena_size_ = r.rsi;

@@ -77,6 +77,30 @@ void Process::attach_finish() {
                                            a.backend->durability() == Durability::Call));
 }
 
+// Why farcall_lookup(name) found nothing: the backend is not attached, or has no such entry.
+template <class List>
+static std::string lookup__miss(const List &attached, const std::string &name, const std::string &want_backend,
+                                const std::string &want_entry) {
+  auto join = [](const std::vector<std::string> &v) {
+    std::string s;
+    for (auto &x : v) s += (s.empty() ? "" : ", ") + x;
+    return s.empty() ? std::string("none") : s;
+  };
+  std::vector<std::string> names;
+  for (auto &a : attached) {
+    if (a.name == want_backend) {
+      std::vector<std::string> entries;
+      for (auto &e : a.backend->entries()) entries.push_back(e.name);
+      return "farcall_lookup(\"" + name + "\") found nothing: backend " + want_backend + " has no entry " + want_entry +
+             " (entries: " + join(entries) + ")";
+    }
+    names.push_back(a.name);
+  }
+  std::string head = "farcall_lookup(\"" + name + "\") found nothing: ";
+  if (want_backend.empty()) return head + "no attached backend has that entry (attached: " + join(names) + ")";
+  return head + "no backend named " + want_backend + " is attached (attached: " + join(names) + ")";
+}
+
 uint64_t Process::lookup(uint64_t name_ptr, uint64_t len) {
   if (len == 0 || len > 256) return uint64_t(-22);  // EINVAL
   std::string name(len, '\0');
@@ -96,6 +120,12 @@ uint64_t Process::lookup(uint64_t name_ptr, uint64_t len) {
     found = kGateVa + b * kGateStride + uint64_t(e) * 16;
   }
   if (matches > 1) return uint64_t(-76);  // ENOTUNIQ: name it as backend.entry
+  if (!matches) {
+    lookup_miss_ = lookup__miss(attached_, name, want_backend, want_entry);
+    bool listed = false;
+    for (auto &a : attached_) listed |= a.name == want_backend;
+    if (!want_backend.empty() && !listed && unattached_lookup_.empty()) unattached_lookup_ = lookup_miss_;
+  }
   return matches ? found : uint64_t(-2);  // ENOENT
 }
 
@@ -221,6 +251,7 @@ void Process::gate_leave(int64_t result, bool restore, const std::string &why) {
   call_.active = false;
   inst->line->calls++;
   if (restore) {
+    last_fault_ = why;
     be.fault(*inst, entry, ns, why);
   } else if (be.want_call_events) {
     be.emit(BackendEvent{BackendEvent::Call, inst->index, entry, ns, ""});
@@ -280,6 +311,7 @@ Stop Process::host_call(size_t index, int entry, const uint64_t args[4], uint64_
   Stop st;
   Attached &at = attached_.at(index);
   Backend &be = *at.backend;
+  last_fault_.clear();
   if (!be.available()) {
     st.kind = Stop::Fault;
     st.event.detail = "backend is restarting";
@@ -469,6 +501,7 @@ void Process::pvm_gate_abort(int64_t result, const std::string &why) {
   s.gs.base = c.kernel_gs;
   cpu.sregs_dirty();
   pvm::clear_call(vm.pvm_scratch());
+  last_fault_ = why;
   gate__count_fault(be, inst, c, vm.kmem(), why);
   be.finish(inst, vm_.get(), false, why);
 }

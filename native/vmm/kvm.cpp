@@ -48,8 +48,9 @@ std::string Kvm::probe_problem() {
   if (fd < 0) {
     int e = errno;
     if (e == EACCES || e == EPERM)
-      return "/dev/kvm is not accessible to this user: add the user to the 'kvm' group "
-             "(sudo usermod -aG kvm $USER, then log in again) or run as root";
+      // Which group to join depends on the host (it may have none): farcall doctor works it out.
+      return "/dev/kvm is not accessible to this user: `npx farcall doctor` tells which group may open it "
+             "(or how to make one), or run as root";
     return std::string("cannot open /dev/kvm: ") + std::strerror(e);
   }
   int v = ioctl(fd, KVM_GET_API_VERSION, 0);
@@ -109,14 +110,5 @@ Kvm::Kvm() {
   if (!(xcr0_ & 1)) xcr0_ = 3;
 }
 
-EntryMode Kvm::default_entry_mode() const {
-  if (const char *m = std::getenv("FARCALL_ENTRY")) {
-    if (!std::strcmp(m, "out-stub")) return EntryMode::OutStub;
-    if (!std::strcmp(m, "trap-page")) return EntryMode::TrapPage;
-    // Refused at VM creation (Vm::Vm) when the host is not kvm_pvm, with the reason.
-    if (!std::strcmp(m, "pvm-native")) return EntryMode::PvmNative;
-  }
-  return flavor_ == KvmFlavor::Pvm ? EntryMode::TrapPage : EntryMode::OutStub;
-}
 
 }  // namespace farcall

@@ -43,7 +43,6 @@ class Kvm {
   int fd() const { return fd_; }
   const KvmCaps &caps() const { return caps_; }
   KvmFlavor flavor() const { return flavor_; }
-  EntryMode default_entry_mode() const;
   int vcpu_mmap_size() const { return mmap_size_; }
   // Supported CPUID, adjusted for farcall guests (see kvm.cpp).
   const std::vector<kvm_cpuid_entry2> &cpuid() const { return cpuid_; }

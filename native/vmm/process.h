@@ -81,6 +81,14 @@ class Process {
   // the Stop (Farcall/kHostCallDone with the result in RAX, or a failure).
   Stop host_call(size_t index, int entry, const uint64_t args[4], uint64_t deadline_ns);
   bool in_call() const { return call_.active; }
+  // Why the last far call did not return (a fault with its vector, rip and address, a timeout,
+  // an exit), for the host call's error; empty after a call that returned.
+  const std::string &last_fault() const { return last_fault_; }
+  // The last farcall_lookup() that found nothing, in words ("kv.get: no backend named kv is
+  // attached (attached: none)"), so a request program that gives up can be explained.
+  const std::string &lookup_miss() const { return lookup_miss_; }
+  // The first farcall_lookup("name.entry") whose backend is not attached at all, in words.
+  const std::string &unattached_lookup() const { return unattached_lookup_; }
   size_t attached_count() const { return attached_.size(); }
   // Gives up a far call the caller will not finish (it is being reset or destroyed).
   void abandon_call(const char *why) { gate_abandon(why); }
@@ -183,6 +191,7 @@ class Process {
     uint64_t saved[6] = {};  // the caller's RBX, RBP, R12-R15: put back if the call does not return
   };
   std::vector<Attached> attached_;
+  std::string last_fault_, lookup_miss_, unattached_lookup_;
   Call call_;
   uint64_t req_deadline_ = 0;
 

@@ -14,7 +14,7 @@ export function emitTs(model: Model): string {
 //   const backend = await Backend.load('build/guests/my_backend');
 //   const client = await ${services[0]?.short ?? 'X'}Client.connect(backend);   // checks the schema identity
 //   const reply = await client.method(new RequestT(...));       // object API in, object API out
-import * as flatbuffers from 'flatbuffers';
+import * as flatbuffers from 'farcall/flatbuffers';
 
 import { CallTarget, callMethod, checkIdentity, encode, ServiceInfo, StubOptions } from './farcall_rpc';
 `;

@@ -88,6 +88,14 @@ export function patchFlatcTs(text: string): string {
     text.includes(`${name}(index: number):string\n`) ? `createScalarList<string>((i: number) => this.${name}(i), ` : all);
 }
 
+/**
+ * Generated TypeScript takes the flatbuffers runtime from farcall ('farcall/flatbuffers'), so the
+ * project that compiles it resolves it through its farcall dependency and declares nothing more.
+ */
+export function useFarcallFlatbuffers(text: string): string {
+  return text.replace(/from 'flatbuffers';/g, "from 'farcall/flatbuffers';");
+}
+
 /** flatc into a temporary folder, then into `dir` only the files that changed. */
 function flatcInto(dir: string, args: string[], schema: string, files: string[]): void {
   const tmp = fs.mkdtempSync(path.join(require('os').tmpdir(), 'farcall-flatc-'));
@@ -99,7 +107,7 @@ function flatcInto(dir: string, args: string[], schema: string, files: string[])
         if (e.isDirectory()) walk(p);
         else {
           const text = fs.readFileSync(p, 'utf8');
-          put(path.join(dir, path.relative(tmp, p)), p.endsWith('.ts') ? patchFlatcTs(text) : text, files);
+          put(path.join(dir, path.relative(tmp, p)), p.endsWith('.ts') ? patchFlatcTs(useFarcallFlatbuffers(text)) : text, files);
         }
       }
     };

@@ -167,7 +167,7 @@ describeKvm('HTTP front: authentication, exposure, limits', () => {
 
 describeKvm('HTTP front: where it may listen', () => {
   test('listening beyond loopback without a token is refused; with a token it starts', async () => {
-    const broker = await Broker.start({ backends: {}, pools: { p: { program: guest('caller'), size: 1, memoryMiB: 16 } } });
+    const broker = await Broker.start({ backends: {}, pools: { p: { program: guest('req_counter'), size: 1, memoryMiB: 16 } } });
     try {
       for (const host of ['0.0.0.0', '::', '192.0.2.1']) {
         await expect(serveHttp(broker, { host })).rejects.toThrow(InvalidArgumentError);

@@ -6,6 +6,7 @@
 #include <iterator>
 #include <string>
 
+#include "../entry.h"
 #include "../error.h"
 #include "../process.h"
 
@@ -26,7 +27,7 @@ int main(int argc, char **argv) {
   std::ifstream f(argv[i], std::ios::binary);
   std::vector<uint8_t> elf((std::istreambuf_iterator<char>(f)), {});
   for (int j = i; j < argc; j++) cfg.args.push_back(argv[j]);
-  cfg.mode = Kvm::get().default_entry_mode();
+  cfg.mode = entry__resolve();
   try {
     Process p(elf, cfg);
     uint64_t t0 = Vcpu::now_ns();

@@ -1,7 +1,7 @@
 // farcall RPC runtime for TypeScript: what generated host stubs share. Copied verbatim into
-// each generated ts/ folder by farcall-gen (it depends only on npm 'flatbuffers' and flatc's
+// each generated ts/ folder by farcall-gen (it depends only on 'farcall/flatbuffers' and flatc's
 // code for idl/farcall.fbs); do not edit the copy.
-import * as flatbuffers from 'flatbuffers';
+import * as flatbuffers from 'farcall/flatbuffers';
 
 import { Error as ErrorTable, ServiceIdentity, Status } from './farcall_generated';
 

@@ -7,7 +7,7 @@
 //   const backend = await Backend.load('build/guests/my_backend');
 //   const client = await KeyValueClient.connect(backend);   // checks the schema identity
 //   const reply = await client.method(new RequestT(...));       // object API in, object API out
-import * as flatbuffers from 'flatbuffers';
+import * as flatbuffers from 'farcall/flatbuffers';
 
 import { CallTarget, callMethod, checkIdentity, encode, ServiceInfo, StubOptions } from './farcall_rpc';
 import { DeleteRequestT, DeleteResponse, DeleteResponseT, GetRequestT, GetResponse, GetResponseT, PutRequestT, PutResponse, PutResponseT, ScanRequestT, ScanResponse, ScanResponseT } from './kv_v2_generated';

@@ -7,7 +7,7 @@
 //   const backend = await Backend.load('build/guests/my_backend');
 //   const client = await ScalarsClient.connect(backend);   // checks the schema identity
 //   const reply = await client.method(new RequestT(...));       // object API in, object API out
-import * as flatbuffers from 'flatbuffers';
+import * as flatbuffers from 'farcall/flatbuffers';
 
 import { CallTarget, callMethod, checkIdentity, encode, ServiceInfo, StubOptions } from './farcall_rpc';
 import { Ack, AckT, SampleT } from './scalars_generated';
