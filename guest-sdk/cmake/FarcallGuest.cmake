@@ -72,7 +72,7 @@ function(farcall_add_program name)
     OUTPUT ${out}
     COMMAND ${CMAKE_COMMAND} -E make_directory ${A_OUTPUT_DIR}
     COMMAND ${cc} -O2 -g -Wall ${link} ${incs} ${A_FLAGS} ${srcs} ${sdk} -o ${out}
-    DEPENDS ${srcs} ${FARCALL_GUEST_SDK_DIR}/src/farcall.c ${FARCALL_GUEST_SDK_DIR}/include/farcall.h ${A_DEPENDS}
+    DEPENDS ${srcs} ${FARCALL_GUEST_SDK_DIR}/src/farcall.c ${FARCALL_GUEST_SDK_DIR}/include/farcall.h ${FARCALL_GUEST_SDK_DIR}/include/farcall_abi.h ${A_DEPENDS}
     COMMENT "guest program ${name} (${A_LIBC}${cxx})"
     VERBATIM)
   add_custom_target(${name} ALL DEPENDS ${out})

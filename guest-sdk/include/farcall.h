@@ -30,19 +30,9 @@
 extern "C" {
 #endif
 
-/* System-call numbers of the farcall ABI (the VMM answers them; Linux does not have them). */
-#define FARCALL_SYS_READY 0x4600
-#define FARCALL_SYS_RESPOND 0x4601
-#define FARCALL_SYS_FAIL 0x4602
-#define FARCALL_SYS_LOOKUP 0x4603
-#define FARCALL_SYS_SERVE 0x4604
-
-/* Values a far call returns instead of the entry's result when the backend could not finish
- * it. The backend instance is restored to its state after farcall_serve() in each case. */
-#define FARCALL_E_BACKEND_FAULT (-1001)   /* the entry crashed (CPU exception) */
-#define FARCALL_E_BACKEND_TIMEOUT (-1002) /* the entry ran past the backend's call timeout */
-#define FARCALL_E_BACKEND_BUSY (-1003)    /* no instance became free in time */
-#define FARCALL_E_BACKEND_EXIT (-1004)    /* the entry called exit() or abort() */
+/* System-call numbers, FARCALL_E_* values a far call returns when the backend could not finish
+ * it, and the layouts the VMM writes: farcall_abi.h, the one definition the VMM shares. */
+#include "farcall_abi.h"
 
 /* Default size of the request arena (the guest buffer requests are written into). */
 #ifndef FARCALL_ARENA_SIZE

@@ -1,12 +1,12 @@
 /* farcall guest SDK runtime: a few system calls, no state the VMM does not know about. */
 #include "farcall.h"
 
+#include <stddef.h>
 #include <string.h>
 #include <sys/auxv.h>
 
 /* Where the VMM takes farcall's own calls by a plain `call` (auxv entry 0x4643), or 0 where
  * only `syscall` reaches it. Read once, in the master, so forks inherit it. */
-#define FARCALL_AT_TRAP 0x4643
 static long farcall_trap = -1;
 
 /* The request arena: the VMM writes each request here before the fork runs. */
@@ -98,11 +98,17 @@ static int farcall_entry_count;
 static unsigned char farcall_call_stack[FARCALL_CALL_STACK_SIZE] __attribute__((aligned(64)));
 
 /* Written by the VMM at the start of every call. */
-static volatile struct {
+struct farcall_call_info {
   uint64_t caller_lo, caller_hi;
   uint64_t instance;
   uint64_t calls;
-} farcall_call_info;
+};
+_Static_assert(offsetof(struct farcall_call_info, caller_hi) == FARCALL_CALL_INFO_CALLER_HI &&
+                   offsetof(struct farcall_call_info, instance) == FARCALL_CALL_INFO_INSTANCE &&
+                   offsetof(struct farcall_call_info, calls) == FARCALL_CALL_INFO_CALLS &&
+                   sizeof(struct farcall_call_info) == FARCALL_CALL_INFO_SIZE,
+               "struct farcall_call_info does not match farcall_abi.h");
+static volatile struct farcall_call_info farcall_call_info;
 
 /* Every gated call enters here (the VMM sets RIP here and R11 = the entry): the caller's
  * vector, x87 and SSE state is put back to its initial state, DF cleared (the VMM also enters

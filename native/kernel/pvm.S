@@ -23,6 +23,8 @@
  * never touches GS (the hypervisor flips it) and never writes CR3 (the hypervisor switches
  * between the kernel root and root|0x1000 itself).
  */
+#include "../../guest-sdk/include/farcall_abi.h"
+
         .set CODE_OFF, 0xa000
         .set DATA_OFF, 0x9000
         .set VARS_OFF, 0x201000
@@ -68,7 +70,7 @@
          * per backend at GB_OFF + 64 * b; and the entry table (each backend's from its TBASE) */
         .set GATE_OFF, 0x204000
         .set TABLE_OFF, 0x208000
-        .set GATE_SYS, 0x47000000
+        .set GATE_SYS, FARCALL_GATE_SYS
         .set G_NB, 0x00          /* backends with an in-guest gate (0: none in this VM) */
         .set G_CLO, 0x08         /* the caller's memory, for farcall_caller_ok() */
         .set G_CHI, 0x10
@@ -384,7 +386,7 @@ gate_contended:
         jz gate_locked
         jmp gate_fail
 gate_busy:
-        mov $-1003, %rax               /* FARCALL_E_BACKEND_BUSY: restarting */
+        mov $FARCALL_E_BACKEND_BUSY, %rax  /* restarting */
 gate_fail:
         mov V(V_URIP), %rcx
         mov V(V_URFL), %r11

@@ -63,8 +63,8 @@ enum class Durability {
 
 // Guest-visible error codes a gated call returns in RAX when the backend could not finish
 // (guest-sdk/include/farcall.h documents the same values).
-constexpr int64_t kErrBackendFault = -1001, kErrBackendTimeout = -1002, kErrBackendBusy = -1003,
-                  kErrBackendExit = -1004;
+constexpr int64_t kErrBackendFault = FARCALL_E_BACKEND_FAULT, kErrBackendTimeout = FARCALL_E_BACKEND_TIMEOUT,
+                  kErrBackendBusy = FARCALL_E_BACKEND_BUSY, kErrBackendExit = FARCALL_E_BACKEND_EXIT;
 
 class Backend {
  public:

@@ -4,6 +4,7 @@
 // returns to the gate-return trap. Two exits per call; no memslot change, no page-table edit.
 #include <pthread.h>
 
+#include <cstddef>
 #include <cstring>
 
 #include "backend.h"
@@ -30,6 +31,10 @@ struct CallInfo {
   uint64_t instance;
   uint64_t calls;
 };
+static_assert(offsetof(CallInfo, caller_lo) == FARCALL_CALL_INFO_CALLER_LO && offsetof(CallInfo, caller_hi) == FARCALL_CALL_INFO_CALLER_HI &&
+                  offsetof(CallInfo, instance) == FARCALL_CALL_INFO_INSTANCE && offsetof(CallInfo, calls) == FARCALL_CALL_INFO_CALLS &&
+                  sizeof(CallInfo) == FARCALL_CALL_INFO_SIZE,
+              "struct farcall_call_info: the VMM and guest-sdk/include/farcall_abi.h disagree");
 }  // namespace
 
 void Process::attach(Backend *backend, std::shared_ptr<Backend> keep, const std::string &name) {

@@ -3,6 +3,8 @@
 #pragma once
 #include <cstdint>
 
+#include "../../guest-sdk/include/farcall_abi.h"
+
 namespace farcall::layout {
 
 constexpr uint64_t kPage = 4096;
@@ -44,7 +46,7 @@ constexpr uint64_t kTrapGateReturn = 0xa00;   // return address of a far call
 // The SDK calls here (instead of `syscall`) for farcall's own calls: a plain fetch exit is
 // cheaper than `syscall` under PVM. Programs learn the address from auxv entry kAtFarcallTrap.
 constexpr uint64_t kTrapSdkCall = 0xb00;
-constexpr uint64_t kAtFarcallTrap = 0x4643;
+constexpr uint64_t kAtFarcallTrap = FARCALL_AT_TRAP;
 
 // Backends: each backend program (static-PIE) is placed in its own 16 GiB window from kBackendVa
 // (1 TiB) up, disjoint from request RAM and from every other backend loaded in the process, so a
@@ -60,8 +62,8 @@ constexpr uint64_t kBackendVaEnd = kBackendVa + kMaxBackendVas * kBackendGpaStri
 // Gate addresses: what a request program calls. Never mapped in any root, so the call
 // faults (#PF on instruction fetch) and the VMM looks the address up: backend b's entry e is
 // kGateVa + b * kGateStride + e * 16.
-constexpr uint64_t kGateVa = 0x8000000000ull;  // 512 GiB, PML4 slot 1
-constexpr uint64_t kGateStride = 0x10000;
+constexpr uint64_t kGateVa = FARCALL_GATE_VA;  // 512 GiB, PML4 slot 1
+constexpr uint64_t kGateStride = FARCALL_GATE_STRIDE;
 // In trap-page mode the gate region is mapped present, user, read-only, to guest-physical
 // pages without a memslot: a call fetches from it and exits directly (no #PF delivery).
 // Elsewhere it stays unmapped and the call arrives as a #PF.
@@ -100,7 +102,7 @@ constexpr uint64_t kPvmGateOff = 0x4000;
 constexpr uint64_t kPvmGateTableOff = 0x8000;   // entry addresses, kGateEntries x 8 bytes in all
 constexpr uint64_t kPvmGateStubOff = 0x10000;   // 16 pages of stubs in all
 constexpr uint64_t kPvmGateStubBytes = 0x10000;
-constexpr uint64_t kPvmGateSys = 0x47000000;    // system-call number of backend 0's entry 0
+constexpr uint64_t kPvmGateSys = FARCALL_GATE_SYS;  // system-call number of backend 0's entry 0
 constexpr uint64_t kPvmGBackends = 0x00, kPvmGCallerLo = 0x08, kPvmGCallerHi = 0x10, kPvmGStubLo = 0x18,
                    kPvmGStubHi = 0x20;
 // One block per backend at kPvmGBlockOff + 64 * b (up to kPvmMaxGateBackends).

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "../../guest-sdk/include/farcall_abi.h"
 #include "elf.h"
 #include "vm.h"
 
@@ -49,10 +50,10 @@ struct ProcessStats {
   std::string last_refused;                  // the last such destination, "a.b.c.d:port"
 };
 
-// Guest syscall numbers of the farcall ABI (guest-sdk/include/farcall.h has the same).
-constexpr uint64_t kFarcallSysFirst = 0x4600, kFarcallSysLast = 0x46ff;
-constexpr uint64_t kSysReady = 0x4600, kSysRespond = 0x4601, kSysFail = 0x4602, kSysLookup = 0x4603,
-                   kSysServe = 0x4604;
+// Guest syscall numbers of the farcall ABI (guest-sdk/include/farcall_abi.h, the one definition).
+constexpr uint64_t kFarcallSysFirst = FARCALL_SYS_FIRST, kFarcallSysLast = FARCALL_SYS_LAST;
+constexpr uint64_t kSysReady = FARCALL_SYS_READY, kSysRespond = FARCALL_SYS_RESPOND, kSysFail = FARCALL_SYS_FAIL,
+                   kSysLookup = FARCALL_SYS_LOOKUP, kSysServe = FARCALL_SYS_SERVE;
 // The stats key for system-call numbers outside Linux's and farcall's ranges.
 constexpr uint64_t kOtherSyscalls = 0xffffffffull;
 // Not a guest call: the Stop::Farcall number a host call ends with (result in RAX).
