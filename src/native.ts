@@ -32,6 +32,8 @@ export interface NativeDoctor {
   flavor?: string;
   entryMode?: string;
   caps?: Record<string, number | boolean>;
+  /** The fd limit (raised to the hard limit at load), fds open, and how many more forks fit in it. */
+  limits: { fdLimit: number; fdHardLimit: number; fdsOpen: number; fdsPerFork: number; forksThatFit: number; threads: number };
 }
 
 export interface NativeResetInfo {
@@ -92,6 +94,8 @@ export interface NativeBinding {
   closeMaster(master: NativeHandle): void;
   runProgram(elf: Buffer, opts: NativeRunOptions): Promise<NativeRunResult>;
   doctor(): NativeDoctor;
+  /** The shared threads that run fork work: their bound (FARCALL_THREADS or the CPUs) and how many exist. */
+  executorInfo(): { threads: number; started: number };
   /** Bench baselines (native/vmm/baseline.h): nanoseconds per round trip, one entry per iteration. */
   baseline(kind: 'exit-out' | 'trap-mmio' | 'trap-fetch' | 'syscall' | 'vm-create', iterations: number): Promise<Float64Array>;
 }
