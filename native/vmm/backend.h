@@ -66,6 +66,9 @@ enum class Durability {
 constexpr int64_t kErrBackendFault = -1001, kErrBackendTimeout = -1002, kErrBackendBusy = -1003,
                   kErrBackendExit = -1004;
 
+// Why a host call was refused while the backend restarts (Stop::message).
+constexpr const char *kRestarting = "backend is restarting";
+
 class Backend {
  public:
   // Loads the program at its own window from layout::kBackendVa, runs it to farcall_serve(), records its entry
