@@ -1,5 +1,6 @@
 // Every benchmark of the project in one process, one report: foundation (exits, system calls, VM
 // creation), forks (reset, request cycle, fork creation), gate (far calls beside traps and IPC),
+// scale (many forks, bursts, resets across maxDirtyMiB, callers per backend instance),
 // and bench/stubs.ts when it exists. Prints ONE table — each figure with its baseline from the same
 // run (or a published reference) and the ratio — writes bench-results/<section>.json,
 // bench-results/summary.json and bench-results/latency.svg (call-latency distributions beside
@@ -46,6 +47,7 @@ const SECTIONS: Array<{ name: string; load: Loader }> = [
   { name: 'foundation', load: async () => import('./foundation') },
   { name: 'forks', load: async () => import('./forks') },
   { name: 'gate', load: async () => import('./gate') },
+  { name: 'scale', load: async () => import('./scale') },
   {
     name: 'stubs',
     // Another part of the project; optional. Skipped when bench/stubs.ts is absent.

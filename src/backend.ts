@@ -130,6 +130,7 @@ export class Backend extends EventEmitter<BackendEvents> {
   private faultTimes: number[] = [];
   private restarting = false;
   private restartTimer?: NodeJS.Timeout;
+  private restartRun?: Promise<void>;
   private restarts = 0;
   private readonly policy: Required<RestartPolicy>;
   private readonly onFault = () => this.noteFault();
@@ -160,33 +161,51 @@ export class Backend extends EventEmitter<BackendEvents> {
   private scheduleRestart(attempt: number, delay: number): void {
     this.restartTimer = setTimeout(() => {
       this.restartTimer = undefined;
-      if (!this.handle) return;
-      native()
-        .backendRestart(this.handle, 10000)
-        .then((r) => {
-          this.restarting = false;
-          this.faultTimes = [];
-          this.restarts++;
-          this.emit('restart', { attempt, ok: true, us: r.us });
-        })
-        .catch((e) => {
-          if (!this.handle) return;
-          this.emit('restart', { attempt, ok: false, us: 0, error: (e as Error).message });
-          this.scheduleRestart(attempt + 1, Math.min(delay * 2, this.policy.maxBackoffMs));
-        });
+      this.attemptRestart(attempt, delay).catch(() => {}); // reported by the 'restart' event, retried
     }, delay);
   }
 
-  /** Re-initializes the backend from its program now (what the restart policy does). */
+  // One restart attempt. Until one succeeds the backend stays unavailable (isRestarting, guest
+  // calls get FARCALL_E_BACKEND_BUSY, host calls BackendUnavailableError); a failed attempt is
+  // reported and retried with back-off, whoever started it.
+  private attemptRestart(attempt: number, delay: number): Promise<void> {
+    if (this.restartRun) return this.restartRun;
+    this.restarting = true;
+    const run = (async () => {
+      try {
+        if (!this.handle) throw new ClosedError('Closed', 'the backend is closed');
+        const r = await native().backendRestart(this.handle, 10000);
+        this.restarting = false;
+        this.faultTimes = [];
+        this.restarts++;
+        this.emit('restart', { attempt, ok: true, us: r.us });
+      } catch (e) {
+        const err = e instanceof ClosedError ? e : fromNative(e);
+        if (this.handle) {
+          this.emit('restart', { attempt, ok: false, us: 0, error: err.message });
+          this.scheduleRestart(attempt + 1, Math.min(delay * 2, this.policy.maxBackoffMs));
+        }
+        throw err;
+      } finally {
+        this.restartRun = undefined;
+      }
+    })();
+    this.restartRun = run;
+    return run;
+  }
+
+  /**
+   * Re-initializes the backend from its program now (what the restart policy does). If it
+   * fails, the promise rejects and the backend stays unavailable while the restart is retried
+   * with the policy's back-off (each attempt is a 'restart' event).
+   */
   async restart(): Promise<void> {
     if (!this.handle) throw new ClosedError('Closed', 'the backend is closed');
-    try {
-      const r = await native().backendRestart(this.handle, 10000);
-      this.restarts++;
-      this.emit('restart', { attempt: 1, ok: true, us: r.us });
-    } catch (e) {
-      throw fromNative(e);
+    if (this.restartTimer) {
+      clearTimeout(this.restartTimer);
+      this.restartTimer = undefined;
     }
+    await this.attemptRestart(1, this.policy.backoffMs);
   }
 
   /** Loads `program` (built with farcall_add_program(... BACKEND)) and runs it to farcall_serve(). */

@@ -84,9 +84,9 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const backends: Record<string, Backend> = {};
     for (const b of p.backends ?? []) backends[b] = this.backend(b);
     const pool = await RequestPool.create(p.program, {
-      size: p.size, timeoutMs: p.timeoutMs, initTimeoutMs: p.initTimeoutMs, memoryMiB: p.memoryMiB, maxDirtyMiB: p.maxDirtyMiB,
-      maxQueue: p.maxQueue, maxResponseBytes: p.maxResponseBytes, args: p.args, env: p.env, backends, entry: p.entry,
-      context: `pool ${name} (config pools.${name})`,
+      size: p.size, concurrency: p.concurrency, timeoutMs: p.timeoutMs, initTimeoutMs: p.initTimeoutMs, memoryMiB: p.memoryMiB,
+      maxDirtyMiB: p.maxDirtyMiB, maxQueue: p.maxQueue, maxResponseBytes: p.maxResponseBytes, args: p.args, env: p.env, backends,
+      entry: p.entry, context: `pool ${name} (config pools.${name})`,
     }).catch((e) => Promise.reject(naming(e, `pools.${name}.program`, p.program)));
     pool.on('request', (e) => this.emit('request', { pool: name, fork: e.fork, ok: e.ok, us: e.us }));
     pool.on('reset', (e) => this.emit('reset', { pool: name, ...e }));

@@ -33,6 +33,7 @@ export interface PoolConfig {
   /** Path of the request program (calls farcall_ready()). */
   program: string;
   size?: number;
+  concurrency?: number;
   timeoutMs?: number;
   initTimeoutMs?: number;
   memoryMiB?: number;
@@ -122,6 +123,7 @@ function schema(baseDir: string) {
   const pool = strict({
     program,
     size: whole(1, 256).optional(),
+    concurrency: whole(1, 256).optional(),
     timeoutMs: whole(1, 3600000).optional(),
     initTimeoutMs: whole(1, 3600000).optional(),
     memoryMiB: whole(4, 65536, true).optional(),

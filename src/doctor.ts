@@ -19,6 +19,8 @@ export interface DoctorReport {
   /** How guest events reach the VMM on this host: 'trap-page' or 'out-stub'. */
   entryMode: string;
   caps: Record<string, number | boolean>;
+  /** How many more forks fit in this process's fd limit (raised to the hard limit when farcall loads). */
+  forksThatFit: number;
   checks: DoctorCheck[];
 }
 
@@ -107,6 +109,14 @@ export function doctor(): DoctorReport {
     const ok = hasCommand(cmd);
     checks.push({ name: cmd, ok, detail: ok ? why : `missing (${why})`, fix: ok ? undefined : fix });
   }
+  const l = d.limits;
+  if (l) checks.push({
+    name: 'forks that fit',
+    ok: l.forksThatFit >= 1000,
+    detail: `${l.forksThatFit} more forks fit in the fd limit (${l.fdsOpen} of ${l.fdLimit} fds open, ${l.fdsPerFork} per fork); ` +
+      `fork work runs on ${l.threads} threads (FARCALL_THREADS)`,
+    fix: l.forksThatFit >= 1000 ? undefined : `raise the hard fd limit (ulimit -Hn, LimitNOFILE=) to ${l.fdsOpen + 2 * 4096} or more`,
+  });
   const pvmNative = '/sys/module/kvm_pvm/parameters/pvm_native';
   if (fs.existsSync(pvmNative)) {
     checks.push({ name: 'kvm_pvm', ok: true, detail: `pvm_native=${fs.readFileSync(pvmNative, 'utf8').trim()}` });
@@ -122,10 +132,11 @@ export function doctor(): DoctorReport {
   }
   if (d.entryError) checks.push({ name: 'FARCALL_ENTRY', ok: false, detail: d.entryError, fix: 'unset it or use trap-page, out-stub or pvm-native' });
   return {
-    ok: checks.every((c) => c.ok || c.name === 'flatc' || c.name === 'musl-gcc'),
+    ok: checks.every((c) => c.ok || c.name === 'flatc' || c.name === 'musl-gcc' || c.name === 'forks that fit'),
     flavor: d.flavor ?? 'unknown',
     entryMode: d.entryMode ?? 'none',
     caps: d.caps ?? {},
+    forksThatFit: d.limits?.forksThatFit ?? 0,
     checks,
   };
 }

@@ -40,6 +40,9 @@ export interface NativeDoctor {
   /** Why a kvm_pvm host defaults to trap-page rather than pvm-native. */
   entryFallback?: string;
   caps?: Record<string, number | boolean>;
+  /** The fd limit (raised to the hard limit at load), fds open, and how many more forks fit in it. */
+  /** Absent when the addon did not load (doctor's own probe). */
+  limits?: { fdLimit: number; fdHardLimit: number; fdsOpen: number; fdsPerFork: number; forksThatFit: number; threads: number };
 }
 
 export interface NativeResetInfo {
@@ -105,6 +108,8 @@ export interface NativeBinding {
   doctor(): NativeDoctor;
   /** Every error code, from native/vmm/error_codes.h (the one list). */
   errorCodes: string[];
+  /** The shared threads that run fork work: their bound (FARCALL_THREADS or the CPUs) and how many exist. */
+  executorInfo(): { threads: number; started: number };
   /** Bench baselines (native/vmm/baseline.h): nanoseconds per round trip, one entry per iteration. */
   baseline(kind: 'exit-out' | 'trap-mmio' | 'trap-fetch' | 'syscall' | 'vm-create', iterations: number): Promise<Float64Array>;
 }

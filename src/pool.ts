@@ -1,6 +1,8 @@
 // RequestPool: forks of one pre-initialized master, one request each at a time, reset after
-// every request. Requests queue when every fork is busy.
+// every request. At most `concurrency` forks run at once (about the cores: more only makes every
+// request slower); the rest of the requests queue.
 import { constants as bufferConstants } from 'buffer';
+import * as os from 'os';
 import { EventEmitter } from 'eventemitter3';
 
 import { ClosedError, FarcallError, fromNative, InvalidArgumentError, OverloadedError } from './errors';
@@ -13,7 +15,13 @@ import { LatencySummary, LatencyWindow } from './stats';
 export interface RequestPoolOptions {
   /** Number of forks (concurrent requests). Default 2. */
   size?: number;
-  /** Per-request wall-clock limit. Default 5000 ms. */
+  /**
+   * Forks that run at once; further requests wait in the queue. Default: the number of cores
+   * (os.availableParallelism()), at most `size`. A pool larger than this keeps warm forks, and a
+   * burst never runs more requests than the cores can serve before their time limits.
+   */
+  concurrency?: number;
+  /** Per-request wall-clock limit, counted from when the request starts running (not while it queues). Default 5000 ms. */
   timeoutMs?: number;
   /** Limit for the master's initialization (up to farcall_ready()). Default 10000 ms. */
   initTimeoutMs?: number;
@@ -53,10 +61,15 @@ function checkMaxResponse(v: number | undefined): number {
 // `satisfies` makes an option added to the interface but not here a compile error.
 const POOL_OPTIONS = {
   size: 'number', timeoutMs: 'number', initTimeoutMs: 'number', memoryMiB: 'number', maxDirtyMiB: 'number', maxQueue: 'number',
-  maxResponseBytes: 'number', args: 'strings', env: 'env', backends: 'object', context: 'string', entry: 'string',
+  maxResponseBytes: 'number', args: 'strings', env: 'env', backends: 'object', context: 'string', entry: 'string', concurrency: 'number',
 } as const satisfies Record<keyof RequestPoolOptions, OptionKind>;
 
 export type ResetKind = 'fast' | 'full';
+
+/** Forks a pool runs at once unless told otherwise: the cores this process may use. */
+export function defaultConcurrency(): number {
+  return typeof os.availableParallelism === 'function' ? os.availableParallelism() : os.cpus().length;
+}
 
 /** Requests a pool lets wait for a fork unless told otherwise: a bound, so overload is refused early. */
 export const DEFAULT_MAX_QUEUE = 64;
@@ -74,6 +87,8 @@ export interface RequestPoolEvents {
 
 export interface RequestPoolStats {
   forks: number;
+  /** Forks that run at once (the rest of the requests queue). */
+  concurrency: number;
   busy: number;
   queued: number;
   requests: number;
@@ -124,7 +139,7 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
   private constructor(
     private readonly master: unknown,
     private readonly masterInitUs: number,
-    private readonly opts: Required<Pick<RequestPoolOptions, 'timeoutMs' | 'maxQueue' | 'maxResponseBytes'>>,
+    private readonly opts: Required<Pick<RequestPoolOptions, 'timeoutMs' | 'maxQueue' | 'maxResponseBytes' | 'concurrency'>>,
   ) {
     super();
   }
@@ -139,6 +154,9 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
     const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
     if (!Number.isInteger(maxQueue) || maxQueue < 0)
       throw new InvalidArgumentError('InvalidArgument', `${who}: maxQueue must be a whole number from 0 up, got ${maxQueue}`);
+    const concurrency = options.concurrency ?? Math.min(size, defaultConcurrency());
+    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > size)
+      throw new InvalidArgumentError('InvalidArgument', `${who}: concurrency must be a whole number from 1 to size (${size}), got ${concurrency}`);
     const maxDirty = options.maxDirtyMiB ?? 16;
     if (!(maxDirty > 0)) throw new InvalidArgumentError('InvalidArgument', `${who}: maxDirtyMiB must be positive, got ${maxDirty}`);
     for (const [name, b] of Object.entries(options.backends ?? {}))
@@ -166,6 +184,7 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
       timeoutMs: checkTimeoutMs(options.timeoutMs ?? 5000),
       maxQueue,
       maxResponseBytes: checkMaxResponse(options.maxResponseBytes),
+      concurrency,
     });
     try {
       const made = await Promise.all(Array.from({ length: size }, () => n.createFork(m.handle, { maxPrivateMiB: maxDirty })));
@@ -182,14 +201,18 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
     return pool;
   }
 
-  /** Forks and queue places: how many requests the pool holds at once. */
+  /** Requests running and queue places: how many requests the pool holds at once. */
   get capacity(): number {
-    return this.forks.length + this.opts.maxQueue;
+    return this.opts.concurrency + this.opts.maxQueue;
   }
 
-  /** True when a request would be refused now: every fork busy and the queue at maxQueue. */
+  /** True when a request would be refused now: `concurrency` requests running and the queue at maxQueue. */
   get full(): boolean {
-    return this.queue.length >= this.opts.maxQueue && this.idle.length === 0;
+    return this.queue.length >= this.opts.maxQueue && !this.canStart();
+  }
+
+  private canStart(): boolean {
+    return this.idle.length > 0 && this.inFlight < this.opts.concurrency;
   }
 
   /** Runs one request in a fork and resolves with the bytes passed to farcall_respond(). */
@@ -205,7 +228,7 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
   }
 
   private dispatch(): void {
-    while (this.idle.length && this.queue.length) {
+    while (this.queue.length && this.canStart()) {
       const slot = this.idle.pop()!;
       const job = this.queue.shift()!;
       slot.busy = true;
@@ -258,6 +281,7 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
     const first = this.forks.length ? native().forkStats(this.forks[0].handle) : undefined;
     return {
       forks: this.forks.length,
+      concurrency: this.opts.concurrency,
       busy: this.inFlight,
       queued: this.queue.length,
       requests: this.counters.requests,

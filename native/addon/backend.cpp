@@ -145,7 +145,7 @@ Napi::Value BackendCall(const Napi::CallbackInfo &info) {
   uint64_t timeout_ns = uint64_t(info[4].As<Napi::Number>().DoubleValue() * 1e6);
   int e = h->backend->find(entry);
   if (!h->backend->available()) {
-    Failure f{"BackendUnavailable", "backend is restarting", {}, {}};
+    Failure f{"BackendUnavailable", kRestarting, {}, {}};
     deferred->Reject(f.to_error(env).Value());
     return deferred->Promise();
   }
@@ -186,6 +186,10 @@ Napi::Value BackendCall(const Napi::CallbackInfo &info) {
     v.zero(kHostIn, input->size());
     v.zero(kHostOut, out_cap);
     bool done = st.kind == Stop::Farcall && st.nr == kHostCallDone;
+    if (f.code.empty() && !done && st.message == kRestarting) {  // a restart began while it waited
+      f.code = "BackendUnavailable";
+      f.message = kRestarting;
+    }
     if (f.code.empty() && !done) {
       f.code = st.kind == Stop::Timeout ? "Timeout" : "BackendFault";
       f.message = st.kind == Stop::Timeout ? "backend call timed out (" + st.message + ")" : "backend call failed";

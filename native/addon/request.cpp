@@ -1,5 +1,5 @@
-// Bindings for masters and forks (RequestPool in src/pool.ts). Each fork owns a Worker
-// thread; everything that touches the fork's VM runs there.
+// Bindings for masters and forks (RequestPool in src/pool.ts). Each fork has a Strand of the
+// shared executor: everything that touches the fork's VM runs there, one job at a time.
 #include <napi.h>
 
 #include <memory>
@@ -8,6 +8,7 @@
 #include "../vmm/entry.h"
 #include "../vmm/fork.h"
 #include "convert.h"
+#include "executor.h"
 #include "worker.h"
 
 namespace farcall::addon {
@@ -24,13 +25,8 @@ struct ForkHandle {
   std::shared_ptr<MasterHandle> master;
   std::unique_ptr<Fork> fork;
   uint64_t max_pages = 0;
-  Worker *worker = nullptr;
-  ~ForkHandle() {
-    if (worker) {
-      worker->stop();
-      delete worker;
-    }
-  }
+  // Jobs hold the handle, so it goes (with its VM) only after the last one completed.
+  std::shared_ptr<Strand> strand = Strand::create();
 };
 
 
@@ -97,8 +93,7 @@ Napi::Value CreateFork(const Napi::CallbackInfo &info) {
   auto h = std::make_shared<ForkHandle>();
   h->master = master;
   h->max_pages = max_pages;
-  h->worker = new Worker(env);
-  h->worker->post(env, [=]() -> Completion {
+  h->strand->post(env, [=]() -> Completion {
     uint64_t t0 = Vcpu::now_ns();
     try {
       h->fork = std::make_unique<Fork>(*master->master, max_pages);
@@ -127,7 +122,7 @@ Napi::Value ForkRequest(const Napi::CallbackInfo &info) {
   // Never more than a Buffer can hold (the caller passes buffer.constants.MAX_LENGTH or less):
   // a larger answer is refused in the VMM rather than failing in the completion below.
   uint64_t max_response = info[3].IsNumber() ? uint64_t(info[3].As<Napi::Number>().DoubleValue()) : (1ull << 32);
-  h->worker->post(env, [=]() -> Completion {
+  h->strand->post(env, [=]() -> Completion {
     auto out = std::make_shared<RequestOutcome>();
     bool replaced = false;
     try {

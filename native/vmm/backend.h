@@ -66,6 +66,9 @@ enum class Durability {
 constexpr int64_t kErrBackendFault = FARCALL_E_BACKEND_FAULT, kErrBackendTimeout = FARCALL_E_BACKEND_TIMEOUT,
                   kErrBackendBusy = FARCALL_E_BACKEND_BUSY, kErrBackendExit = FARCALL_E_BACKEND_EXIT;
 
+// Why a host call was refused while the backend restarts (Stop::message).
+constexpr const char *kRestarting = "backend is restarting";
+
 class Backend {
  public:
   // Loads the program at its own window from layout::kBackendVa, runs it to farcall_serve(), records its entry

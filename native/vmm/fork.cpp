@@ -160,17 +160,18 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
   ResetInfo info;
   // Which pages to put back: guest writes from the dirty log, VMM writes from its bitmap.
   // Measured here, the first guest write to a write-protected page costs ~30 us (a shadow-
-  // paging fault) while copying a page back costs ~1 us. So tracking is not re-armed after a
-  // reset: a written page stays writable and is copied back after every request, and only
-  // every kTrimEvery resets is tracking re-armed, to drop pages the program stopped writing.
-  bool rearm = force_full || ++since_trim_ >= kTrimEvery;
+  // paging fault) while copying a page back costs ~1 us. So tracking is not re-armed after
+  // every reset: a written page stays writable and is copied back after every request. It is
+  // re-armed (the next request's writes are seen afresh) every kTrimEvery resets, and at once
+  // when many pages are writable but the requests measured after the last re-arm wrote far
+  // fewer: one large request must not make the small ones after it copy back its pages.
   std::vector<uint64_t> pages, kpages;
-  vm.dirty_pages(0, [&](uint64_t pg) { pages.push_back(pg); }, rearm);
+  vm.dirty_pages(0, [&](uint64_t pg) { pages.push_back(pg); }, false);
   // The kernel region is written by the CPU only when it delivers an exception (the frame on
   // the kernel stack); in trap-page mode a request without one leaves it untouched.
   uint64_t exceptions = vm.exit_stats().exceptions;
-  if (rearm || exceptions != last_exceptions_ || vm.mode() != EntryMode::TrapPage)
-    vm.dirty_pages(1, [&](uint64_t pg) { kpages.push_back(pg); }, rearm);
+  if (exceptions != last_exceptions_ || vm.mode() != EntryMode::TrapPage || since_trim_ + 1 >= kTrimEvery || force_full)
+    vm.dirty_pages(1, [&](uint64_t pg) { kpages.push_back(pg); }, false);
   last_exceptions_ = exceptions;
   auto &hd = ram.host_dirty();
   for (uint64_t w = 0; w < hd.size(); w++) {
@@ -178,29 +179,64 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
     hd[w] = 0;
   }
   for (uint64_t pg : pages) mark_private(pg);
-  bool full = force_full || private_count_ > max_private_;
-  if (full) {
-    if (!rearm) {  // the memory limit: re-arm tracking for everything before dropping it
-      vm.dirty_pages(0, [](uint64_t) {}, true);
-      vm.dirty_pages(1, [](uint64_t) {}, true);
-    }
+  if (measure_next_) {  // the first request after a re-arm: what one request really writes
+    measured_ = pages.size();
+    measure_next_ = false;
+  }
+  bool rearm = force_full || ++since_trim_ >= kTrimEvery ||
+               (pages.size() >= kRearmPages && pages.size() > 2 * measured_);
+  if (rearm) {
+    vm.dirty_pages(0, [](uint64_t) {}, true);
+    if (kpages.size()) vm.dirty_pages(1, [](uint64_t) {}, true);
+  }
+  bool over = private_count_ > max_private_, full = force_full || over;
+  if (full && !rearm) {  // the memory limit: re-arm tracking for everything before dropping pages
+    vm.dirty_pages(0, [](uint64_t) {}, true);
+    vm.dirty_pages(1, [](uint64_t) {}, true);
+    rearm = true;
+  }
+  // A page can be listed twice (guest and VMM wrote it); copying it twice is harmless.
+  auto copy_back = [&](uint64_t pg) { std::memcpy(ram.host() + pg * 4096, mram + pg * 4096, 4096); };
+  for (uint64_t pg : kpages) std::memcpy(kmem.host() + pg * 4096, mk + pg * 4096, 4096);
+  if (over) {
+    // Past the limit: the private pages go back to the master's (MADV_DONTNEED, page runs
+    // only: the master's pages stay mapped in KVM, so the next request does not re-fault every
+    // page it reads). Those this request wrote are copied back and kept when they fit in half
+    // the limit: a program that moves on to other pages keeps its hot ones writable.
+    std::vector<uint64_t> keep(private_.size(), 0);
+    uint64_t kept = 0;
+    if (pages.size() <= max_private_ / 2)
+      for (uint64_t pg : pages) keep[pg / 64] |= 1ull << (pg % 64);
     info.pages = private_count_;
-    ram.drop_private();
-    kmem.drop_private();
-    std::fill(private_.begin(), private_.end(), 0);
-    private_count_ = 0;
-    vm.restore_state(master_.state());
+    for (uint64_t w = 0; w < private_.size(); w++) {
+      private_[w] &= ~keep[w];
+      kept += __builtin_popcountll(keep[w]);
+    }
+    ram.drop_pages(private_);
+    for (uint64_t w = 0; w < keep.size(); w++)
+      for (uint64_t bits = keep[w]; bits; bits &= bits - 1) copy_back(w * 64 + __builtin_ctzll(bits));
+    private_.swap(keep);
+    private_count_ = kept;
     info.reason = force_full ? why : "memory";
     full_++;
+  } else if (full) {
+    // After a fault, a timeout or a VMM error: every private page is put back, not only those
+    // written since tracking was last re-armed (copied, not dropped: nothing re-faults).
+    for (uint64_t w = 0; w < private_.size(); w++)
+      for (uint64_t bits = private_[w]; bits; bits &= bits - 1) copy_back(w * 64 + __builtin_ctzll(bits));
+    info.pages = private_count_ + kpages.size();
+    info.reason = why;
+    full_++;
   } else {
-    // A page can be listed twice (guest and VMM wrote it); copying it twice is harmless.
-    for (uint64_t pg : pages) std::memcpy(ram.host() + pg * 4096, mram + pg * 4096, 4096);
-    for (uint64_t pg : kpages) std::memcpy(kmem.host() + pg * 4096, mk + pg * 4096, 4096);
+    for (uint64_t pg : pages) copy_back(pg);
     info.pages = pages.size() + kpages.size();
-    vm.restore_state(master_.state());
     fast_++;
   }
-  if (rearm) since_trim_ = 0;
+  vm.restore_state(master_.state());
+  if (rearm) {
+    since_trim_ = 0;
+    measure_next_ = true;
+  }
   proc_->mem_state() = mem0_;
   info.full = full;
   info.ns = Vcpu::now_ns() - t0;

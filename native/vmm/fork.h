@@ -7,7 +7,8 @@
 //    the VMM's own writes) are copied back from the master; registers are put back through
 //    the shared kvm_run area (no ioctl); page tables and TLB stay warm. Written pages stay
 //    writable across requests (re-protecting them costs a fault per page on the next write);
-//    tracking is re-armed every kTrimEvery resets.
+//    tracking is re-armed every kTrimEvery resets, and right after a request that left many
+//    more pages writable than a request writes (as measured after the last re-arm).
 //  - full reset: every private page is dropped (MADV_DONTNEED, back to the master's pages)
 //    and the whole vCPU state, FPU included, is restored. Used after a fault or timeout, and
 //    when the fork's private memory passes its limit.
@@ -93,7 +94,10 @@ class Fork {
   uint64_t private_count_ = 0;
   uint64_t fast_ = 0, full_ = 0;
   static constexpr int kTrimEvery = 64;
+  static constexpr uint64_t kRearmPages = 64;  // writable pages worth re-arming early for
   int since_trim_ = 0;
+  bool measure_next_ = true;  // the next reset sees one request's writes since a re-arm
+  uint64_t measured_ = 0;     // pages that request wrote
   uint64_t last_exceptions_ = 0;  // the VM's exception count at the last reset
 };
 

@@ -166,11 +166,12 @@ bool Process::gate_enter(uint64_t addr, uint64_t rsp, uint64_t rflags, bool fetc
   }
   Instance *inst = be.acquire(req_deadline_);
   if (!inst) {
+    // As on the in-guest gate: the call gets FARCALL_E_BACKEND_BUSY (no instance became free
+    // while the request may run), and the request stops at its limit on the next VMM entry.
     be.timeouts++;
-    stop->kind = Stop::Timeout;
-    stop->event = ev;
-    stop->message = "timed out waiting for a free backend instance";
-    return false;
+    vm_->vcpu().regs().rax = uint64_t(kErrBackendBusy);
+    vm_->resume_user(ret, rsp + 8, rflags);
+    return true;
   }
   Vcpu &cpu = vm_->vcpu();
   kvm_sregs &s = cpu.sregs();
@@ -319,7 +320,7 @@ Stop Process::host_call(size_t index, int entry, const uint64_t args[4], uint64_
   last_fault_.clear();
   if (!be.available()) {
     st.kind = Stop::Fault;
-    st.event.detail = "backend is restarting";
+    st.event.detail = st.message = kRestarting;
     return st;
   }
   Instance *inst = be.acquire(deadline_ns);

@@ -5,6 +5,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 #include <string>
 
@@ -88,8 +89,24 @@ void GuestRegion::punch_all() {
   if (fd_ >= 0 && !is_fork()) fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, size_);
 }
 
-void GuestRegion::drop_private() {
-  if (is_fork()) madvise(host_, size_, MADV_DONTNEED);
+void GuestRegion::drop_pages(const std::vector<uint64_t> &bits) {
+  if (!is_fork()) return;
+  uint64_t n = std::min<uint64_t>(pages(), bits.size() * 64);
+  auto set = [&](uint64_t p) { return (bits[p / 64] >> (p % 64)) & 1; };
+  for (uint64_t p = 0; p < n;) {
+    if (!bits[p / 64]) {
+      p = (p / 64 + 1) * 64;
+      continue;
+    }
+    if (!set(p)) {
+      p++;
+      continue;
+    }
+    uint64_t e = p;
+    while (e < n && set(e)) e++;
+    madvise(host_ + p * 4096, (e - p) * 4096, MADV_DONTNEED);
+    p = e;
+  }
 }
 
 uint64_t GuestView::end() const { return va + region->size(); }

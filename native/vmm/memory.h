@@ -35,8 +35,8 @@ class GuestRegion {
   std::vector<std::pair<size_t, size_t>> data_ranges() const;
   // Frees every page of a shared region (it reads as zero again).
   void punch_all();
-  // Drops every private page of a fork (back to the master's content). Returns bytes dropped.
-  void drop_private();
+  // Drops the fork's private pages whose bits are set (one bit per page), run by run.
+  void drop_pages(const std::vector<uint64_t> &bits);
 
  private:
   GuestRegion() = default;

@@ -7,6 +7,7 @@
  *   peek:TEXT        looks for the hidden form of TEXT in all guest memory and xmm15
  *   both:TEXT        secret then peek in one request (the control: peek must see it)
  *   dirty:N          writes N distinct pages of a static buffer
+ *   burn:N           N x 100,000 steps of arithmetic (a fixed amount of CPU work), then answers
  *   crash | spin | oom | exit | fail   misbehave in that way
  *   big:N            answers N bytes
  * argv[1]: guest memory in MiB (the range peek scans).
@@ -107,6 +108,10 @@ int main(int argc, char **argv) {
     volatile unsigned char *pp = pages;
     for (int i = 0; i < n && i < 1100; i++) pp[(size_t)i * 4096] = 1;
     farcall_respond("dirtied", 7);
+  } else if (!strcmp(cmd, "burn") && alen) {
+    volatile uint64_t x = 1;
+    for (long i = 0, n = atol(arg) * 100000L; i < n; i++) x = x * 6364136223846793005ull + 1442695040888963407ull;
+    farcall_respond("burnt", 5);
   } else if (!strcmp(cmd, "crash")) {
     { volatile uintptr_t bad = 8; *(volatile int *)bad = 1; }
   } else if (!strcmp(cmd, "spin")) {

@@ -1,0 +1,147 @@
+#include "executor.h"
+
+#include <sched.h>
+
+#include <condition_variable>
+#include <cstdlib>
+#include <thread>
+#include <vector>
+
+namespace farcall::addon {
+
+// One per JS environment: the thread-safe function completions go through, referenced (keeping
+// Node alive) only while jobs are pending. Never freed: executor threads may still hold it
+// while the environment tears down.
+struct Delivery {
+  Napi::ThreadSafeFunction tsfn;
+  size_t pending = 0;  // JS thread only
+};
+
+class Executor {
+ public:
+  static Executor &get() {
+    static Executor *e = new Executor();  // never destroyed: its threads outlive static teardown
+    return *e;
+  }
+  void schedule(std::shared_ptr<Strand> s) {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      ready_.push_back(std::move(s));
+      // Another thread only when more strands wait than threads do, up to the bound.
+      if (ready_.size() > idle_ && started_ < limit_) {
+        started_++;
+        std::thread([this] { loop(); }).detach();
+      }
+    }
+    cv_.notify_one();
+  }
+  size_t started() {
+    std::lock_guard<std::mutex> lk(mu_);
+    return started_;
+  }
+
+ private:
+  Executor() : limit_(executor__threads()) {}
+  static void deliver(Napi::Env env, Napi::Function, Completion *c) {
+    std::unique_ptr<Completion> owned(c);
+    if (env != nullptr) (*owned)(env);
+  }
+  void loop() {
+    for (;;) {
+      std::shared_ptr<Strand> s;
+      {
+        std::unique_lock<std::mutex> lk(mu_);
+        idle_++;
+        cv_.wait(lk, [&] { return !ready_.empty(); });
+        idle_--;
+        s = std::move(ready_.front());
+        ready_.pop_front();
+      }
+      StrandItem item;
+      {
+        std::lock_guard<std::mutex> lk(s->mu_);
+        item = std::move(s->jobs_.front());
+        s->jobs_.pop_front();
+      }
+      Completion done = item.job();
+      Delivery *d = item.delivery;
+      // What the job captured (JS references, the fork's handle) is released on the JS thread.
+      auto *c = new Completion([d, done = std::move(done), job = std::move(item.job)](Napi::Env env) {
+        if (--d->pending == 0) d->tsfn.Unref(env);
+        done(env);
+      });
+      if (d->tsfn.BlockingCall(c, deliver) != napi_ok) delete c;
+      // One job per turn: a strand with more goes to the back, so every fork gets its turn.
+      bool again;
+      {
+        std::lock_guard<std::mutex> lk(s->mu_);
+        again = !s->jobs_.empty();
+        if (!again) s->scheduled_ = false;
+      }
+      if (again) schedule(std::move(s));
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<Strand>> ready_;
+  size_t limit_, started_ = 0, idle_ = 0;
+};
+
+namespace {
+Delivery *delivery_of(Napi::Env env) {
+  Delivery **d = env.GetInstanceData<Delivery *>();
+  if (d) return *d;
+  auto *made = new Delivery();
+  made->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo &) {}),
+                                             "farcall-executor", 0, 1);
+  made->tsfn.Unref(env);  // idle forks must not keep Node alive
+  // The slot holds a pointer to the (never freed) Delivery; at teardown only the slot goes.
+  env.SetInstanceData<Delivery *>(new Delivery *(made));
+  return made;
+}
+
+}  // namespace
+
+size_t executor__threads() {
+  if (const char *v = std::getenv("FARCALL_THREADS")) {
+    long n = std::strtol(v, nullptr, 10);
+    if (n >= 1 && n <= 1024) return size_t(n);
+  }
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) == 0 && CPU_COUNT(&set) > 0) return size_t(CPU_COUNT(&set));
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? n : 1;
+}
+
+size_t executor__started() { return Executor::get().started(); }
+
+void Strand::post(Napi::Env env, Job job, Napi::Object owner) {
+  Delivery *d = delivery_of(env);
+  if (d->pending++ == 0) d->tsfn.Ref(env);
+  std::shared_ptr<Napi::ObjectReference> keep;
+  if (!owner.IsEmpty()) keep = std::make_shared<Napi::ObjectReference>(Napi::Persistent(owner));
+  Job wrapped = [job = std::move(job), keep]() -> Completion {
+    Completion c = job();
+    return [c = std::move(c), keep](Napi::Env env) { c(env); };
+  };
+  bool start;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    jobs_.push_back(StrandItem{std::move(wrapped), d});
+    start = !scheduled_;
+    scheduled_ = true;
+  }
+  if (start) Executor::get().schedule(shared_from_this());
+}
+
+void init_executor(Napi::Env env, Napi::Object exports) {
+  // executorInfo() -> {threads, started}: the bound on threads running fork work, and how many exist.
+  exports.Set("executorInfo", Napi::Function::New(env, [](const Napi::CallbackInfo &info) {
+    Napi::Object r = Napi::Object::New(info.Env());
+    r.Set("threads", double(executor__threads()));
+    r.Set("started", double(executor__started()));
+    return r;
+  }));
+}
+
+}  // namespace farcall::addon

@@ -1,0 +1,31 @@
+/* A backend whose initialization needs a service: it connects to 127.0.0.1:argv[1] before
+ * farcall_serve() and exits if nobody listens, so the tests can make a restart fail (and then
+ * succeed) by closing and reopening that port. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "farcall.h"
+
+static int64_t ping(const void *in, size_t in_len, void *out, size_t out_cap) {
+  (void)in;
+  (void)in_len;
+  if (!farcall_caller_ok(out, out_cap) || out_cap < 4) return -14;
+  memcpy(out, "pong", 4);
+  return 4;
+}
+
+int main(int argc, char **argv) {
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons((unsigned short)atoi(argc > 1 ? argv[1] : "0"));
+  a.sin_addr.s_addr = htonl(0x7f000001);
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0) return 2;
+  close(s);
+  FARCALL_EXPORT(ping);
+  farcall_serve();
+}

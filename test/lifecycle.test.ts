@@ -1,0 +1,70 @@
+// Backend lifecycle under failure (issue 17): a failed manual restart is retried like an
+// automatic one and reported, and host calls during any restart reject with BackendUnavailableError.
+import * as net from 'net';
+
+import { Backend, BackendRestartEvent, BackendUnavailableError } from '../src';
+import { describeKvm, guest } from './helpers';
+
+const listen = (port = 0) =>
+  new Promise<net.Server>((resolve, reject) => {
+    const s = net.createServer((c) => c.destroy());
+    s.once('error', reject);
+    s.listen(port, '127.0.0.1', () => resolve(s));
+  });
+const close = (s: net.Server) => new Promise<void>((r) => s.close(() => r()));
+const until = async (cond: () => boolean, ms = 5000) => {
+  for (const t = Date.now(); !cond() && Date.now() - t < ms; ) await new Promise((r) => setTimeout(r, 10));
+  return cond();
+};
+
+describeKvm('backend lifecycle', () => {
+  test('a failed manual restart leaves the backend unavailable, is reported, and is retried until it succeeds', async () => {
+    let server = await listen();
+    const port = (server.address() as net.AddressInfo).port;
+    const backend = await Backend.load(guest('gated_backend'), {
+      args: [String(port)], network: { allow: [`127.0.0.1:${port}`] }, restart: { backoffMs: 100 },
+    });
+    const events: BackendRestartEvent[] = [];
+    backend.on('restart', (e) => events.push(e));
+    try {
+      expect((await backend.call('ping')).toString()).toBe('pong');
+      await close(server); // the service the backend's initialization needs is gone
+      await expect(backend.restart()).rejects.toThrow(/before calling farcall_serve/);
+      expect(events[0]).toMatchObject({ attempt: 1, ok: false });
+      expect(backend.isRestarting).toBe(true);
+      expect(backend.stats().available).toBe(false);
+      await expect(backend.call('ping')).rejects.toBeInstanceOf(BackendUnavailableError);
+      // Retried with back-off: a second failure is reported too, then the service returns.
+      expect(await until(() => events.length >= 2)).toBe(true);
+      expect(events[1]).toMatchObject({ attempt: 2, ok: false });
+      server = await listen(port);
+      expect(await until(() => events.some((e) => e.ok))).toBe(true);
+      expect(events[events.length - 1].ok).toBe(true);
+      expect(backend.isRestarting).toBe(false);
+      expect(backend.stats()).toMatchObject({ available: true, restarts: 1 });
+      expect((await backend.call('ping')).toString()).toBe('pong');
+    } finally {
+      backend.close();
+      await close(server);
+    }
+  });
+
+  test('host calls queued when a restart begins reject with BackendUnavailableError, never BackendFault', async () => {
+    const backend = await Backend.load(guest('counter_backend'), { memoryMiB: 16 });
+    try {
+      const before = Array.from({ length: 20 }, () => backend.call('host_echo', 'x').then(() => 'ok', (e) => e.constructor.name));
+      const restart = backend.restart();
+      expect(backend.isRestarting).toBe(true);
+      const during = Array.from({ length: 5 }, () => backend.call('host_echo', 'y').then(() => 'ok', (e) => e.constructor.name));
+      await restart;
+      const outcomes = [...(await Promise.all(before)), ...(await Promise.all(during))];
+      expect(outcomes.filter((o) => o !== 'ok' && o !== 'BackendUnavailableError')).toEqual([]);
+      expect(outcomes.slice(20)).toEqual(Array(5).fill('BackendUnavailableError'));
+      expect(outcomes).toContain('BackendUnavailableError');
+      expect(backend.isRestarting).toBe(false);
+      expect((await backend.call('host_echo', 'z')).toString()).toBe('echo:z');
+    } finally {
+      backend.close();
+    }
+  });
+});
