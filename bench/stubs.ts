@@ -13,8 +13,8 @@ import * as path from 'path';
 import { Backend } from '../src/backend';
 import { packageRoot } from '../src/native';
 import { RequestPool } from '../src/pool';
-import { KeyValueClient } from '../samples/kv/generated/ts/kv_farcall';
-import { GetRequestT, PutRequestT } from '../samples/kv/generated/ts/kv_generated';
+import { KeyValueClient } from '../build/generated/kv/ts/kv_farcall';
+import { GetRequestT, PutRequestT } from '../build/generated/kv/ts/kv_generated';
 import { report, Row, row, usSince } from './lib';
 import { BenchOptions, Figure, Section } from './report';
 

@@ -148,9 +148,12 @@ export function makeCli(): Command {
     .option('-c, --concurrency <n>', 'requests at a time', whole(1), 8)
     .action(async (o) => {
       try {
-        const { runDemo } = require('./demo') as typeof import('./demo');
-        if (!require('fs').existsSync(require('path').join(__dirname, '..', 'samples', 'kv-store')))
+        // The demo is a sample (samples/kv-store/demo.ts), found at run time: the library does not
+        // depend on it, and the package ships no samples.
+        const demo = require('path').join(__dirname, '..', 'samples', 'kv-store', 'demo.js');
+        if (!require('fs').existsSync(demo))
           throw new Error('the demo runs in a clone of the farcall repository ("npm start"): the package ships no samples');
+        const { runDemo } = require(demo) as { runDemo(o: { requests: number; concurrency: number; progress: boolean }): Promise<string> };
         process.stdout.write(
           (await runDemo({ requests: o.requests, concurrency: o.concurrency, progress: process.stderr.isTTY })) + '\n',
         );
@@ -169,7 +172,8 @@ export function makeCli(): Command {
       try {
         let bench: { runAll: (opts: Record<string, unknown>) => Promise<unknown> };
         try {
-          bench = require('../bench/run');
+          // Found at run time (bench/ is not part of the library, nor of the package).
+          bench = require(require('path').join(__dirname, '..', 'bench', 'run'));
         } catch (e) {
           // The package ships no benchmarks: they need the guest programs of a clone's build.
           throw new Error(`the benchmarks are not built: run "npm run bench" in a clone of the farcall repository (${(e as Error).message.split('\n')[0]})`);

@@ -6,8 +6,8 @@
 import * as path from 'path';
 
 import { Backend, RequestPool } from '../../src';
-import { GetRequestT, PutRequestT } from './generated/ts/kv_generated';
-import { KeyValueClient } from './generated/ts/kv_farcall';
+import { GetRequestT, PutRequestT } from '../../build/generated/kv/ts/kv_generated';
+import { KeyValueClient } from '../../build/generated/kv/ts/kv_farcall';
 
 function repo(...p: string[]): string {
   // dist/samples/kv/run.js and samples/kv/run.ts both sit three levels below the repository.

@@ -2,11 +2,11 @@
 // runs in a fresh fork that calls the persistent kv backend; prints a short latency table.
 import * as http from 'http';
 
-import { serveHttp } from './http';
-import { percentile } from './stats';
+import { serveHttp } from '../../src/http';
+import { percentile } from '../../src/stats';
 
 interface Demo {
-  broker: import('./broker').Broker;
+  broker: import('../../src/broker').Broker;
   request(command: string): Promise<string>;
   close(): Promise<void>;
 }
@@ -27,8 +27,7 @@ function post(agent: http.Agent, url: string, body: string): Promise<{ status: n
 export async function runDemo(opts: { requests?: number; concurrency?: number; progress?: boolean } = {}): Promise<string> {
   const n = opts.requests ?? 2000;
   const conc = opts.concurrency ?? 8;
-  // The sample lives beside src/ (samples/kv-store), compiled to dist/samples/kv-store.
-  const kv = require('../samples/kv-store') as { startKvDemo(): Promise<Demo> };
+  const kv = require('.') as { startKvDemo(): Promise<Demo> };
   const out: string[] = [];
   const t0 = performance.now();
   const demo = await kv.startKvDemo();
