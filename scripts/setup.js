@@ -61,7 +61,7 @@ const needs = [
   ['gcc', 'build-essential'], ['g++', 'g++'], ['make', 'make'], ['cmake', 'cmake'], ['ninja', 'ninja-build'],
   ...(pack ? [] : [['musl-gcc', 'musl-tools'], ['flatc', 'flatbuffers-compiler'], ['redis-server', 'redis-server']]),
 ];
-const headers = [['/usr/include/linux/kvm.h', 'linux-libc-dev'], ...(pack ? [] : [['/usr/include/flatbuffers/flatbuffers.h', 'libflatbuffers-dev']])];
+const headers = [['/usr/include/linux/kvm.h', 'linux-libc-dev'], ...(pack ? [] : [['/usr/include/flatbuffers/flatbuffers.h', 'libflatbuffers-dev'], ['/usr/include/doctest/doctest.h', 'doctest-dev']])];
 
 async function main() {
   const missing = new Set();

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "error.h"
+#include "exit.h"
 #include "kvm_abi.h"
 #include "layout.h"
 #include "pvm.h"
@@ -166,7 +167,7 @@ void Vm::build_kernel() {
   pt_->map_user_ram(cfg_.ram_va, cfg_.ram_gpa, cfg_.ram_bytes);
   pt_->map(kKernelVa, kKernelGpa, kPageTableOff, pte::W | pte::G);
   // User-accessible: on PVM the `syscall` target is fetched at CPL 3, and a far call returns
-  // to it from user mode. A user jump into it is told apart by CS (see decode_trap).
+  // to it from user mode. A user jump into it is told apart by CS (see exit.cpp).
   pt_->map(kTrapVa, kTrapGpa, kPage, pte::G | pte::U);
   if (cfg_.mode == EntryMode::TrapPage) pt_->map(kGateVa, kGateGpa, kGateRegionSize, pte::U);
   cr3_ = pt_->root_gpa();
@@ -377,28 +378,6 @@ Event Vm::exception_event(int vector) {
   return ev;
 }
 
-Event Vm::decode_trap(uint64_t off) {
-  Event ev;
-  if (off == kTrapSyscall || off == kTrapSdkCall) {
-    stats_.syscalls++;
-    ev.kind = Event::Syscall;
-    ev.via_call = via_call_ = off == kTrapSdkCall;
-  } else if (off == kTrapGateReturn) {
-    stats_.gate++;
-    ev.kind = Event::GateReturn;
-  } else if (off >= kTrapVector && off < kTrapVector + 8 * 256 && (off - kTrapVector) % 8 == 0 &&
-             vcpu_->sregs().cs.selector == kKernelCs) {
-    // Only the CPU's own exception delivery arrives with the kernel code segment; a user
-    // jump to the same address (to fake an exception) keeps the user CS and lands below.
-    return exception_event(int((off - kTrapVector) / 8));
-  } else {
-    ev.kind = Event::Unexpected;
-    ev.rip = vcpu_->regs().rip;
-    ev.detail = "jump into the trap page at offset " + std::to_string(off);
-  }
-  return ev;
-}
-
 Event Vm::run(uint64_t deadline_ns) {
   if (cfg_.mode == EntryMode::PvmNative && pvm_.fresh) {
     pvm::first_entry(*vcpu_, *pvm_.scratch, cr3_, kernel_cs_, kernel_ss_);
@@ -422,73 +401,57 @@ Event Vm::run(uint64_t deadline_ns) {
     }
     kvm_run *run = vcpu_->run_struct();
     kvm_regs &r = vcpu_->regs();
-    switch (run->exit_reason) {
-      case KVM_EXIT_INTERNAL_ERROR:
-        stats_.internal++;
-        if (cfg_.mode == EntryMode::TrapPage && r.rip >= kTrapVa && r.rip < kTrapVa + kPage)
-          return decode_trap(r.rip - kTrapVa);
-        if (cfg_.mode == EntryMode::TrapPage && r.rip >= kGateVa && r.rip < kGateVa + kGateRegionSize) {
-          stats_.gate++;
-          Event ev;
-          ev.kind = Event::GateCall;  // a call to a gate address: the fetch exited directly
-          ev.rip = ev.cr2 = r.rip;
-          ev.rsp = r.rsp;
-          return ev;
-        }
-        {
-          Event ev;
-          ev.detail = "KVM internal error, suberror " + std::to_string(run->internal.suberror);
-          ev.rip = r.rip;
-          return ev;
-        }
-      case KVM_EXIT_IO: {
-        stats_.io++;
-        uint16_t port = run->io.port;
-        // The PVM-native kernel uses the out-stub ports (vectors at 0xb0 + v); a user-mode `out`
-        // is a #GP in both.
-        if ((cfg_.mode == EntryMode::OutStub || cfg_.mode == EntryMode::PvmNative) &&
-            run->io.direction == KVM_EXIT_IO_OUT) {
-          pvm_.in_kernel = cfg_.mode == EntryMode::PvmNative;  // only the kernel can `out`
-          if (port == kPortSyscall) {
-            Event ev = decode_trap(kTrapSyscall);
-            if (cfg_.mode == EntryMode::PvmNative) pvm_user_gs(true);
-            return ev;
-          }
-          if (port == kPortGateReturn) return decode_trap(kTrapGateReturn);
-          if (pvm_gate() && port == kPortGateBad) {
-            Event ev;
-            ev.rip = r.rcx;
-            ev.detail = "call to an address that is not a registered entry point";
-            return ev;
-          }
-          if (pvm_gate() && (port == kPortGateWait || port == kPortGateSyscall || port == kPortGateNotify ||
-                             port == kPortGateCommit)) {
-            stats_.gate++;
-            Event ev;
-            ev.kind = port == kPortGateWait      ? Event::GateWait
-                      : port == kPortGateSyscall ? Event::GateSyscall
-                      : port == kPortGateNotify  ? Event::GateNotify
-                                                 : Event::GateCommit;
-            ev.rip = r.rip;
-            return ev;
-          }
-          uint16_t vbase = cfg_.mode == EntryMode::PvmNative ? kPvmPortVector : kPortVector;
-          if (port >= vbase && port < vbase + 32) return exception_event(port - vbase);
-          if (port == kPortSpurious) return exception_event(255);
-        }
-        Event ev;
-        ev.detail = "port I/O to 0x" + std::to_string(port);
-        ev.rip = r.rip;
+    ExitFacts f;
+    f.mode = cfg_.mode;
+    f.pvm_gate = pvm_gate();
+    f.reason = run->exit_reason;
+    if (f.reason == KVM_EXIT_IO) {
+      f.port = run->io.port;
+      f.port_out = run->io.direction == KVM_EXIT_IO_OUT;
+    }
+    if (f.reason == KVM_EXIT_INTERNAL_ERROR) f.suberror = run->internal.suberror;
+    f.rip = r.rip;
+    f.rcx = r.rcx;
+    f.cs = vcpu_->sregs().cs.selector;
+    Decoded d = exit__decode(f);
+    switch (f.reason) {  // exit counters, by what KVM reported
+      case KVM_EXIT_INTERNAL_ERROR: stats_.internal++; break;
+      case KVM_EXIT_IO: stats_.io++; break;
+      case KVM_EXIT_MMIO: stats_.mmio++; break;
+      case KVM_EXIT_INTR: stats_.interrupted++; break;
+      default: stats_.other++; break;
+    }
+    // Only the guest kernel can `out` (a user-mode `out` is a #GP), so a port exit in
+    // pvm-native mode comes from supervisor mode.
+    if (f.reason == KVM_EXIT_IO && f.port_out) pvm_.in_kernel = cfg_.mode == EntryMode::PvmNative;
+    Event ev;
+    ev.rip = r.rip;
+    switch (d.kind) {
+      case Decoded::Interrupted: continue;
+      case Decoded::Exception: return exception_event(d.vector);
+      case Decoded::Syscall:
+        stats_.syscalls++;
+        ev.kind = Event::Syscall;
+        ev.via_call = via_call_ = d.via_call;
+        if (cfg_.mode == EntryMode::PvmNative) pvm_user_gs(true);
         return ev;
-      }
-      case KVM_EXIT_MMIO: {
-        stats_.mmio++;
-        Event ev;
+      case Decoded::GateReturn: stats_.gate++; ev.kind = Event::GateReturn; return ev;
+      case Decoded::GateCall:
+        stats_.gate++;
+        ev.kind = Event::GateCall;  // a call to a gate address: the fetch exited directly
+        ev.cr2 = r.rip;
+        ev.rsp = r.rsp;
+        return ev;
+      case Decoded::GateWait: stats_.gate++; ev.kind = Event::GateWait; return ev;
+      case Decoded::GateSyscall: stats_.gate++; ev.kind = Event::GateSyscall; return ev;
+      case Decoded::GateNotify: stats_.gate++; ev.kind = Event::GateNotify; return ev;
+      case Decoded::GateCommit: stats_.gate++; ev.kind = Event::GateCommit; return ev;
+      case Decoded::Halt: ev.kind = Event::Halt; ev.detail = d.detail; return ev;
+      case Decoded::Mmio: {
         uint64_t pa = run->mmio.phys_addr;
         ev.detail = pa >= kGateGpa && pa < kGateGpa + kGateRegionSize
                         ? "data access to the gate region"
                         : "access to unbacked guest-physical address " + std::to_string(pa);
-        ev.rip = r.rip;
         // KVM finishes the faulting instruction on the next KVM_RUN, after applying our
         // register writes, and would move RIP past it (or, for a string instruction, resume it
         // with the guest's registers wherever the VMM had put the vCPU). Finish it now, reads
@@ -496,25 +459,10 @@ Event Vm::run(uint64_t deadline_ns) {
         settle();
         return ev;
       }
-      case KVM_EXIT_HLT: {
-        stats_.other++;
-        Event ev;
-        ev.kind = Event::Halt;
-        ev.rip = r.rip;
-        ev.detail = "guest halted";
+      case Decoded::Unexpected:
+        ev.detail = d.detail;
+        if (f.reason == KVM_EXIT_IO && f.port == kPortGateBad) ev.rip = r.rcx;  // the stub's caller
         return ev;
-      }
-      case KVM_EXIT_INTR:
-        stats_.interrupted++;
-        continue;
-      default: {
-        stats_.other++;
-        Event ev;
-        ev.rip = r.rip;
-        ev.detail = run->exit_reason == KVM_EXIT_SHUTDOWN ? "triple fault (guest shutdown)"
-                                                          : "unexpected KVM exit " + std::to_string(run->exit_reason);
-        return ev;
-      }
     }
   }
 }

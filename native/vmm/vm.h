@@ -155,7 +155,6 @@ class Vm {
   void add_extra(uint64_t gpa, const std::shared_ptr<GuestRegion> &region, bool log);
   void build_kernel();
   void setup_vcpu();
-  Event decode_trap(uint64_t off);
   Event exception_event(int vector);
   // PvmNative: falls back to the trap page before the first run (attach_region: the far-call
   // gate has no PVM-native flavor yet).
