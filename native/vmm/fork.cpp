@@ -38,6 +38,7 @@ Master::Master(const std::vector<uint8_t> &elf, const ProcessConfig &cfg, uint64
   // The state every fork starts from: farcall_ready() returning 0.
   proc_->vm().syscall_return(0);
   state_ = proc_->vm().save_state();
+  proc_->vm().arm_reset_page(state_);
 }
 
 Fork::Fork(Master &master, uint64_t max_private_pages) : master_(master), max_private_(max_private_pages) {

@@ -35,6 +35,13 @@ constexpr uint64_t kStackOff = 0x4000;       // exception stack, 16 KiB
 constexpr uint64_t kStackTop = 0x8000;
 constexpr uint64_t kIstTop = 0x9000;         // separate stack for #DF/#MC/NMI
 constexpr uint64_t kPageTableOff = 0x10000;  // page-table pages are allocated from here up
+// The reset page (native/kernel/reset.S): the last page of the kernel region, mapped user-readable
+// and executable, never writable, at kResetVa in every flavor (the lower half, where PVM's user
+// root sees it too). Page tables end below it.
+constexpr uint64_t kResetOff = kKernelSize - kPage;
+constexpr uint64_t kResetVa = FARCALL_GATE_VA - 0x10000;
+constexpr uint64_t kResetImageMax = 0xf00, kResetCode = 0xf00, kResetRax = 0xf80, kResetRdx = 0xf88, kResetRcx = 0xf90,
+                   kResetGs = 0xf98, kResetRip = 0xfa0;
 
 // The trap page: mapped present (supervisor) to a guest-physical page that has no
 // memslot. Fetching from it exits to the VMM, at the address that names the event.

@@ -134,6 +134,10 @@ class Vm {
   // middle of an instruction), so that no register write of the VMM is overridden by it.
   // False if more than `max_pieces` accesses were still pending.
   bool settle(uint64_t max_pieces = 4096);
+  // A master, after save_state(): fills the reset page from `st`, so that the forks' resets
+  // restore the vector state and the user GS base there (native/kernel/reset.S). Forks made
+  // afterwards inherit it. Without it (an XSAVE image too large), resets use ioctls.
+  void arm_reset_page(const CpuState &st);
 
   // Dirty tracking of guest writes (KVM dirty log with manual protect). Calls fn(page) for
   // each page of `slot` written since tracking was last re-armed for it; with `rearm`, write-
@@ -164,6 +168,7 @@ class Vm {
   void set_msr(uint32_t index, uint64_t value);
   uint64_t get_msr(uint32_t index);
   bool unsettled_ = false;  // settle() gave up: something is still pending in KVM
+  bool reset_page_ = false;  // arm_reset_page() filled it: restore_state() resumes there
 
   VmConfig cfg_;
   int vm_fd_ = -1;

@@ -129,6 +129,11 @@ int main(void) {
       memset(sink, 'B', sizeof sink);
       ANSWER(sink, (size_t)n);
     }
+    if (!strcmp(cmd, "write-reset")) {
+      /* The reset page, where every request starts (0x7fffff0000): readable, never writable. */
+      *(volatile unsigned char *)0x7fffff0f00ull = 0xcc;
+      ANSWER("wrote the reset page", 20);
+    }
     if (!strcmp(cmd, "quiet-fail")) raw3(SYS_FAIL, "failed quietly", 14, 0);
     if (!strcmp(cmd, "clock")) {
       /* An invalid clock: Linux fails with EINVAL and writes nothing. */
