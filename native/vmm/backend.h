@@ -41,6 +41,7 @@ struct Instance {
   // undone from here, page by page, for the pages it wrote.
   std::shared_ptr<GuestRegion> committed;
   Process::MemState committed_ms;
+  int commits_since_rearm = 0;
   std::unique_ptr<Process> personality;  // brk/mmap state and system calls on this memory
   InstanceLine *line = nullptr;
   uint64_t faults = 0, restores = 0;
@@ -160,7 +161,8 @@ class Backend {
  private:
   void restore(Instance &inst);
   // The pages `vm` and the VMM wrote into `inst` since the last commit or undo.
-  std::vector<uint64_t> written(Instance &inst, Vm *vm);
+  std::vector<uint64_t> written(Instance &inst, Vm *vm, bool rearm);
+  static constexpr int kRearmEvery = 64;
   Durability durability_ = Durability::Call;
   std::atomic<uint64_t> output_queued_{0};
   void copy_snapshot(GuestRegion &dst);

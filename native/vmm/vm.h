@@ -144,12 +144,12 @@ class Vm {
   // protects those pages again so that the next write to them is seen (and faults).
   template <class F>
   void dirty_pages(int slot, F fn, bool rearm = true);
-  // The pages of the attached region at `gpa` this VM wrote since the last call (re-armed).
-  // Nothing if the region is not tracked here.
+  // The pages of the attached region at `gpa` this VM wrote since tracking was last re-armed
+  // for it (with `rearm`, now). Nothing if the region is not tracked here.
   template <class F>
-  void region_dirty(uint64_t gpa, F fn) {
+  void region_dirty(uint64_t gpa, F fn, bool rearm) {
     for (auto &x : extra_)
-      if (x.gpa == gpa && x.log) dirty_pages(x.slot, fn, true);
+      if (x.gpa == gpa && x.log) dirty_pages(x.slot, fn, rearm);
   }
 
  private:
