@@ -121,6 +121,9 @@ export async function runProgram(program: string | Buffer, opts: RunOptions = {}
     });
     return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, stats: toRunStats(r.stats) };
   } catch (e) {
-    throw labelled(e, programLabel('run', program));
+    const err = labelled(e, programLabel('run', program));
+    const stats = (e as { stats?: NativeStats }).stats;
+    if (stats) err.stats = toRunStats(stats); // which unsupported call was hit, and the rest
+    throw err;
   }
 }
