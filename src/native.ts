@@ -28,6 +28,7 @@ export interface NativeRunOptions {
   memoryMiB: number;
   outputLimit: number;
   entry?: string;
+  files?: { readOnly?: string };
 }
 
 export interface NativeDoctor {

@@ -3,6 +3,8 @@
 // VM and natively; stdout, stderr and the exit code must be the same, byte for byte.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 
 import { runProgram } from '../src/run';
 import { describeKvm, guest } from './helpers';
@@ -14,12 +16,22 @@ interface Case {
   program: string;
   args: string[];
   stdin?: string;
+  /** Run natively with this directory as the working directory, and in the VM as its file view. */
+  files?: boolean;
 }
+
+// A small tree the file-view cases read: natively it is the working directory, in the VM "/".
+const tree = fs.mkdtempSync(path.join(os.tmpdir(), 'farcall-compat-'));
+fs.mkdirSync(path.join(tree, 'etc'));
+fs.writeFileSync(path.join(tree, 'etc', 'config.lua'), 'return { name = "farcall", sizes = { 3, 1, 2 } }\n');
+fs.writeFileSync(path.join(tree, 'data.txt'), 'the quick brown fox\njumps over\nthe lazy dog\n'.repeat(300));
+fs.symlinkSync('data.txt', path.join(tree, 'link.txt'));
+afterAll(() => fs.rmSync(tree, { recursive: true, force: true }));
 
 async function same(c: Case): Promise<void> {
   if (!fs.existsSync(c.program)) throw new Error(`${c.program} is missing: run node scripts/setup.js (as root it installs it)`);
-  const native = spawnSync(c.program, c.args, { input: c.stdin ?? '', env: {}, argv0: c.program });
-  const vm = await runProgram(c.program, { args: c.args, stdin: c.stdin ?? '', argv0: c.program });
+  const native = spawnSync(c.program, c.args, { input: c.stdin ?? '', env: {}, argv0: c.program, cwd: c.files ? tree : undefined });
+  const vm = await runProgram(c.program, { args: c.args, stdin: c.stdin ?? '', argv0: c.program, files: c.files ? { readOnly: tree } : undefined });
   expect({ stdout: vm.stdout.toString(), stderr: vm.stderr.toString(), code: vm.exitCode }).toEqual({
     stdout: native.stdout.toString(),
     stderr: native.stderr.toString(),
@@ -87,6 +99,26 @@ const cases: Case[] = [
       `select json_object('a', 1, 'b', json_array(1, 2));`,
   },
   { name: 'rust: wordfreq (HashMap, sort, stdin, args)', program: guest('wordfreq'), args: ['--top'], stdin: words },
+  // Through the read-only file view.
+  { ...bb(['wc', 'data.txt', 'link.txt']), files: true },
+  { ...bb(['sha256sum', 'data.txt', 'etc/config.lua']), files: true },
+  { ...bb(['grep', '-c', 'lazy', 'data.txt']), files: true },
+  { ...bb(['ls', '-R', '.']), files: true },
+  { ...bb(['find', '.', '-type', 'f']), files: true },
+  { ...bb(['readlink', 'link.txt']), files: true },
+  { ...bb(['cat', 'missing.txt']), files: true },
+  { ...bb(['ash', '-c', 'n=0; while read a b c; do n=$((n+1)); done < data.txt; read x < etc/config.lua; echo "$n $x"']), files: true },
+  {
+    name: 'lua: io.open, io.lines, dofile through the file view',
+    program: guest('lua'),
+    args: [
+      'local n = 0 for l in io.lines("data.txt") do n = n + #l end print(n)\n' +
+        'local f = assert(io.open("etc/config.lua")) local src = f:read("a") f:close() print(#src)\n' +
+        'local cfg = dofile("etc/config.lua") table.sort(cfg.sizes) print(cfg.name, table.concat(cfg.sizes, " "))\n' +
+        'print(io.open("nope.txt"))',
+    ],
+    files: true,
+  },
 ];
 
 describeKvm('compatibility: third-party programs, byte for byte against native', () => {

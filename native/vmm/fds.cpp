@@ -64,6 +64,8 @@ uint32_t Process::fd_ready(int fd) {
     case OpenFile::Stdin: return kInEvents;  // like a file: a read never waits (at the end it returns 0)
     case OpenFile::Stdout:
     case OpenFile::Stderr: return kOutEvents;
+    case OpenFile::ViewFile:
+    case OpenFile::ViewDir: return kInEvents | kOutEvents;  // files never make a reader wait
     case OpenFile::PipeRead: {
       const Pipe &p = ms_.fds.pipes.at(f->pipe);
       return (p.buf.empty() ? 0 : kInEvents) | (p.writers ? 0 : POLLHUP);
@@ -105,6 +107,8 @@ uint64_t Process::fd_read(int fd, uint64_t buf, uint64_t len, Stop *stop) {
   if (!f) return neg(EBADF);
   switch (f->kind) {
     case OpenFile::Stdin: return sys_read(0, buf, len);
+    case OpenFile::ViewFile:
+    case OpenFile::ViewDir: return file_read(*f, buf, len, &f->pos);
     case OpenFile::PipeRead: {
       Pipe &p = ms_.fds.pipes.at(f->pipe);
       if (p.buf.empty()) {
@@ -298,7 +302,17 @@ uint64_t Process::fd_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2,
     }
     case NR_pread64:
     case NR_pwrite64:
-    case NR_lseek: return ms_.fds.file_of(fd) ? neg(ESPIPE) : neg(EBADF);
+    case NR_lseek: {
+      OpenFile *f = ms_.fds.file_of(fd);
+      if (!f) return neg(EBADF);
+      bool file = f->kind == OpenFile::ViewFile || f->kind == OpenFile::ViewDir;
+      if (!file) return neg(ESPIPE);
+      if (nr == NR_lseek) return file_lseek(*f, int64_t(a1), int(a2));
+      if (nr == NR_pwrite64) return neg(EBADF);  // opened read-only
+      if (int64_t(a3) < 0) return neg(EINVAL);
+      uint64_t pos = a3;
+      return file_read(*f, a1, a2, &pos);
+    }
     case NR_close: return ms_.fds.close(fd) ? 0 : neg(EBADF);
     case NR_close_range: {
       if (a2 & ~uint64_t(6) || a1 < a0) return neg(EINVAL);  // CLOSE_RANGE_UNSHARE (2) is a no-op here
@@ -324,6 +338,7 @@ uint64_t Process::fd_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2,
     case NR_fstat: {
       const OpenFile *f = ms_.fds.file_of(fd);
       if (!f) return neg(EBADF);
+      if (f->kind == OpenFile::ViewFile || f->kind == OpenFile::ViewDir) return file_stat(*f, a1);
       uint8_t st[144] = {};
       // stdio and pipes are fifos (stdio buffers them fully, as under a shell pipe); eventfd and
       // epoll are anonymous inodes, mode 0600 without a type, as Linux shows them.
@@ -367,7 +382,9 @@ uint64_t Process::fd_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2,
         case F_GETFD: return ms_.fds.fds.at(fd).cloexec ? FD_CLOEXEC : 0;
         case F_SETFD: ms_.fds.fds.at(fd).cloexec = a2 & FD_CLOEXEC; return 0;
         case F_GETFL: {
-          uint32_t acc = f->kind == OpenFile::Stdin || f->kind == OpenFile::PipeRead ? O_RDONLY
+          uint32_t acc = f->kind == OpenFile::Stdin || f->kind == OpenFile::PipeRead || f->kind == OpenFile::ViewFile ||
+                                 f->kind == OpenFile::ViewDir
+                             ? O_RDONLY
                          : f->kind == OpenFile::EventFd || f->kind == OpenFile::Epoll ? O_RDWR
                                                                                        : O_WRONLY;
           return acc | f->flags;

@@ -11,12 +11,15 @@ namespace farcall {
 
 // One open file description (what dup'ed fds share: the offset, the status flags).
 struct OpenFile {
-  enum Kind : uint8_t { Stdin, Stdout, Stderr, PipeRead, PipeWrite, EventFd, Epoll } kind = Stdin;
+  enum Kind : uint8_t { Stdin, Stdout, Stderr, PipeRead, PipeWrite, EventFd, Epoll, ViewFile, ViewDir } kind = Stdin;
   int refs = 0;          // fds pointing here
   uint32_t flags = 0;    // O_NONBLOCK and the other status flags F_GETFL reports
   int pipe = -1;         // PipeRead/PipeWrite: the pipe
   uint64_t count = 0;    // EventFd: the counter
   bool semaphore = false;
+  int obj = -1;          // ViewFile/ViewDir: the FileView object
+  uint64_t pos = 0;      // ViewFile: the offset; ViewDir: the host's directory cookie
+  std::string path;      // ViewDir: the guest path it was opened by (openat relative to it)
   struct Watch {
     uint32_t events;
     uint64_t data;

@@ -45,6 +45,7 @@ Process::Process(const std::vector<uint8_t> &elf, const ProcessConfig &cfg) : cf
   vc.mode = cfg.mode;
   vc.ram_va = cfg.ram_va;
   vc.ram_gpa = cfg.ram_gpa;
+  if (!cfg.files_root.empty()) view_ = FileView::open_root(cfg.files_root);
   vm_ = std::make_unique<Vm>(vc);
   mem_ = GuestView{&vm_->ram(), vc.ram_va};
   ms_.stack_bottom = layout::stack__guard_hi(mem_.va, vm_->ram_bytes());
@@ -56,14 +57,15 @@ Process::Process(const std::vector<uint8_t> &elf, const ProcessConfig &cfg) : cf
 }
 
 Process::Process(const Process &master, const CpuState &state, bool dirty_log)
-    : cfg_(master.cfg_), ms_(master.ms_) {
+    : view_(master.view_), cfg_(master.cfg_), ms_(master.ms_) {
   attached_ = master.attached_;
   vm_ = std::make_unique<Vm>(*master.vm_, state, dirty_log);
   mem_ = vm_->view();
   start_ns_ = Vcpu::now_ns();
 }
 
-Process::Process(const Process &proto, GuestView view) : cfg_(proto.cfg_), mem_(view), ms_(proto.ms_) {}
+Process::Process(const Process &proto, GuestView view)
+    : view_(proto.view_), cfg_(proto.cfg_), mem_(view), ms_(proto.ms_) {}
 
 Process::Process(const VmConfig &vc) : host_caller_(true) {
   vm_ = std::make_unique<Vm>(vc);
@@ -366,11 +368,18 @@ void Process::unmap_range(uint64_t a, uint64_t b) {
 }
 
 uint64_t Process::sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd, uint64_t off) {
-  (void)prot;
-  (void)off;
   constexpr uint64_t MAP_FIXED_ = 0x10, MAP_ANON_ = 0x20, MAP_FIXED_NOREPLACE_ = 0x100000;
   if (len == 0) return neg(EINVAL);
-  if (!(flags & MAP_ANON_)) return fd < 0 ? neg(EBADF) : neg(ENODEV);  // no files in the guest
+  constexpr uint64_t MAP_SHARED_ = 0x01, PROT_WRITE_ = 0x2;
+  bool file = !(flags & MAP_ANON_);
+  if (file) {  // a copy of the file's bytes (the view is read-only: nothing to write back)
+    const OpenFile *f = ms_.fds.file_of(int(fd));
+    if (!f) return neg(EBADF);
+    if (f->kind != OpenFile::ViewFile) return neg(ENODEV);
+    if ((flags & MAP_SHARED_) && (prot & PROT_WRITE_)) return neg(EACCES);
+    if (off % kPage) return neg(EINVAL);
+  }
+  uint64_t want = len;
   len = page_len(len);
   if (len == 0 || len > ms_.mmap_top - mem_.va) {
     stats_.enomem++;
@@ -385,7 +394,7 @@ uint64_t Process::sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t 
     }
     unmap_range(addr, addr + len);
     ms_.maps[addr] = len;
-    return addr;
+    return file ? file_mmap_copy(int(fd), addr, want, off) : addr;
   }
   uint64_t at = find_gap(len);
   if (!at) {
@@ -393,7 +402,10 @@ uint64_t Process::sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t 
     return neg(ENOMEM);
   }
   ms_.maps[at] = len;
-  return at;
+  if (!file) return at;
+  uint64_t r = file_mmap_copy(int(fd), at, want, off);
+  if (int64_t(r) < 0) unmap_range(at, at + len);
+  return r;
 }
 
 uint64_t Process::sys_munmap(uint64_t addr, uint64_t len) {
@@ -518,13 +530,9 @@ uint64_t Process::syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, uint
   if (handled) return r;
   r = net_syscall(nr, a0, a1, a2, a3, a4, a5, &handled);
   if (handled) return r;
+  r = file_syscall(nr, a0, a1, a2, a3, a4, &handled);
+  if (handled) return r;
   switch (nr) {
-    case NR_newfstatat: {
-      char c = 1;
-      if (!mem_.read(&c, a1, 1)) return neg(EFAULT);
-      if (c != 0 || !(a3 & 0x1000)) return neg(ENOENT);  // paths: there is no file system
-      return fd_syscall(NR_fstat, a0, a2, 0, 0, 0, &handled, stop);  // AT_EMPTY_PATH: the fd itself
-    }
     case NR_mmap: return sys_mmap(a0, a1, a2, a3, int64_t(a4), a5);
     case NR_munmap: return sys_munmap(a0, a1);
     case NR_mremap: return sys_mremap(a0, a1, a2, a3);
@@ -674,11 +682,6 @@ uint64_t Process::syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, uint
       mem_.mark(a0, n);
       return got < 0 ? neg(errno) : uint64_t(got);
     }
-    case NR_open:
-    case NR_openat:
-    case NR_access:
-    case NR_readlink:
-    case NR_readlinkat: return neg(ENOENT);  // guests see no host files
     case NR_umask: {
       uint32_t old = ms_.fds.umask;
       ms_.fds.umask = uint32_t(a0) & 0777;

@@ -12,6 +12,7 @@
 #include "../../guest-sdk/include/farcall_abi.h"
 #include "elf.h"
 #include "fdtable.h"
+#include "fileview.h"
 #include "vm.h"
 
 namespace farcall {
@@ -28,6 +29,8 @@ struct ProcessConfig {
   // Empty: no network at all (socket() is unsupported: ENOSYS). With a list, connect() to
   // anything else fails with EACCES and is counted in ProcessStats::net_refused.
   std::vector<std::pair<uint32_t, uint16_t>> net_allow;
+  // A host directory the guest sees read-only as "/" (fileview.h); empty: no files at all.
+  std::string files_root;
 };
 
 class Backend;
@@ -160,6 +163,16 @@ class Process {
   uint32_t fd_ready(int fd);  // poll bits of `fd` now (POLLNVAL if it is not open)
   bool fd_wait(const std::vector<int> &sockets, int64_t ms, Stop *stop, const char *what);
   bool fd_deadlock(Stop *stop, const char *what);
+  // Paths and the read-only file view (files.cpp).
+  uint64_t file_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, bool *handled);
+  int guest_path(uint64_t at, std::string *out);
+  int guest_path_at(int64_t dirfd, uint64_t at, std::string *out);
+  uint64_t file_open(const std::string &path, uint64_t flags);
+  uint64_t file_read(OpenFile &f, uint64_t buf, uint64_t len, uint64_t *pos);
+  uint64_t file_stat(const OpenFile &f, uint64_t out);
+  uint64_t file_lseek(OpenFile &f, int64_t off, int whence);
+  uint64_t file_mmap_copy(int fd, uint64_t at, uint64_t len, uint64_t off);
+  std::shared_ptr<FileView> view_;  // immutable files, shared by a master, its forks and instances
   // The gate (gate.cpp).
   // A call to gate address `addr` with the caller's stack at `rsp` (return address on top).
   bool gate_enter(uint64_t addr, uint64_t rsp, uint64_t rflags, bool fetch, const Event &ev, Stop *stop);
