@@ -2,6 +2,9 @@
 // umask, sysinfo, prctl — the guest's output is compared byte for byte with the same static
 // binary run natively; a wait nothing can end is a typed fault; failed runs carry their stats.
 import { execFileSync } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
 
 import { RequestPool } from '../src';
 import { GuestFaultError } from '../src/errors';
@@ -41,6 +44,19 @@ describeKvm('file descriptors inside one guest', () => {
     expect(e.details.signal).toBe(6);
     expect(e.stats.unsupportedSyscalls[57]).toBe(1);
     expect(e.stats.timeUs).toBeGreaterThan(0);
+  });
+
+  test('a pool with a file view: files open in a request are gone after it', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'farcall-poolview-'));
+    fs.writeFileSync(path.join(dir, 'a.txt'), 'abcdefgh');
+    const pool = await RequestPool.create(guest('req_counter'), { size: 1, memoryMiB: 64, args: ['64'], files: { readOnly: dir } });
+    try {
+      for (let i = 0; i < 3; i++) expect((await pool.run('file:/a.txt')).toString()).toBe('fd 3: abcde');
+      await expect(pool.run('file:/../a.txt/..')).rejects.toThrow(/cannot open/);
+    } finally {
+      await pool.close();
+      fs.rmSync(dir, { recursive: true });
+    }
   });
 
   test('the fd table resets with the fork: every request gets the same fds and an empty pipe', async () => {
