@@ -61,7 +61,11 @@ const needs = [
   ['gcc', 'build-essential'], ['g++', 'g++'], ['make', 'make'], ['cmake', 'cmake'], ['ninja', 'ninja-build'],
   ...(pack ? [] : [['musl-gcc', 'musl-tools'], ['flatc', 'flatbuffers-compiler'], ['redis-server', 'redis-server']]),
 ];
-const headers = [['/usr/include/linux/kvm.h', 'linux-libc-dev'], ...(pack ? [] : [['/usr/include/flatbuffers/flatbuffers.h', 'libflatbuffers-dev'], ['/usr/include/doctest/doctest.h', 'doctest-dev']])];
+const headers = [['/usr/include/linux/kvm.h', 'linux-libc-dev'], ...(pack ? [] : [['/usr/include/flatbuffers/flatbuffers.h', 'libflatbuffers-dev'],
+  ['/usr/include/doctest/doctest.h', 'doctest-dev'],
+  // Third-party programs of the compatibility suite (test/compat.test.ts).
+  ['/bin/busybox', 'busybox-static'], ['/usr/lib/x86_64-linux-gnu/liblua5.4.a', 'liblua5.4-dev'],
+  ['/usr/lib/x86_64-linux-gnu/libsqlite3.a', 'libsqlite3-dev']])];
 
 async function main() {
   const missing = new Set();

@@ -5,7 +5,7 @@ import { EventEmitter } from 'eventemitter3';
 import { BackendUnavailableError, ClosedError, fromNative, InvalidArgumentError } from './errors';
 import { native, NativeHandle } from './native';
 import { checkOptions, OptionKind } from './options';
-import { checkEntry, checkMemoryMiB, checkTimeoutMs, EntryFlavor, envList, labelled, loadProgram, programLabel } from './run';
+import { checkEntry, checkFiles, checkMemoryMiB, checkTimeoutMs, EntryFlavor, envList, FilesOptions, labelled, loadProgram, programLabel } from './run';
 import { LatencySummary, LatencyWindow } from './stats';
 
 export interface BackendOptions {
@@ -13,6 +13,8 @@ export interface BackendOptions {
   instances?: number;
   /** Guest memory of each instance, in MiB (even, 4..16384). Default 32. */
   memoryMiB?: number;
+  /** A host directory the program sees read-only as "/" (docs/api.md, files). */
+  files?: FilesOptions;
   /**
    * Limit for one call; a call past it returns FARCALL_E_BACKEND_TIMEOUT to its caller and its
    * writes are undone (see `durability`). A caller's own time limit never cuts a call that has
@@ -120,6 +122,7 @@ function checkDurability(d: unknown): 'call' | 'instance' {
 const BACKEND_OPTIONS = {
   instances: 'number', memoryMiB: 'number', callTimeoutMs: 'number', initTimeoutMs: 'number', args: 'strings', env: 'env',
   restart: 'object', network: 'object', trusted: 'boolean', durability: 'string', context: 'string', entry: 'string',
+  files: 'object',
 } as const satisfies Record<keyof BackendOptions, OptionKind>;
 const RESTART_OPTIONS = { maxFaults: 'number', windowMs: 'number', backoffMs: 'number', maxBackoffMs: 'number' } as const satisfies Record<keyof RestartPolicy, OptionKind>;
 const CALL_OPTIONS = { outCap: 'number', timeoutMs: 'number' } as const satisfies Record<keyof CallOptions, OptionKind>;
@@ -232,6 +235,7 @@ export class Backend extends EventEmitter<BackendEvents> {
         args: [typeof program === 'string' ? program : 'backend', ...(options.args ?? [])],
         env: envList(options.env),
         memoryMiB: mem,
+        files: checkFiles(options.files),
         instances,
         initTimeoutMs: checkTimeoutMs(options.initTimeoutMs ?? 10000, 'initTimeoutMs'),
         entry: checkEntry(options.entry, 'backend'),

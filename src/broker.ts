@@ -68,7 +68,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.backends.has(name)) throw new InvalidArgumentError('InvalidArgument', `backend ${name} exists already`);
     const backend = await Backend.load(b.program, {
       instances: b.instances, memoryMiB: b.memoryMiB, callTimeoutMs: b.callTimeoutMs, initTimeoutMs: b.initTimeoutMs,
-      args: b.args, env: b.env, restart: b.restart, network: b.network, trusted: b.trusted, durability: b.durability, entry: b.entry,
+      args: b.args, env: b.env, restart: b.restart, network: b.network, trusted: b.trusted, durability: b.durability, entry: b.entry, files: b.files,
       context: `backend ${name} (config backends.${name})`,
     }).catch((e) => Promise.reject(naming(e, `backends.${name}.program`, b.program)));
     backend.on('fault', (e) => this.emit('fault', { backend: name, instance: e.instance, entry: e.entry, message: e.message }));
@@ -86,7 +86,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     const pool = await RequestPool.create(p.program, {
       size: p.size, concurrency: p.concurrency, timeoutMs: p.timeoutMs, initTimeoutMs: p.initTimeoutMs, memoryMiB: p.memoryMiB,
       maxDirtyMiB: p.maxDirtyMiB, maxQueue: p.maxQueue, maxResponseBytes: p.maxResponseBytes, args: p.args, env: p.env, backends,
-      entry: p.entry, context: `pool ${name} (config pools.${name})`,
+      entry: p.entry, files: p.files, context: `pool ${name} (config pools.${name})`,
     }).catch((e) => Promise.reject(naming(e, `pools.${name}.program`, p.program)));
     pool.on('request', (e) => this.emit('request', { pool: name, fork: e.fork, ok: e.ok, us: e.us }));
     pool.on('reset', (e) => this.emit('reset', { pool: name, ...e }));

@@ -14,6 +14,8 @@ export interface BackendConfig {
   program: string;
   instances?: number;
   memoryMiB?: number;
+  /** A directory (relative to the config file) the backend sees read-only as "/". */
+  files?: { readOnly?: string };
   callTimeoutMs?: number;
   initTimeoutMs?: number;
   args?: string[];
@@ -37,6 +39,8 @@ export interface PoolConfig {
   timeoutMs?: number;
   initTimeoutMs?: number;
   memoryMiB?: number;
+  /** A directory (relative to the config file) the program sees read-only as "/". */
+  files?: { readOnly?: string };
   maxDirtyMiB?: number;
   maxQueue?: number;
   maxResponseBytes?: number;
@@ -99,10 +103,18 @@ function schema(baseDir: string) {
     .transform((p) => path.resolve(baseDir, p))
     .refine((p) => fs.existsSync(p), { error: (iss) => `no such file: ${iss.input}` });
   const entry = z.enum(['trap-page', 'out-stub', 'pvm-native'], { error: 'must be trap-page, out-stub or pvm-native' });
+  const files = strict({
+    readOnly: z
+      .string({ error: 'must be the path of a directory' })
+      .transform((p) => path.resolve(baseDir, p))
+      .refine((p) => fs.existsSync(p) && fs.statSync(p).isDirectory(), { error: (iss) => `no such directory: ${iss.input}` })
+      .optional(),
+  });
   const backend = strict({
     program,
     instances: whole(1, 64).optional(),
     memoryMiB: whole(4, 16384, true).optional(),
+    files: files.optional(),
     callTimeoutMs: whole(1, 3600000).optional(),
     initTimeoutMs: whole(1, 3600000).optional(),
     args: strings.optional(),
@@ -127,6 +139,7 @@ function schema(baseDir: string) {
     timeoutMs: whole(1, 3600000).optional(),
     initTimeoutMs: whole(1, 3600000).optional(),
     memoryMiB: whole(4, 65536, true).optional(),
+    files: files.optional(),
     maxDirtyMiB: whole(1, 65536).optional(),
     maxQueue: whole(0, 1e6).optional(),
     maxResponseBytes: whole(0, bufferConstants.MAX_LENGTH).optional(),

@@ -1,5 +1,6 @@
 // Every failure farcall reports is one of these classes. `code` is stable and matches the
 // VMM's error codes; `details` carries structured facts (fault vector, address, signal).
+import type { RunStats } from './run';
 
 export type FarcallErrorCode =
   | 'KvmUnavailable' | 'KvmFailure' | 'NotElf' | 'WrongArch' | 'DynamicallyLinked' | 'CorruptElf'
@@ -24,6 +25,8 @@ export class FarcallError extends Error {
   /** Output the guest produced before it failed, when there was a guest. */
   stdout?: Buffer;
   stderr?: Buffer;
+  /** runProgram: what the program did before it failed (system calls, unsupported ones included). */
+  stats?: RunStats;
   constructor(code: FarcallErrorCode, message: string, details: FaultDetails = {}) {
     super(message);
     this.name = new.target.name;

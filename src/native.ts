@@ -28,6 +28,7 @@ export interface NativeRunOptions {
   memoryMiB: number;
   outputLimit: number;
   entry?: string;
+  files?: { readOnly?: string };
 }
 
 export interface NativeDoctor {
@@ -64,6 +65,7 @@ export interface NativeRequestResult {
 
 export interface NativeMasterOptions {
   backends?: Array<{ name: string; handle: NativeHandle }>;
+  files?: { readOnly?: string };
   args: string[];
   env: string[];
   memoryMiB: number;
@@ -88,7 +90,7 @@ export interface NativeBackendStats {
 
 export interface NativeBinding {
   createBackend(elf: Buffer, opts: {
-    args: string[]; env: string[]; memoryMiB: number; instances: number; initTimeoutMs: number; callTimeoutMs: number; netAllow: string[]; trusted: boolean; durability: 'call' | 'instance'; entry?: string;
+    args: string[]; env: string[]; memoryMiB: number; files?: { readOnly?: string }; instances: number; initTimeoutMs: number; callTimeoutMs: number; netAllow: string[]; trusted: boolean; durability: 'call' | 'instance'; entry?: string;
     onEvent: (e: { kind: string; instance: number; entry: string; us: number; message: string }) => void;
   }): Promise<{ handle: NativeHandle; entries: string[]; initUs: number }>;
   /** `fault`: why the call did not return (vector, rip, address; a timeout; an exit), when it did not. */

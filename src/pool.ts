@@ -9,7 +9,7 @@ import { ClosedError, FarcallError, fromNative, InvalidArgumentError, Overloaded
 import { Backend } from './backend';
 import { native, NativeRequestResult } from './native';
 import { checkOptions, OptionKind } from './options';
-import { checkEntry, checkMemoryMiB, checkTimeoutMs, EntryFlavor, envList, labelled, loadProgram, programLabel } from './run';
+import { checkEntry, checkFiles, checkMemoryMiB, checkTimeoutMs, EntryFlavor, envList, FilesOptions, labelled, loadProgram, programLabel } from './run';
 import { LatencySummary, LatencyWindow } from './stats';
 
 export interface RequestPoolOptions {
@@ -27,6 +27,8 @@ export interface RequestPoolOptions {
   initTimeoutMs?: number;
   /** Guest memory per VM in MiB. Default 64. */
   memoryMiB?: number;
+  /** A host directory the program sees read-only as "/" (docs/api.md, files). */
+  files?: FilesOptions;
   /** A fork whose private (copy-on-write) memory passes this is reset fully. Default 16 MiB. */
   maxDirtyMiB?: number;
   /** Requests waiting for a fork beyond this are refused with OverloadedError. Default 64. */
@@ -62,6 +64,7 @@ function checkMaxResponse(v: number | undefined): number {
 const POOL_OPTIONS = {
   size: 'number', timeoutMs: 'number', initTimeoutMs: 'number', memoryMiB: 'number', maxDirtyMiB: 'number', maxQueue: 'number',
   maxResponseBytes: 'number', args: 'strings', env: 'env', backends: 'object', context: 'string', entry: 'string', concurrency: 'number',
+  files: 'object',
 } as const satisfies Record<keyof RequestPoolOptions, OptionKind>;
 
 export type ResetKind = 'fast' | 'full';
@@ -174,6 +177,7 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
         args: [typeof program === 'string' ? program : 'program', ...(options.args ?? [])],
         env: envList(options.env),
         memoryMiB: checkMemoryMiB(options.memoryMiB ?? 64),
+        files: checkFiles(options.files),
         initTimeoutMs: checkTimeoutMs(options.initTimeoutMs ?? 10000, 'initTimeoutMs'),
         entry: checkEntry(options.entry, who),
       });

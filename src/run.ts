@@ -1,5 +1,7 @@
 // runProgram: one static program, one fresh VM, run to completion.
+import * as fsSync from 'fs';
 import { promises as fs } from 'fs';
+import * as path from 'path';
 
 import { FarcallError, fromNative, InvalidArgumentError } from './errors';
 import { native, NativeStats } from './native';
@@ -24,6 +26,8 @@ export interface RunOptions {
    * its start-up self-check passes, trap-page otherwise; out-stub on hardware KVM). docs/entry.md.
    */
   entry?: EntryFlavor;
+  /** Files: `readOnly` is a host directory the guest sees, read-only, as "/". Default: no files. */
+  files?: FilesOptions;
 }
 
 export type EntryFlavor = 'trap-page' | 'out-stub' | 'pvm-native';
@@ -33,6 +37,28 @@ const ENTRY_FLAVORS: readonly EntryFlavor[] = ['trap-page', 'out-stub', 'pvm-nat
 export function checkEntry(v: unknown, who = 'entry'): EntryFlavor | undefined {
   if (v === undefined || ENTRY_FLAVORS.includes(v as EntryFlavor)) return v as EntryFlavor | undefined;
   throw new InvalidArgumentError('InvalidArgument', `${who}: entry must be one of ${ENTRY_FLAVORS.join(', ')}, got ${JSON.stringify(v)}`);
+}
+
+export interface FilesOptions {
+  readOnly?: string;
+}
+
+/** Checks `files` and returns what the native layer takes (an absolute directory path). */
+export function checkFiles(files: FilesOptions | undefined, what = 'files'): { readOnly?: string } | undefined {
+  if (files === undefined) return undefined;
+  if (typeof files !== 'object' || files === null) throw new InvalidArgumentError('InvalidArgument', `${what} must be an object`);
+  for (const k of Object.keys(files))
+    if (k !== 'readOnly') throw new InvalidArgumentError('InvalidArgument', `${what}.${k} is not a known option`);
+  if (files.readOnly === undefined) return {};
+  let st: fsSync.Stats | undefined;
+  try {
+    st = fsSync.statSync(files.readOnly);
+  } catch {
+    st = undefined;
+  }
+  if (typeof files.readOnly !== 'string' || !st || !st.isDirectory())
+    throw new InvalidArgumentError('InvalidArgument', `${what}.readOnly must be an existing directory, got ${String(files.readOnly)}`);
+  return { readOnly: path.resolve(files.readOnly) };
 }
 
 export interface RunStats {
@@ -100,7 +126,7 @@ export function labelled(e: unknown, label: string): FarcallError {
 // `satisfies` makes an option added to RunOptions but not here a compile error.
 const RUN_OPTIONS = {
   args: 'strings', argv0: 'string', env: 'env', stdin: 'bytes', timeoutMs: 'number', memoryMiB: 'number', outputLimit: 'number',
-  entry: 'string',
+  entry: 'string', files: 'object',
 } as const satisfies Record<keyof RunOptions, OptionKind>;
 
 /** Runs a static x86-64 Linux program in a fresh VM and resolves when it exits. */
@@ -118,9 +144,13 @@ export async function runProgram(program: string | Buffer, opts: RunOptions = {}
       memoryMiB: checkMemoryMiB(opts.memoryMiB ?? 64),
       outputLimit: opts.outputLimit ?? 1 << 20,
       entry: checkEntry(opts.entry, 'runProgram'),
+      files: checkFiles(opts.files),
     });
     return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, stats: toRunStats(r.stats) };
   } catch (e) {
-    throw labelled(e, programLabel('run', program));
+    const err = labelled(e, programLabel('run', program));
+    const stats = (e as { stats?: NativeStats }).stats;
+    if (stats) err.stats = toRunStats(stats); // which unsupported call was hit, and the rest
+    throw err;
   }
 }

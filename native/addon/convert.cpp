@@ -101,6 +101,12 @@ Napi::Buffer<uint8_t> to_buffer(Napi::Env env, const std::string &s) {
   return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t *>(s.data()), s.size());
 }
 
+std::string files_root(const Napi::Object &o) {
+  Napi::Value f = o.Get("files");
+  if (!f.IsObject() || !f.As<Napi::Object>().Get("readOnly").IsString()) return "";
+  return f.As<Napi::Object>().Get("readOnly").As<Napi::String>();
+}
+
 uint64_t opt_u64(const Napi::Object &o, const char *k, uint64_t def) {
   Napi::Value v = o.Get(k);
   return v.IsNumber() ? uint64_t(v.As<Napi::Number>().DoubleValue()) : def;

@@ -50,8 +50,11 @@ uint64_t Process::net_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2
     if (int(sockets_.size()) >= kMaxSockets) return neg(EMFILE);
     int h = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     if (h < 0) return neg(errno);
-    int g = 3;
-    while (sockets_.count(g)) g++;
+    int g = ms_.fds.lowest_free(0, [&](int fd) { return sockets_.count(fd) > 0; });
+    if (g < 0) {
+      close(h);
+      return neg(EMFILE);
+    }
     sockets_[g] = h;
     return uint64_t(g);
   }

@@ -33,7 +33,7 @@ enum : uint64_t {
   NR_sched_getaffinity = 204, NR_set_tid_address = 218, NR_clock_gettime = 228, NR_clock_getres = 229,
   NR_clock_nanosleep = 230, NR_exit_group = 231, NR_tgkill = 234, NR_openat = 257, NR_newfstatat = 262,
   NR_readlinkat = 267, NR_set_robust_list = 273, NR_prlimit64 = 302, NR_getrandom = 318, NR_rseq = 334,
-  NR_open = 2,
+  NR_open = 2, NR_umask = 95, NR_sysinfo = 99, NR_getgroups = 115, NR_prctl = 157,
 };
 }  // namespace
 
@@ -45,6 +45,7 @@ Process::Process(const std::vector<uint8_t> &elf, const ProcessConfig &cfg) : cf
   vc.mode = cfg.mode;
   vc.ram_va = cfg.ram_va;
   vc.ram_gpa = cfg.ram_gpa;
+  if (!cfg.files_root.empty()) view_ = FileView::open_root(cfg.files_root);
   vm_ = std::make_unique<Vm>(vc);
   mem_ = GuestView{&vm_->ram(), vc.ram_va};
   ms_.stack_bottom = layout::stack__guard_hi(mem_.va, vm_->ram_bytes());
@@ -56,14 +57,15 @@ Process::Process(const std::vector<uint8_t> &elf, const ProcessConfig &cfg) : cf
 }
 
 Process::Process(const Process &master, const CpuState &state, bool dirty_log)
-    : cfg_(master.cfg_), ms_(master.ms_) {
+    : view_(master.view_), cfg_(master.cfg_), ms_(master.ms_) {
   attached_ = master.attached_;
   vm_ = std::make_unique<Vm>(*master.vm_, state, dirty_log);
   mem_ = vm_->view();
   start_ns_ = Vcpu::now_ns();
 }
 
-Process::Process(const Process &proto, GuestView view) : cfg_(proto.cfg_), mem_(view), ms_(proto.ms_) {}
+Process::Process(const Process &proto, GuestView view)
+    : view_(proto.view_), cfg_(proto.cfg_), mem_(view), ms_(proto.ms_) {}
 
 Process::Process(const VmConfig &vc) : host_caller_(true) {
   vm_ = std::make_unique<Vm>(vc);
@@ -366,11 +368,18 @@ void Process::unmap_range(uint64_t a, uint64_t b) {
 }
 
 uint64_t Process::sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd, uint64_t off) {
-  (void)prot;
-  (void)off;
   constexpr uint64_t MAP_FIXED_ = 0x10, MAP_ANON_ = 0x20, MAP_FIXED_NOREPLACE_ = 0x100000;
   if (len == 0) return neg(EINVAL);
-  if (!(flags & MAP_ANON_)) return fd < 0 ? neg(EBADF) : neg(ENODEV);  // no files in the guest
+  constexpr uint64_t MAP_SHARED_ = 0x01, PROT_WRITE_ = 0x2;
+  bool file = !(flags & MAP_ANON_);
+  if (file) {  // a copy of the file's bytes (the view is read-only: nothing to write back)
+    const OpenFile *f = ms_.fds.file_of(int(fd));
+    if (!f) return neg(EBADF);
+    if (f->kind != OpenFile::ViewFile) return neg(ENODEV);
+    if ((flags & MAP_SHARED_) && (prot & PROT_WRITE_)) return neg(EACCES);
+    if (off % kPage) return neg(EINVAL);
+  }
+  uint64_t want = len;
   len = page_len(len);
   if (len == 0 || len > ms_.mmap_top - mem_.va) {
     stats_.enomem++;
@@ -385,7 +394,7 @@ uint64_t Process::sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t 
     }
     unmap_range(addr, addr + len);
     ms_.maps[addr] = len;
-    return addr;
+    return file ? file_mmap_copy(int(fd), addr, want, off) : addr;
   }
   uint64_t at = find_gap(len);
   if (!at) {
@@ -393,7 +402,10 @@ uint64_t Process::sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t 
     return neg(ENOMEM);
   }
   ms_.maps[at] = len;
-  return at;
+  if (!file) return at;
+  uint64_t r = file_mmap_copy(int(fd), at, want, off);
+  if (int64_t(r) < 0) unmap_range(at, at + len);
+  return r;
 }
 
 uint64_t Process::sys_munmap(uint64_t addr, uint64_t len) {
@@ -446,50 +458,81 @@ uint64_t Process::sys_brk(uint64_t want) {
   return ms_.brk;
 }
 
+uint64_t Process::sys_sysinfo(uint64_t out) {
+  // struct sysinfo as Linux fills it, for a machine that is this guest: its RAM, what its
+  // mappings leave free, one process.
+  struct {
+    int64_t uptime;
+    uint64_t loads[3], totalram, freeram, sharedram, bufferram, totalswap, freeswap;
+    uint16_t procs, pad;
+    uint32_t pad2;
+    uint64_t totalhigh, freehigh;
+    uint32_t mem_unit;
+    char reserved[4];
+  } si;
+  std::memset(&si, 0, sizeof si);
+  static_assert(sizeof si == 112);
+  uint64_t used = page_up(ms_.brk) - mem_.va;
+  for (auto &[a, len] : ms_.maps) used += len;
+  used += mem_.end() - ms_.stack_bottom;
+  si.uptime = int64_t((Vcpu::now_ns() - start_ns_) / 1000000000);
+  si.totalram = mem_.region->size();
+  si.freeram = si.totalram - std::min<uint64_t>(used, si.totalram);
+  si.procs = 1;
+  si.mem_unit = 1;
+  return mem_.write(out, &si, sizeof si) ? 0 : neg(EFAULT);
+}
+
+uint64_t Process::sys_prctl(uint64_t op, uint64_t a1) {
+  switch (op) {
+    case 15: {  // PR_SET_NAME: up to 15 bytes, cut at the first NUL
+      char name[16] = {};
+      for (int i = 0; i < 15; i++) {
+        const uint8_t *c = mem_.ptr(a1 + i, 1);
+        if (!c) return neg(EFAULT);
+        if (!*c) break;
+        name[i] = char(*c);
+      }
+      ms_.fds.comm = name;
+      return 0;
+    }
+    case 16: {  // PR_GET_NAME
+      char name[16] = {};
+      std::memcpy(name, ms_.fds.comm.data(), std::min<size_t>(15, ms_.fds.comm.size()));
+      return mem_.write(a1, name, 16) ? 0 : neg(EFAULT);
+    }
+    case 1:                                        // PR_SET_PDEATHSIG: no parent to outlive
+      return a1 > 64 ? neg(EINVAL) : 0;
+    case 2: {                                      // PR_GET_PDEATHSIG
+      int zero = 0;
+      return mem_.write(a1, &zero, 4) ? 0 : neg(EFAULT);
+    }
+    case 3: return 1;                              // PR_GET_DUMPABLE
+    case 4: return a1 > 1 ? neg(EINVAL) : 0;       // PR_SET_DUMPABLE
+    case 21: return 0;                             // PR_GET_SECCOMP
+    case 23: return a1 > 63 ? neg(EINVAL) : 1;     // PR_CAPBSET_READ: root's full set
+    case 29: return 0;                             // PR_SET_TIMERSLACK
+    case 30: return 50000;                         // PR_GET_TIMERSLACK: Linux's default
+    case 36: return 0;                             // PR_SET_CHILD_SUBREAPER
+    case 38: return a1 == 1 ? 0 : neg(EINVAL);     // PR_SET_NO_NEW_PRIVS
+    case 39: return 0;                             // PR_GET_NO_NEW_PRIVS
+    case 41: return 0;                             // PR_SET_THP_DISABLE
+    case 42: return 0;                             // PR_GET_THP_DISABLE
+    default: return neg(EINVAL);                   // as Linux answers an option it does not know
+  }
+}
+
 uint64_t Process::syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                           uint64_t a5, Stop *stop) {
   count_syscall(nr, false);
   bool handled = false;
-  uint64_t net = net_syscall(nr, a0, a1, a2, a3, a4, a5, &handled);
-  if (handled) return net;
+  uint64_t r = fd_syscall(nr, a0, a1, a2, a3, a4, &handled, stop);
+  if (handled) return r;
+  r = net_syscall(nr, a0, a1, a2, a3, a4, a5, &handled);
+  if (handled) return r;
+  r = file_syscall(nr, a0, a1, a2, a3, a4, &handled);
+  if (handled) return r;
   switch (nr) {
-    case NR_read: return sys_read(int(a0), a1, a2);
-    case NR_write: return sys_write(int(a0), a1, a2, stop);
-    case NR_writev:
-    case NR_readv: {
-      if (a2 > 1024) return neg(EINVAL);
-      uint64_t total = 0;
-      for (uint64_t i = 0; i < a2; i++) {
-        uint64_t iov[2];
-        if (!mem_.read(iov, a1 + 16 * i, 16)) return neg(EFAULT);
-        uint64_t r = nr == NR_writev ? sys_write(int(a0), iov[0], iov[1], stop)
-                                      : sys_read(int(a0), iov[0], iov[1]);
-        if (int64_t(r) < 0) return total ? total : r;
-        total += r;
-        if (stop->kind != Stop::Exited) return r;
-        if (nr == NR_readv && r < iov[1]) break;
-      }
-      return total;
-    }
-    case NR_close: return a0 <= 2 ? 0 : neg(EBADF);
-    case NR_fstat:
-    case NR_newfstatat: {
-      int fd = int(a0);
-      uint64_t buf = nr == NR_fstat ? a1 : a2;
-      if (nr == NR_newfstatat) {
-        char c = 1;
-        if (!mem_.read(&c, a1, 1)) return neg(EFAULT);
-        if (c != 0 || !(a3 & 0x1000)) return neg(ENOENT);  // paths: there is no file system
-      }
-      if (fd < 0 || fd > 2) return neg(EBADF);
-      uint8_t st[144] = {};
-      uint32_t mode = 0010600;  // a pipe: stdio buffers it fully, as under a shell pipe
-      uint64_t blksize = 4096;
-      std::memcpy(st + 24, &mode, 4);
-      std::memcpy(st + 56, &blksize, 8);
-      return mem_.write(buf, st, sizeof st) ? 0 : neg(EFAULT);
-    }
-    case NR_lseek: return a0 <= 2 ? neg(ESPIPE) : neg(EBADF);
     case NR_mmap: return sys_mmap(a0, a1, a2, a3, int64_t(a4), a5);
     case NR_munmap: return sys_munmap(a0, a1);
     case NR_mremap: return sys_mremap(a0, a1, a2, a3);
@@ -516,8 +559,6 @@ uint64_t Process::syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, uint
       return 0;
     }
     case NR_sigaltstack: return 0;
-    case NR_ioctl: return a0 <= 2 ? neg(ENOTTY) : neg(EBADF);
-    case NR_fcntl: return a0 <= 2 ? 0 : neg(EBADF);
     case NR_sched_yield: return 0;
     case NR_nanosleep:
     case NR_clock_nanosleep: {
@@ -623,7 +664,7 @@ uint64_t Process::syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, uint
       if (nr == NR_prlimit64 && a0 != 0 && a0 != 1) return neg(ESRCH);
       uint64_t lim[2] = {~0ull, ~0ull};
       if (res == 3) lim[0] = lim[1] = mem_.end() - ms_.stack_bottom;  // RLIMIT_STACK
-      if (res == 7) lim[0] = lim[1] = 3;                                    // RLIMIT_NOFILE
+      if (res == 7) lim[0] = lim[1] = FdTable::kMaxFds;                                   // RLIMIT_NOFILE
       if (res == 9) lim[0] = lim[1] = mem_.region->size();                   // RLIMIT_AS
       if (out && !mem_.write(out, lim, 16)) return neg(EFAULT);
       return 0;
@@ -641,11 +682,14 @@ uint64_t Process::syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, uint
       mem_.mark(a0, n);
       return got < 0 ? neg(errno) : uint64_t(got);
     }
-    case NR_open:
-    case NR_openat:
-    case NR_access:
-    case NR_readlink:
-    case NR_readlinkat: return neg(ENOENT);  // guests see no host files
+    case NR_umask: {
+      uint32_t old = ms_.fds.umask;
+      ms_.fds.umask = uint32_t(a0) & 0777;
+      return old;
+    }
+    case NR_getgroups: return int(a0) < 0 ? neg(EINVAL) : 0;  // no supplementary groups
+    case NR_sysinfo: return sys_sysinfo(a0);
+    case NR_prctl: return sys_prctl(a0, a1);
     case NR_getcwd: {
       if (a1 < 2) return neg(ERANGE);
       return mem_.write(a0, "/", 2) ? 2 : neg(EFAULT);

@@ -11,6 +11,8 @@
 
 #include "../../guest-sdk/include/farcall_abi.h"
 #include "elf.h"
+#include "fdtable.h"
+#include "fileview.h"
 #include "vm.h"
 
 namespace farcall {
@@ -27,6 +29,8 @@ struct ProcessConfig {
   // Empty: no network at all (socket() is unsupported: ENOSYS). With a list, connect() to
   // anything else fails with EACCES and is counted in ProcessStats::net_refused.
   std::vector<std::pair<uint32_t, uint16_t>> net_allow;
+  // A host directory the guest sees read-only as "/" (fileview.h); empty: no files at all.
+  std::string files_root;
 };
 
 class Backend;
@@ -124,6 +128,7 @@ class Process {
     uint64_t brk_start = 0, brk = 0, mmap_top = 0, stack_bottom = 0;
     std::map<uint64_t, uint64_t> maps;  // start -> length, anonymous mappings
     size_t stdin_pos = 0;
+    FdTable fds = FdTable::standard();  // pipes, eventfds and epoll sets live here, not in the host
   };
   MemState &mem_state() { return ms_; }
 
@@ -137,6 +142,8 @@ class Process {
   uint64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd, uint64_t off);
   uint64_t sys_munmap(uint64_t addr, uint64_t len);
   uint64_t sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_t flags);
+  uint64_t sys_sysinfo(uint64_t out);
+  uint64_t sys_prctl(uint64_t op, uint64_t a1);
   uint64_t find_gap(uint64_t len);
   void unmap_range(uint64_t a, uint64_t b);
   uint64_t lookup(uint64_t name_ptr, uint64_t len);
@@ -145,6 +152,27 @@ class Process {
                        bool *handled);
   int host_fd(int guest_fd) const;
   std::map<int, int> sockets_;
+  // File descriptors (fds.cpp, over MemState::fds).
+  uint64_t fd_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, bool *handled,
+                      Stop *stop);
+  uint64_t fd_read(int fd, uint64_t buf, uint64_t len, Stop *stop);
+  uint64_t fd_write(int fd, uint64_t buf, uint64_t len, Stop *stop);
+  uint64_t fd_dup(int old, int fd, bool cloexec, bool exact);
+  uint64_t fd_poll(uint64_t fds_at, uint64_t nfds, int64_t ms, Stop *stop);
+  uint64_t fd_epoll_wait(int epfd, uint64_t out, int64_t max, int64_t ms, Stop *stop);
+  uint32_t fd_ready(int fd);  // poll bits of `fd` now (POLLNVAL if it is not open)
+  bool fd_wait(const std::vector<int> &sockets, int64_t ms, Stop *stop, const char *what);
+  bool fd_deadlock(Stop *stop, const char *what);
+  // Paths and the read-only file view (files.cpp).
+  uint64_t file_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, bool *handled);
+  int guest_path(uint64_t at, std::string *out);
+  int guest_path_at(int64_t dirfd, uint64_t at, std::string *out);
+  uint64_t file_open(const std::string &path, uint64_t flags);
+  uint64_t file_read(OpenFile &f, uint64_t buf, uint64_t len, uint64_t *pos);
+  uint64_t file_stat(const OpenFile &f, uint64_t out);
+  uint64_t file_lseek(OpenFile &f, int64_t off, int whence);
+  uint64_t file_mmap_copy(int fd, uint64_t at, uint64_t len, uint64_t off);
+  std::shared_ptr<FileView> view_;  // immutable files, shared by a master, its forks and instances
   // The gate (gate.cpp).
   // A call to gate address `addr` with the caller's stack at `rsp` (return address on top).
   bool gate_enter(uint64_t addr, uint64_t rsp, uint64_t rflags, bool fetch, const Event &ev, Stop *stop);

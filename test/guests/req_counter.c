@@ -10,12 +10,17 @@
  *   burn:N           N x 100,000 steps of arithmetic (a fixed amount of CPU work), then answers
  *   crash | spin | oom | exit | fail   misbehave in that way
  *   big:N            answers N bytes
+ *   pipe             opens a pipe, fills it with 5 bytes, answers "fds R W, pending N" (the same
+ *                    every time if the fd table resets with the fork)
+ *   file:PATH        opens PATH (never closed), reads 5 bytes, answers "fd N: BYTES"
  * argv[1]: guest memory in MiB (the range peek scans).
  */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "farcall.h"
@@ -127,6 +132,20 @@ int main(int argc, char **argv) {
     exit(3);
   } else if (!strcmp(cmd, "fail")) {
     farcall_fail("asked to fail");
+  } else if (!strcmp(cmd, "pipe")) {
+    int p[2];
+    if (pipe(p) != 0) farcall_fail("pipe failed");
+    write(p[1], "hello", 5);
+    int pending = 0;
+    ioctl(p[0], FIONREAD, &pending);
+    int n = snprintf(reply, sizeof reply, "fds %d %d, pending %d", p[0], p[1], pending);
+    farcall_respond(reply, (size_t)n);
+  } else if (!strcmp(cmd, "file") && alen) {
+    int fd = open(arg, O_RDONLY);
+    char b[6] = {0};
+    if (fd < 0 || read(fd, b, 5) < 0) farcall_fail("cannot open or read the file");
+    int n = snprintf(reply, sizeof reply, "fd %d: %s", fd, b);
+    farcall_respond(reply, (size_t)n);
   } else if (!strcmp(cmd, "big") && alen) {
     size_t n = (size_t)atol(arg);
     char *b = malloc(n);

@@ -1,0 +1,125 @@
+#include "fileview.h"
+
+#include <fcntl.h>
+#include <linux/openat2.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "error.h"
+
+namespace farcall {
+
+namespace {
+constexpr uint64_t kResolve = RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV;
+
+int openat2_(int dir, const char *path, uint64_t flags) {
+  open_how how;
+  std::memset(&how, 0, sizeof how);
+  how.flags = flags | O_CLOEXEC;
+  how.resolve = kResolve;
+  for (;;) {
+    long r = ::syscall(SYS_openat2, dir, path, &how, sizeof how);
+    if (r >= 0 || errno != EAGAIN) return r < 0 ? -errno : int(r);  // EAGAIN: a rename raced; retry
+  }
+}
+
+// The guest's path as the kernel should see it from the root: "" (the root itself) for "/".
+std::string relative(const std::string &path) {
+  size_t i = 0;
+  while (i < path.size() && path[i] == '/') i++;
+  return i == path.size() ? "." : path.substr(i);
+}
+}  // namespace
+
+std::shared_ptr<FileView> FileView::open_root(const std::string &dir) {
+  std::shared_ptr<FileView> v(new FileView());
+  v->root_ = ::open(dir.c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC);
+  if (v->root_ < 0)
+    throw VmmError(ErrorCode::BadState, "files.readOnly: cannot open directory " + dir + ": " + std::strerror(errno));
+  return v;
+}
+
+FileView::~FileView() {
+  for (int fd : objects_) ::close(fd);
+  if (root_ >= 0) ::close(root_);
+}
+
+int FileView::host(int id) {
+  std::lock_guard<std::mutex> lk(mu_);
+  return id >= 0 && size_t(id) < objects_.size() ? objects_[id] : -1;
+}
+
+int FileView::open(const std::string &path, bool follow, bool want_dir) {
+  if (path.empty()) return -ENOENT;
+  uint64_t flags = O_RDONLY | O_NONBLOCK | (follow ? 0 : O_NOFOLLOW) | (want_dir ? O_DIRECTORY : 0);
+  int fd = openat2_(root_, relative(path).c_str(), flags);
+  if (fd == -EXDEV) fd = -ENOENT;  // another mount (e.g. /proc bound inside): not part of the view
+  if (fd < 0) return fd;
+  struct stat st;
+  if (fstat(fd, &st) < 0 || !(S_ISREG(st.st_mode) || S_ISDIR(st.st_mode))) {
+    ::close(fd);
+    return -EACCES;  // devices, fifos and sockets in the directory are not part of the view
+  }
+  std::lock_guard<std::mutex> lk(mu_);
+  auto key = std::make_pair(st.st_dev, st.st_ino);
+  if (auto it = by_inode_.find(key); it != by_inode_.end()) {
+    ::close(fd);
+    return it->second;
+  }
+  if (objects_.size() >= max_objects()) {
+    ::close(fd);
+    return -ENFILE;
+  }
+  objects_.push_back(fd);
+  by_inode_[key] = int(objects_.size() - 1);
+  return int(objects_.size() - 1);
+}
+
+int FileView::stat_path(const std::string &path, bool follow, struct stat *st) {
+  if (path.empty()) return -ENOENT;
+  int fd = openat2_(root_, relative(path).c_str(), O_PATH | (follow ? 0 : O_NOFOLLOW));
+  if (fd == -EXDEV) fd = -ENOENT;
+  if (fd < 0) return fd;
+  int r = fstat(fd, st) < 0 ? -errno : 0;
+  ::close(fd);
+  return r;
+}
+
+int FileView::stat(int id, struct stat *st) {
+  int fd = host(id);
+  if (fd < 0) return -EBADF;
+  return fstat(fd, st) < 0 ? -errno : 0;
+}
+
+int64_t FileView::pread(int id, void *buf, uint64_t len, uint64_t off) {
+  int fd = host(id);
+  if (fd < 0) return -EBADF;
+  ssize_t r = ::pread(fd, buf, len, off_t(off));
+  return r < 0 ? -errno : r;
+}
+
+int64_t FileView::getdents(int id, void *buf, uint64_t len, uint64_t *pos) {
+  std::lock_guard<std::mutex> lk(mu_);  // the host fd's position is shared: seek and read as one
+  if (id < 0 || size_t(id) >= objects_.size()) return -EBADF;
+  int fd = objects_[id];
+  if (lseek(fd, off_t(*pos), SEEK_SET) < 0) return -errno;
+  long r = ::syscall(SYS_getdents64, fd, buf, len);
+  if (r < 0) return -errno;
+  *pos = uint64_t(lseek(fd, 0, SEEK_CUR));
+  return r;
+}
+
+int64_t FileView::readlink(const std::string &path, char *buf, uint64_t len) {
+  int fd = openat2_(root_, relative(path).c_str(), O_PATH | O_NOFOLLOW);
+  if (fd == -EXDEV) fd = -ENOENT;
+  if (fd < 0) return fd;
+  ssize_t r = readlinkat(fd, "", buf, len);  // the symlink the O_PATH fd names
+  int e = errno;
+  ::close(fd);
+  return r < 0 ? -(e == ENOENT ? EINVAL : e) : r;
+}
+
+}  // namespace farcall

@@ -1,0 +1,51 @@
+// A read-only view of a host directory for a guest ("/" in the guest is the view's root).
+//
+// Every path the guest names is resolved by the kernel, in one openat2() from the root's
+// O_PATH fd with RESOLVE_IN_ROOT | RESOLVE_NO_MAGICLINKS | RESOLVE_NO_XDEV: "..", absolute
+// paths and absolute symlinks all stay inside the root, /proc-style magic links and other
+// mounts are refused, and nothing is checked by string and then re-resolved (no TOCTOU).
+// Opened files are host fds kept here for the life of the view and named by a small id; the
+// guest's fd table (plain data, reset with the fork) holds only ids and offsets. Ids are
+// deduplicated by inode, so a request that reopens a file does not grow the set.
+// Shared by a master and its forks (thread-safe).
+#pragma once
+#include <sys/stat.h>
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+namespace farcall {
+
+class FileView {
+ public:
+  // Opens `dir` (a host directory); throws VmmError(InvalidArgument) if it is not one.
+  static std::shared_ptr<FileView> open_root(const std::string &dir);
+  ~FileView();
+  // Resolves `path` (guest form: absolute or relative to the root) and returns the id of the
+  // regular file or directory it names, or a negative errno. `follow`: follow a final symlink
+  // (else ELOOP, as O_NOFOLLOW).
+  int open(const std::string &path, bool follow, bool want_dir);
+  // stat/lstat of a path, without keeping anything open.
+  int stat_path(const std::string &path, bool follow, struct stat *st);
+  int stat(int id, struct stat *st);
+  int64_t pread(int id, void *buf, uint64_t len, uint64_t off);
+  // getdents64 from the directory position `*pos` (a host cookie); advances it.
+  int64_t getdents(int id, void *buf, uint64_t len, uint64_t *pos);
+  int64_t readlink(const std::string &path, char *buf, uint64_t len);
+  uint64_t max_objects() const { return 4096; }
+
+ private:
+  FileView() = default;
+  int host(int id);
+  int root_ = -1;
+  std::mutex mu_;
+  std::vector<int> objects_;
+  std::map<std::pair<dev_t, ino_t>, int> by_inode_;
+};
+
+}  // namespace farcall

@@ -1,0 +1,92 @@
+// The read-only file view cannot be escaped (issue 14): "..", absolute paths, symlinks that
+// point out (absolute, relative, through directories), openat from a directory fd, /proc, and
+// a path whose directory the host swaps for a symlink to the outside while the guest opens it.
+// The secret file sits right beside the view, so a single ".." too many would reach it.
+import { spawn } from 'child_process';
+import * as fs from 'fs';
+import * as os from 'os';
+import * as path from 'path';
+
+import { InvalidArgumentError } from '../../src/errors';
+import { runProgram } from '../../src/run';
+import { describeKvm, guest } from '../helpers';
+
+const MARKER = 'SECRET-7f3a9c-outside-the-view';
+
+describeKvm('read-only file view: no escape', () => {
+  let outside: string;
+  let view: string;
+  let secret: string;
+
+  beforeAll(() => {
+    outside = fs.mkdtempSync(path.join(os.tmpdir(), 'farcall-view-'));
+    view = path.join(outside, 'view');
+    secret = path.join(outside, 'secret.txt');
+    fs.writeFileSync(secret, MARKER);
+    fs.mkdirSync(path.join(view, 'sub'), { recursive: true });
+    fs.writeFileSync(path.join(view, 'inside.txt'), 'inside');
+    fs.symlinkSync('inside.txt', path.join(view, 'good_link'));
+    fs.symlinkSync(secret, path.join(view, 'abs_link')); // the host's absolute path
+    fs.symlinkSync('../secret.txt', path.join(view, 'rel_out'));
+    fs.symlinkSync('../..', path.join(view, 'sub', 'up')); // a directory link out of the view
+    fs.symlinkSync('/proc/self/root', path.join(view, 'proc_root'));
+    fs.mkdirSync(path.join(view, 'race_dir'));
+    fs.writeFileSync(path.join(view, 'race_dir', 'secret.txt'), 'harmless');
+    fs.symlinkSync('..', path.join(view, 'race_link'));
+  });
+  afterAll(() => fs.rmSync(outside, { recursive: true, force: true }));
+
+  const escape = (args: string[]) => runProgram(guest('files_escape'), { args: [MARKER, ...args], files: { readOnly: view } });
+
+  test('paths inside the view read; every escape is refused', async () => {
+    const inside = ['inside.txt', '/inside.txt', 'sub/../inside.txt', '/../../inside.txt', 'good_link', 'at:/sub:../inside.txt'];
+    const escapes = [
+      '../secret.txt', '/../secret.txt', 'sub/../../secret.txt', '/sub/../../../secret.txt', secret, 'abs_link', 'rel_out',
+      'link:rel_out', 'link:abs_link', 'sub/up/secret.txt', 'sub/up/../secret.txt', `at:/sub:../../secret.txt`, `at:/sub:${secret}`,
+      `at:/sub:up/secret.txt`, `/proc/self/root${secret}`, '/proc/self/cwd/../secret.txt', `proc_root${secret}`, '/proc/self/mem',
+      '/dev/mem', '/etc/passwd',
+    ];
+    const r = await escape([...inside, ...escapes]);
+    const out = r.stdout.toString();
+    expect(r.exitCode).toBe(0);
+    expect(out).not.toContain(MARKER);
+    expect(out).not.toContain('LEAK');
+    for (const p of inside) expect(out).toContain(`${p}: ok 6\n`);
+    for (const p of escapes) expect(out).toMatch(new RegExp(`^${p.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}: errno \\d+$`, 'm'));
+    expect(out).toContain('stat /: 1\n');
+    expect(out).toContain('write: 30\n'); // EROFS
+    expect(out).toContain('create: 30\n');
+    // The control: the same program natively, from the view directory, does reach the secret.
+    expect(fs.readFileSync(path.join(view, 'rel_out'), 'utf8')).toBe(MARKER);
+  });
+
+  test('a directory swapped for a symlink to the outside while the guest opens through it', async () => {
+    // The host renames race_dir and race_link in and out of "race" as fast as it can.
+    const swapper = spawn(process.execPath, [
+      '-e',
+      `const fs = require('fs'); const v = ${JSON.stringify(view)}; const end = Date.now() + 20000;
+       while (Date.now() < end) {
+         try { fs.renameSync(v + '/race_dir', v + '/race'); fs.renameSync(v + '/race', v + '/race_dir'); } catch {}
+         try { fs.renameSync(v + '/race_link', v + '/race'); fs.renameSync(v + '/race', v + '/race_link'); } catch {}
+       }`,
+    ]);
+    try {
+      const r = await escape(['race:race/secret.txt:3000', 'race:/race/../race/secret.txt:1000']);
+      const out = r.stdout.toString();
+      expect(out).not.toContain(MARKER);
+      expect(out).toMatch(/^race:race\/secret.txt:3000: ok \d+\/3000$/m);
+      expect(out).not.toContain('LEAK');
+      // Some opens did go through the real directory: the race was live.
+      expect(Number(/race\/secret.txt:3000: ok (\d+)/.exec(out)![1])).toBeGreaterThan(0);
+    } finally {
+      swapper.kill();
+    }
+  });
+
+  test('without a view the guest sees no files; a bad directory is a typed error', async () => {
+    const r = await runProgram(guest('files_escape'), { args: [MARKER, 'inside.txt', secret] });
+    expect(r.stdout.toString()).toContain('inside.txt: errno 2\n');
+    await expect(runProgram(guest('files_escape'), { files: { readOnly: secret } })).rejects.toBeInstanceOf(InvalidArgumentError);
+    await expect(runProgram(guest('files_escape'), { files: { readOnly: '/no/such/dir' } })).rejects.toBeInstanceOf(InvalidArgumentError);
+  });
+});
