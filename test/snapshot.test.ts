@@ -7,7 +7,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 import {
-  Backend, InvalidArgumentError, RequestPool, SnapshotCorruptError, SnapshotIncompatibleError,
+  Backend, Broker, ConfigError, InvalidArgumentError, RequestPool, SnapshotCorruptError, SnapshotIncompatibleError,
 } from '../src';
 import { describeKvm, guest, openFds, root } from './helpers';
 
@@ -154,6 +154,36 @@ describeKvm('snapshots', () => {
       a.close();
       b.close();
     }
+  }, 60000);
+
+  test('a broker from config: pools from snapshots, backends that keep their state across broker restarts', async () => {
+    const cfgDir = fs.mkdtempSync(path.join(dir, 'cfg-'));
+    const backends = { counter: { program: guest('counter_backend'), snapshot: 'counter.snap', snapshotEveryMs: 50 } };
+    const cfgFile = path.join(cfgDir, 'make.json');
+    fs.writeFileSync(cfgFile, JSON.stringify({ backends, pools: { calls: { program: guest('caller'), backends: ['counter'] } } }));
+    // `farcall snapshot` of the config's pool, its backends loaded as `farcall serve` loads them.
+    execFileSync(process.execPath, [path.join(root, 'dist', 'src', 'cli.js'), 'snapshot', '--config', cfgFile, '--pool', 'calls', '-o', path.join(cfgDir, 'calls.snap')]);
+    const config = { backends, pools: { calls: { snapshot: 'calls.snap', backends: ['counter'] } } };
+    const serveFile = path.join(cfgDir, 'serve.json');
+    fs.writeFileSync(serveFile, JSON.stringify(config));
+    let broker = await Broker.start(serveFile);
+    try {
+      expect(broker.stats().pools.calls.source).toBe('snapshot');
+      expect((await broker.pool('calls').run('add:5')).toString()).toBe('5');
+      const written = new Promise((res) => broker.on('snapshot', (e) => e.ok && res(e)));
+      await written; // a periodic snapshot after the call
+    } finally {
+      await broker.close();
+    }
+    broker = await Broker.start(serveFile); // the backend comes back from its snapshot
+    try {
+      expect((await broker.pool('calls').run('add:1')).toString()).toBe('6');
+    } finally {
+      await broker.close();
+    }
+    await expect(Broker.start({ pools: { p: { program: guest('caller'), snapshot: path.join(cfgDir, 'calls.snap') } } })).rejects.toThrow(ConfigError);
+    await expect(Broker.start({ pools: { p: { snapshot: path.join(cfgDir, 'calls.snap'), memoryMiB: 64 } } })).rejects.toThrow(/comes from the snapshot/);
+    await expect(Broker.start({ backends: { b: { snapshot: path.join(cfgDir, 'none.snap') } } })).rejects.toThrow(/no such file/);
   }, 60000);
 
   test('damaged, truncated, foreign and missing files are refused with typed errors', async () => {
