@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "../backend.h"
+#include "../entry.h"
 #include "../error.h"
 #include "../fork.h"
 #include "../snapshot.h"
@@ -221,7 +222,7 @@ int main(int argc, char **argv) {
         outcome = o.ok ? "loaded+served" : "loaded+request:" + (o.code.empty() ? "stopped" : o.code);
       } else {
         ProcessConfig cfg;
-        cfg.mode = Kvm::get().default_entry_mode();
+        cfg.mode = entry__resolve();
         Backend b(path, cfg, 1000000000ull, false, Durability::Call);
         outcome = "loaded";
       }
