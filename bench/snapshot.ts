@@ -128,7 +128,7 @@ export async function run(opts: BenchOptions = {}): Promise<Section> {
       const writes: number[] = [];
       try {
         await be.call('grow', i64(mib), { outCap: 8, timeoutMs: 600000 });
-        want = (await be.call('sum', '', { outCap: 8 })).toString('hex');
+        want = (await be.call('sum', '', { outCap: 8, timeoutMs: 600000 })).toString('hex');
         for (let k = 0; k < (quick ? 2 : 5); k++) writes.push((await be.snapshot(file)).us);
       } finally {
         be.close(); // its window is free again: the restored one takes it
@@ -137,9 +137,9 @@ export async function run(opts: BenchOptions = {}): Promise<Section> {
       const restores: number[] = [];
       const restarts: number[] = [];
       for (let i = 0; i < (quick ? 2 : 5); i++) {
-        const [b, us] = await timed(() => Backend.fromSnapshot(file));
+        const [b, us] = await timed(() => Backend.fromSnapshot(file, { callTimeoutMs: 600000 }));
         restores.push(us);
-        if ((await b.call('sum', '', { outCap: 8 })).toString('hex') !== want) throw new Error(`snapshot bench: the restored ${mib} MiB backend differs`);
+        if ((await b.call('sum', '', { outCap: 8, timeoutMs: 600000 })).toString('hex') !== want) throw new Error(`snapshot bench: the restored ${mib} MiB backend differs`);
         if (i < 2) restarts.push((await timed(() => b.restart()))[1]);
         b.close();
       }
