@@ -1,6 +1,7 @@
 // Every benchmark of the project in one process, one report: foundation (exits, system calls, VM
 // creation), forks (reset, request cycle, fork creation), gate (far calls beside traps and IPC),
-// scale (many forks, bursts, resets across maxDirtyMiB, callers per backend instance),
+// scale (many forks, bursts, resets across maxDirtyMiB, callers per backend instance), snapshot
+// (pools and backends from files),
 // and bench/stubs.ts when it exists. Prints ONE table — each figure with its baseline from the same
 // run (or a published reference) and the ratio — writes bench-results/<section>.json,
 // bench-results/summary.json and bench-results/latency.svg (call-latency distributions beside
@@ -48,6 +49,7 @@ const SECTIONS: Array<{ name: string; load: Loader }> = [
   { name: 'forks', load: async () => import('./forks') },
   { name: 'gate', load: async () => import('./gate') },
   { name: 'scale', load: async () => import('./scale') },
+  { name: 'snapshot', load: async () => import('./snapshot') },
   {
     name: 'stubs',
     // Another part of the project; optional. Skipped when bench/stubs.ts is absent.

@@ -6,6 +6,7 @@ import { BackendUnavailableError, ClosedError, fromNative, InvalidArgumentError 
 import { native, NativeHandle } from './native';
 import { checkOptions, OptionKind } from './options';
 import { checkEntry, checkFiles, checkMemoryMiB, checkTimeoutMs, EntryFlavor, envList, FilesOptions, labelled, loadProgram, programLabel } from './run';
+import { SnapshotInfo, snapshotToRead, snapshotToWrite } from './snapshot';
 import { LatencySummary, LatencyWindow } from './stats';
 
 export interface BackendOptions {
@@ -53,7 +54,16 @@ export interface BackendOptions {
   entry?: EntryFlavor;
   /** Who this backend is, for error messages (e.g. "backend kv (config backends.kv)"). Default "backend". */
   context?: string;
+  /**
+   * Periodic snapshots: every `everyMs`, the backend's state is written to `path` (atomically,
+   * at a point where no call is in progress). Restarts (the restart policy, restart()) then
+   * start from the latest snapshot instead of the program. Default none.
+   */
+  snapshots?: { path: string; everyMs: number };
 }
+
+/** Options of Backend.fromSnapshot: memory size, instances, entry flavor and arguments are the snapshot's. */
+export type SnapshotBackendOptions = Omit<BackendOptions, 'instances' | 'memoryMiB' | 'initTimeoutMs' | 'args' | 'env' | 'entry'>;
 
 /**
  * A backend whose calls keep faulting (maxFaults within windowMs) is restarted from its
@@ -68,6 +78,8 @@ export interface RestartPolicy {
 }
 
 export interface BackendRestartEvent { attempt: number; ok: boolean; us: number; error?: string }
+
+export interface BackendSnapshotEvent { ok: boolean; path: string; bytes: number; us: number; error?: string }
 
 export interface BackendCallEvent { instance: number; entry: string; us: number }
 export interface BackendFaultEvent { instance: number; entry: string; message: string }
@@ -84,8 +96,10 @@ export interface BackendEvents {
   restore: (e: BackendRestoreEvent) => void;
   /** Backend output, as written. Unlistened output, or more than 1 MiB not yet delivered, is dropped (stats().outputDropped). */
   output: (e: BackendOutputEvent) => void;
-  /** The backend was re-initialized from its program (or an attempt failed). */
+  /** The backend was re-initialized from its program or its latest snapshot (or an attempt failed). */
   restart: (e: BackendRestartEvent) => void;
+  /** A periodic snapshot was written (or failed: `error`). */
+  snapshot: (e: BackendSnapshotEvent) => void;
 }
 
 export interface BackendStats {
@@ -123,7 +137,9 @@ const BACKEND_OPTIONS = {
   instances: 'number', memoryMiB: 'number', callTimeoutMs: 'number', initTimeoutMs: 'number', args: 'strings', env: 'env',
   restart: 'object', network: 'object', trusted: 'boolean', durability: 'string', context: 'string', entry: 'string',
   files: 'object',
+  snapshots: 'object',
 } as const satisfies Record<keyof BackendOptions, OptionKind>;
+const { instances: _n, memoryMiB: _m, initTimeoutMs: _i, args: _a, env: _e, entry: _f, ...SNAPSHOT_BACKEND_OPTIONS } = BACKEND_OPTIONS;
 const RESTART_OPTIONS = { maxFaults: 'number', windowMs: 'number', backoffMs: 'number', maxBackoffMs: 'number' } as const satisfies Record<keyof RestartPolicy, OptionKind>;
 const CALL_OPTIONS = { outCap: 'number', timeoutMs: 'number' } as const satisfies Record<keyof CallOptions, OptionKind>;
 
@@ -137,6 +153,7 @@ export class Backend extends EventEmitter<BackendEvents> {
   private restarts = 0;
   private readonly policy: Required<RestartPolicy>;
   private readonly onFault = () => this.noteFault();
+  private snapshotTimer?: NodeJS.Timeout;
 
   private constructor(handle: NativeHandle, readonly entries: string[], readonly initUs: number, readonly path: string, policy: RestartPolicy) {
     super();
@@ -198,7 +215,8 @@ export class Backend extends EventEmitter<BackendEvents> {
   }
 
   /**
-   * Re-initializes the backend from its program now (what the restart policy does). If it
+   * Re-initializes the backend now (what the restart policy does): from its latest snapshot if
+   * it has one (loaded from one, or written one), else from its program. If it
    * fails, the promise rejects and the backend stays unavailable while the restart is retried
    * with the policy's back-off (each attempt is a 'restart' event).
    */
@@ -215,13 +233,47 @@ export class Backend extends EventEmitter<BackendEvents> {
   static async load(program: string | Buffer, options: BackendOptions = {}): Promise<Backend> {
     const who = options?.context ?? 'backend';
     checkOptions(options, BACKEND_OPTIONS, who);
-    checkOptions(options.restart, RESTART_OPTIONS, `${who}: restart`);
-    checkOptions(options.network, { allow: 'strings' } satisfies Record<keyof NonNullable<BackendOptions['network']>, OptionKind>, `${who}: network`);
     const instances = options.instances ?? 1;
     if (!Number.isInteger(instances) || instances < 1 || instances > 64)
       throw new InvalidArgumentError('InvalidArgument', `${who}: instances must be a whole number from 1 to 64, got ${instances}`);
     const mem = checkMemoryMiB(options.memoryMiB ?? 32, 'memoryMiB', 16384); // 16 GiB: one instance's guest-physical slot
     const elf = await loadProgram(program, who);
+    return Backend.create(elf, typeof program === 'string' ? program : '(buffer)', programLabel(who, program), options, {
+      args: [typeof program === 'string' ? program : 'backend', ...(options.args ?? [])],
+      env: envList(options.env),
+      memoryMiB: mem,
+      instances,
+      initTimeoutMs: checkTimeoutMs(options.initTimeoutMs ?? 10000, 'initTimeoutMs'),
+      entry: checkEntry(options.entry, 'backend'),
+      files: checkFiles(options.files),
+    });
+  }
+
+  /**
+   * Restores a backend from a snapshot file (backend.snapshot(), `farcall snapshot --backend`)
+   * without running its program: every instance has the state it had, at the same place in
+   * memory (so a pool snapshot that used it still matches). Its restarts start from this file,
+   * or from a later snapshot it writes.
+   */
+  static async fromSnapshot(file: string, options: SnapshotBackendOptions = {}): Promise<Backend> {
+    const who = options?.context ?? 'backend';
+    checkOptions(options, SNAPSHOT_BACKEND_OPTIONS, who);
+    const snapshot = snapshotToRead(file);
+    return Backend.create(Buffer.alloc(0), snapshot, `${who} (snapshot ${snapshot})`, options,
+      { args: [], env: [], memoryMiB: 0, instances: 0, initTimeoutMs: 0, snapshot });
+  }
+
+  private static async create(elf: Buffer, name: string, label: string, options: SnapshotBackendOptions,
+    how: { args: string[]; env: string[]; memoryMiB: number; instances: number; initTimeoutMs: number; entry?: string; snapshot?: string;
+      files?: { readOnly?: string } }): Promise<Backend> {
+    const who = options?.context ?? 'backend';
+    checkOptions(options.restart, RESTART_OPTIONS, `${who}: restart`);
+    checkOptions(options.network, { allow: 'strings' } satisfies Record<keyof NonNullable<BackendOptions['network']>, OptionKind>, `${who}: network`);
+    checkOptions(options.snapshots, { path: 'string', everyMs: 'number' } satisfies Record<keyof NonNullable<BackendOptions['snapshots']>, OptionKind>, `${who}: snapshots`);
+    const every = options.snapshots?.everyMs;
+    if (options.snapshots && (!Number.isInteger(every) || every! < 10))
+      throw new InvalidArgumentError('InvalidArgument', `${who}: snapshots.everyMs must be a whole number of at least 10, got ${every}`);
+    const periodic = options.snapshots ? snapshotToWrite(options.snapshots.path) : undefined;
     let self: Backend | undefined;
     const onEvent = (e: { kind: string; instance: number; entry: string; us: number; message: string }) => {
       if (!self) return;
@@ -232,23 +284,51 @@ export class Backend extends EventEmitter<BackendEvents> {
     };
     try {
       const r = await native().createBackend(elf, {
-        args: [typeof program === 'string' ? program : 'backend', ...(options.args ?? [])],
-        env: envList(options.env),
-        memoryMiB: mem,
-        files: checkFiles(options.files),
-        instances,
-        initTimeoutMs: checkTimeoutMs(options.initTimeoutMs ?? 10000, 'initTimeoutMs'),
-        entry: checkEntry(options.entry, 'backend'),
+        ...how,
         callTimeoutMs: checkTimeoutMs(options.callTimeoutMs ?? 1000, 'callTimeoutMs'),
         netAllow: options.network?.allow ?? [],
         trusted: options.trusted === true,
         durability: checkDurability(options.durability),
         onEvent,
       });
-      self = new Backend(r.handle, r.entries, r.initUs, typeof program === 'string' ? program : '(buffer)', options.restart ?? {});
-      return self;
+      self = new Backend(r.handle, r.entries, r.initUs, name, options.restart ?? {});
     } catch (e) {
-      throw labelled(e, programLabel(who, program));
+      throw how.snapshot ? fromNative(e) : labelled(e, label);
+    }
+    if (periodic) self.snapshotEvery(periodic, every!);
+    return self;
+  }
+
+  private snapshotEvery(file: string, everyMs: number): void {
+    const tick = () => {
+      this.snapshotTimer = undefined;
+      if (!this.handle) return;
+      const next = () => {
+        if (this.handle) this.snapshotTimer = setTimeout(tick, everyMs).unref();
+      };
+      if (this.restarting) return next();
+      this.snapshot(file).then(
+        (r) => this.emit('snapshot', { ok: true, path: r.path, bytes: r.bytes, us: r.us }),
+        (e) => this.emit('snapshot', { ok: false, path: file, bytes: 0, us: 0, error: (e as Error).message }),
+      ).finally(next);
+    };
+    this.snapshotTimer = setTimeout(tick, everyMs).unref();
+  }
+
+  /**
+   * Writes every instance's state to `file` (atomically: a temporary file renamed over it,
+   * synced). It waits for the calls in flight (up to `timeoutMs`, default 10 s) and holds every
+   * instance meanwhile, so the state is one no call was in the middle of. Later restarts start
+   * from this file. Backend.fromSnapshot(file) restores it.
+   */
+  async snapshot(file: string, opts: { timeoutMs?: number } = {}): Promise<SnapshotInfo> {
+    if (!this.handle) throw new ClosedError('Closed', 'the backend is closed');
+    const target = snapshotToWrite(file);
+    try {
+      const r = await native().backendSnapshot(this.handle, target, checkTimeoutMs(opts.timeoutMs ?? 10000, 'timeoutMs'));
+      return { bytes: r.bytes, us: r.us, path: target };
+    } catch (e) {
+      throw fromNative(e);
     }
   }
 
@@ -347,6 +427,7 @@ export class Backend extends EventEmitter<BackendEvents> {
   /** Frees the backend's VMs once no request pool holds it. */
   close(): void {
     if (this.restartTimer) clearTimeout(this.restartTimer);
+    if (this.snapshotTimer) clearTimeout(this.snapshotTimer);
     if (!this.handle) return;
     native().closeBackend(this.handle);
     this.handle = null;

@@ -5,7 +5,9 @@ import { EventEmitter } from 'eventemitter3';
 
 import { Backend, BackendCallEvent, BackendStats } from './backend';
 import { BrokerConfig, loadConfigFile, validateConfig } from './config';
-import { ClosedError, FarcallError, InvalidArgumentError, ProgramError } from './errors';
+import * as fs from 'fs';
+
+import { ClosedError, FarcallError, InvalidArgumentError, ProgramError, SnapshotError } from './errors';
 import { RequestPool, RequestPoolStats, ResetKind } from './pool';
 
 export interface BrokerEvents {
@@ -16,6 +18,7 @@ export interface BrokerEvents {
   call: (e: { backend: string; instance: number; entry: string; us: number }) => void;
   restore: (e: { backend: string; instance: number; us: number; reason: string }) => void;
   restart: (e: { backend: string; attempt: number; ok: boolean; us: number; error?: string }) => void;
+  snapshot: (e: { backend: string; ok: boolean; path: string; bytes: number; us: number; error?: string }) => void;
 }
 
 export interface PoolReport extends RequestPoolStats {
@@ -31,7 +34,7 @@ export interface BrokerStats {
 // A program that cannot be loaded (not an ELF, a backend given as a pool, ...) is named by its
 // config key and path, so the user knows which line of the config to fix.
 function naming(e: unknown, key: string, file: string): unknown {
-  if (e instanceof ProgramError) {
+  if (e instanceof ProgramError || e instanceof SnapshotError) {
     e.message = `config ${key} (${file}): ${e.message}`;
     Object.assign(e.details, { configKey: key, path: file });
   }
@@ -66,11 +69,19 @@ export class Broker extends EventEmitter<BrokerEvents> {
 
   async addBackend(name: string, b: NonNullable<BrokerConfig['backends']>[string]): Promise<Backend> {
     if (this.backends.has(name)) throw new InvalidArgumentError('InvalidArgument', `backend ${name} exists already`);
-    const backend = await Backend.load(b.program, {
-      instances: b.instances, memoryMiB: b.memoryMiB, callTimeoutMs: b.callTimeoutMs, initTimeoutMs: b.initTimeoutMs,
-      args: b.args, env: b.env, restart: b.restart, network: b.network, trusted: b.trusted, durability: b.durability, entry: b.entry, files: b.files,
+    // From its snapshot when there is one (a restart of the broker keeps the backend's state),
+    // else from its program.
+    const snapshots = b.snapshot && b.snapshotEveryMs ? { path: b.snapshot, everyMs: b.snapshotEveryMs } : undefined;
+    const common = {
+      callTimeoutMs: b.callTimeoutMs, restart: b.restart, network: b.network, trusted: b.trusted, durability: b.durability, snapshots,
       context: `backend ${name} (config backends.${name})`,
-    }).catch((e) => Promise.reject(naming(e, `backends.${name}.program`, b.program)));
+    };
+    const fromSnapshot = b.snapshot !== undefined && (b.program === undefined || fs.existsSync(b.snapshot));
+    const backend = await (fromSnapshot
+      ? Backend.fromSnapshot(b.snapshot!, common)
+      : Backend.load(b.program!, { ...common, instances: b.instances, memoryMiB: b.memoryMiB, initTimeoutMs: b.initTimeoutMs, args: b.args, env: b.env, entry: b.entry, files: b.files })
+    ).catch((e) => Promise.reject(fromSnapshot ? naming(e, `backends.${name}.snapshot`, b.snapshot!) : naming(e, `backends.${name}.program`, b.program!)));
+    backend.on('snapshot', (e) => this.emit('snapshot', { backend: name, ...e }));
     backend.on('fault', (e) => this.emit('fault', { backend: name, instance: e.instance, entry: e.entry, message: e.message }));
     backend.on('restore', (e) => this.emit('restore', { backend: name, ...e }));
     backend.on('restart', (e) => this.emit('restart', { backend: name, ...e }));
@@ -83,11 +94,14 @@ export class Broker extends EventEmitter<BrokerEvents> {
     if (this.pools.has(name)) throw new InvalidArgumentError('InvalidArgument', `pool ${name} exists already`);
     const backends: Record<string, Backend> = {};
     for (const b of p.backends ?? []) backends[b] = this.backend(b);
-    const pool = await RequestPool.create(p.program, {
-      size: p.size, concurrency: p.concurrency, timeoutMs: p.timeoutMs, initTimeoutMs: p.initTimeoutMs, memoryMiB: p.memoryMiB,
-      maxDirtyMiB: p.maxDirtyMiB, maxQueue: p.maxQueue, maxResponseBytes: p.maxResponseBytes, args: p.args, env: p.env, backends,
-      entry: p.entry, files: p.files, context: `pool ${name} (config pools.${name})`,
-    }).catch((e) => Promise.reject(naming(e, `pools.${name}.program`, p.program)));
+    const common = {
+      size: p.size, concurrency: p.concurrency, timeoutMs: p.timeoutMs, maxDirtyMiB: p.maxDirtyMiB, maxQueue: p.maxQueue,
+      maxResponseBytes: p.maxResponseBytes, backends, context: `pool ${name} (config pools.${name})`,
+    };
+    const pool = await (p.snapshot
+      ? RequestPool.fromSnapshot(p.snapshot, common)
+      : RequestPool.create(p.program!, { ...common, initTimeoutMs: p.initTimeoutMs, memoryMiB: p.memoryMiB, args: p.args, env: p.env, entry: p.entry, files: p.files })
+    ).catch((e) => Promise.reject(p.snapshot ? naming(e, `pools.${name}.snapshot`, p.snapshot) : naming(e, `pools.${name}.program`, p.program!)));
     pool.on('request', (e) => this.emit('request', { pool: name, fork: e.fork, ok: e.ok, us: e.us }));
     pool.on('reset', (e) => this.emit('reset', { pool: name, ...e }));
     pool.on('timeout', (e) => this.emit('timeout', { pool: name, ...e }));

@@ -69,6 +69,29 @@ export function makeCli(): Command {
     });
 
   program
+    .command('snapshot')
+    .description('run a program to farcall_ready() (or farcall_serve() with --backend) and write its snapshot; or a pool or backend of a config')
+    .argument('[program]', 'path of the static ELF (not with --config)')
+    .argument('[args...]', 'arguments passed to it')
+    .requiredOption('-o, --output <file>', 'the snapshot file to write')
+    .option('-c, --config <file>', 'take the pool or backend from this broker config (its backends load as `farcall serve` loads them)')
+    .option('--pool <name>', 'with --config: the pool to snapshot')
+    .option('--backend [name]', 'snapshot a backend (with --config: the one of that name)')
+    .option('-m, --memory <MiB>', 'guest memory (program only)')
+    .option('--instances <n>', 'backend instances (program only)', '1')
+    .option('-e, --env <K=V...>', 'environment variables (program only)')
+    .passThroughOptions()
+    .action(async (prog: string | undefined, args: string[], o) => {
+      try {
+        const { makeSnapshot } = require('./snapshot-cli') as typeof import('./snapshot-cli');
+        const r = await makeSnapshot({ program: prog, args, output: o.output, config: o.config, pool: o.pool, backend: o.backend, memoryMiB: o.memory === undefined ? undefined : Number(o.memory), instances: Number(o.instances), env: o.env ?? [] });
+        process.stderr.write(`farcall: wrote ${r.path} (${r.what}: ${(r.bytes / 1048576).toFixed(1)} MiB, sparse; ${(r.us / 1000).toFixed(1)} ms)\n`);
+      } catch (e) {
+        fail(e);
+      }
+    });
+
+  program
     .command('doctor')
     .description('check KVM, its flavor and capabilities, and the build tools')
     .option('--json', 'machine-readable output')
@@ -97,6 +120,9 @@ export function makeCli(): Command {
         // Refuse a public address without a token before any VM starts.
         checkListen(o.host, token);
         const broker = await Broker.start(cfg);
+        broker.on('snapshot', (e) => {
+          if (!e.ok) process.stderr.write(`farcall: backend ${e.backend} snapshot to ${e.path} failed: ${e.error}\n`);
+        });
         broker.on('restart', (e) => process.stderr.write(`farcall: backend ${e.backend} restart attempt ${e.attempt}: ${e.ok ? 'ok' : e.error}\n`));
         let front;
         try {

@@ -11,7 +11,14 @@ import { ConfigError } from './errors';
 
 export interface BackendConfig {
   /** Path of the backend program (built with farcall_add_program(... BACKEND)). */
-  program: string;
+  program?: string;
+  /**
+   * A backend snapshot file: when it exists, the backend is restored from it instead of run
+   * from `program` (one of the two is required). With `snapshotEveryMs` the backend writes its
+   * state there periodically, and its restarts start from the latest one.
+   */
+  snapshot?: string;
+  snapshotEveryMs?: number;
   instances?: number;
   memoryMiB?: number;
   /** A directory (relative to the config file) the backend sees read-only as "/". */
@@ -32,8 +39,10 @@ export interface BackendConfig {
 }
 
 export interface PoolConfig {
-  /** Path of the request program (calls farcall_ready()). */
-  program: string;
+  /** Path of the request program (calls farcall_ready()); or `snapshot`, not both. */
+  program?: string;
+  /** A pool snapshot file (`farcall snapshot`): the pool starts from it without running the program. */
+  snapshot?: string;
   size?: number;
   concurrency?: number;
   timeoutMs?: number;
@@ -110,8 +119,14 @@ function schema(baseDir: string) {
       .refine((p) => fs.existsSync(p) && fs.statSync(p).isDirectory(), { error: (iss) => `no such directory: ${iss.input}` })
       .optional(),
   });
+  const snapshot = z
+    .string({ error: 'must be the path of a snapshot file' })
+    .min(1, { error: 'must be the path of a snapshot file' })
+    .transform((p) => path.resolve(baseDir, p));
   const backend = strict({
-    program,
+    program: program.optional(),
+    snapshot: snapshot.optional(),
+    snapshotEveryMs: whole(10, 1e9).optional(),
     instances: whole(1, 64).optional(),
     memoryMiB: whole(4, 16384, true).optional(),
     files: files.optional(),
@@ -133,7 +148,8 @@ function schema(baseDir: string) {
     entry: entry.optional(),
   });
   const pool = strict({
-    program,
+    program: program.optional(),
+    snapshot: snapshot.refine((p) => fs.existsSync(p), { error: (iss) => `no such file: ${iss.input}` }).optional(),
     size: whole(1, 256).optional(),
     concurrency: whole(1, 256).optional(),
     timeoutMs: whole(1, 3600000).optional(),
@@ -169,7 +185,7 @@ function pathText(p: ReadonlyArray<PropertyKey>): string {
 }
 
 // What the schema cannot see field by field: names and references between sections.
-function crossChecks(raw: unknown): Issue[] {
+function crossChecks(raw: unknown, baseDir: string): Issue[] {
   const out: Issue[] = [];
   const top = (raw ?? {}) as Record<string, unknown>;
   const section = (k: string) => (typeof top[k] === 'object' && top[k] !== null && !Array.isArray(top[k]) ? (top[k] as Record<string, unknown>) : {});
@@ -178,6 +194,21 @@ function crossChecks(raw: unknown): Issue[] {
   for (const [kind, sec] of [['backend', backends], ['pool', pools]] as const) {
     for (const name of Object.keys(sec))
       if (!NAME.test(name)) out.push({ path: `${kind}s.${name}`, message: `${kind} names are identifiers (letters, digits, _)` });
+  }
+  // Where each comes from: a program, a snapshot, or (backends) a snapshot if there is one yet.
+  const has = (o: unknown, k: string) => typeof o === 'object' && o !== null && (o as Record<string, unknown>)[k] !== undefined;
+  for (const [name, b] of Object.entries(backends)) {
+    if (!has(b, 'program') && !has(b, 'snapshot')) out.push({ path: `backends.${name}`, message: 'needs a program or a snapshot' });
+    else if (!has(b, 'program') && typeof (b as BackendConfig).snapshot === 'string' && !fs.existsSync(path.resolve(baseDir, (b as BackendConfig).snapshot!)))
+      out.push({ path: `backends.${name}.snapshot`, message: `no such file: ${(b as BackendConfig).snapshot} (and no program to start from)` });
+    for (const k of ['instances', 'memoryMiB', 'initTimeoutMs', 'args', 'env', 'entry'])
+      if (!has(b, 'program') && has(b, k)) out.push({ path: `backends.${name}.${k}`, message: 'comes from the snapshot (leave it out)' });
+    if (has(b, 'snapshotEveryMs') && !has(b, 'snapshot')) out.push({ path: `backends.${name}.snapshotEveryMs`, message: 'needs a snapshot path to write to' });
+  }
+  for (const [name, p] of Object.entries(pools)) {
+    if (has(p, 'program') === has(p, 'snapshot')) out.push({ path: `pools.${name}`, message: 'needs a program or a snapshot (one of the two)' });
+    for (const k of ['memoryMiB', 'initTimeoutMs', 'args', 'env', 'entry'])
+      if (has(p, 'snapshot') && has(p, k)) out.push({ path: `pools.${name}.${k}`, message: 'comes from the snapshot (leave it out)' });
   }
   const known = Object.keys(backends).join(', ') || 'none';
   for (const [name, p] of Object.entries(pools)) {
@@ -216,7 +247,7 @@ export function validateConfig(raw: unknown, baseDir = process.cwd(), where = 'c
     if (iss.code === 'unrecognized_keys') for (const k of iss.keys) issues.push({ path: pathText([...iss.path, k]), message: iss.message });
     else issues.push({ path: pathText(iss.path), message: iss.message });
   }
-  issues.push(...crossChecks(raw));
+  issues.push(...crossChecks(raw, baseDir));
   if (issues.length) throw configError(issues, where);
   const cfg = r.data as BrokerConfig;
   return { backends: cfg.backends ?? {}, pools: cfg.pools ?? {}, ...(cfg.http ? { http: cfg.http } : {}) };

@@ -6,7 +6,7 @@ export type FarcallErrorCode =
   | 'KvmUnavailable' | 'KvmFailure' | 'NotElf' | 'WrongArch' | 'DynamicallyLinked' | 'CorruptElf'
   | 'TooBig' | 'GuestFault' | 'Timeout' | 'MemoryLimit' | 'OutputLimit' | 'BadState' | 'Protocol'
   | 'Internal' | 'WrongLayout' | 'AddonUnavailable' | 'InvalidArgument' | 'Closed' | 'RequestFailed' | 'BackendFault' | 'BackendUnavailable' | 'SchemaError'
-  | 'Overloaded';
+  | 'Overloaded' | 'SnapshotCorrupt' | 'SnapshotIncompatible';
 
 export interface FaultDetails {
   vector?: number;
@@ -59,6 +59,16 @@ export class ConfigError extends InvalidArgumentError {}
 /** Too much work waiting already (a full request queue): try again later; not the caller's fault. */
 export class OverloadedError extends FarcallError {}
 export class WrongLayoutError extends ProgramError {}
+/** A snapshot file that cannot be used. */
+export class SnapshotError extends FarcallError {}
+/** Truncated, damaged (a checksum does not match), unreadable, or not a farcall snapshot. */
+export class SnapshotCorruptError extends SnapshotError {}
+/**
+ * A sound snapshot this process cannot use: another format or farcall version, another CPU
+ * feature set or entry mode, a backend snapshot given as a pool's (or the reverse), or backends
+ * that do not match the ones the snapshot's master had.
+ */
+export class SnapshotIncompatibleError extends SnapshotError {}
 
 /** An ioctl failed where it should not (the message names it and errno). */
 export class KvmFailureError extends FarcallError {}
@@ -93,6 +103,8 @@ export const errorClasses: Record<FarcallErrorCode, new (c: FarcallErrorCode, m:
   BackendUnavailable: BackendUnavailableError,
   WrongLayout: WrongLayoutError,
   Overloaded: OverloadedError,
+  SnapshotCorrupt: SnapshotCorruptError,
+  SnapshotIncompatible: SnapshotIncompatibleError,
 };
 
 /** Converts an error thrown by the native addon into its typed class. */

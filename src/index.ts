@@ -2,11 +2,12 @@
 export * from './errors';
 export { runProgram, RunOptions, RunResult, RunStats, EntryFlavor } from './run';
 export { doctor, DoctorReport, DoctorCheck } from './doctor';
-export { RequestPool, RequestPoolOptions, RequestPoolStats, RequestEvent, ResetEvent, FailureEvent, ResetKind, GateKind } from './pool';
+export { RequestPool, RequestPoolOptions, RequestPoolStats, RequestEvent, ResetEvent, FailureEvent, ResetKind, GateKind, SnapshotPoolOptions } from './pool';
+export { SnapshotInfo } from './snapshot';
 export { LatencySummary } from './stats';
 export {
   Backend, BackendOptions, BackendStats, BackendEvents, CallOptions, BackendCallEvent, BackendFaultEvent, BackendRestoreEvent,
-  BackendOutputEvent, BackendRestartEvent,
+  BackendOutputEvent, BackendRestartEvent, BackendSnapshotEvent, SnapshotBackendOptions,
 } from './backend';
 export { Broker, BrokerEvents, BrokerStats, PoolReport } from './broker';
 export { BrokerConfig, BackendConfig, PoolConfig, validateConfig, loadConfigFile } from './config';

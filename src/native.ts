@@ -66,6 +66,8 @@ export interface NativeRequestResult {
 export interface NativeMasterOptions {
   backends?: Array<{ name: string; handle: NativeHandle }>;
   files?: { readOnly?: string };
+  /** Restore from this snapshot file instead of running the program. */
+  snapshot?: string;
   args: string[];
   env: string[];
   memoryMiB: number;
@@ -92,7 +94,10 @@ export interface NativeBinding {
   createBackend(elf: Buffer, opts: {
     args: string[]; env: string[]; memoryMiB: number; files?: { readOnly?: string }; instances: number; initTimeoutMs: number; callTimeoutMs: number; netAllow: string[]; trusted: boolean; durability: 'call' | 'instance'; entry?: string;
     onEvent: (e: { kind: string; instance: number; entry: string; us: number; message: string }) => void;
-  }): Promise<{ handle: NativeHandle; entries: string[]; initUs: number }>;
+    /** Restore from this snapshot file instead of running the program. */
+    snapshot?: string;
+  }): Promise<{ handle: NativeHandle; entries: string[]; initUs: number; instances: number; memoryMiB: number }>;
+  backendSnapshot(backend: NativeHandle, path: string, timeoutMs: number): Promise<{ bytes: number; us: number }>;
   /** `fault`: why the call did not return (vector, rip, address; a timeout; an exit), when it did not. */
   backendCall(backend: NativeHandle, entry: string, input: Buffer, outCap: number, timeoutMs: number): Promise<{ result: number; output: Buffer; us: number; fault?: string }>;
   backendStats(backend: NativeHandle): NativeBackendStats;
@@ -100,7 +105,8 @@ export interface NativeBinding {
   backendRestart(backend: NativeHandle, timeoutMs: number): Promise<{ us: number }>;
   backendSetAvailable(backend: NativeHandle, available: boolean): void;
   closeBackend(backend: NativeHandle): void;
-  createMaster(elf: Buffer, opts: NativeMasterOptions): Promise<{ handle: NativeHandle; initUs: number; arenaSize: number }>;
+  createMaster(elf: Buffer, opts: NativeMasterOptions): Promise<{ handle: NativeHandle; initUs: number; arenaSize: number; memoryMiB: number }>;
+  masterSnapshot(master: NativeHandle, path: string): Promise<{ bytes: number; us: number }>;
   createFork(master: NativeHandle, opts: { maxPrivateMiB: number }): Promise<{ handle: NativeHandle; createUs: number }>;
   forkRequest(fork: NativeHandle, request: Buffer, timeoutMs: number, maxResponseBytes: number): Promise<NativeRequestResult>;
   forkStats(fork: NativeHandle): NativeStats & { fastResets: number; fullResets: number; privatePages: number; gate: 'in-guest' | 'exit' | 'none'; entry: string; instance?: number };

@@ -10,6 +10,7 @@ import { Backend } from './backend';
 import { native, NativeRequestResult } from './native';
 import { checkOptions, OptionKind } from './options';
 import { checkEntry, checkFiles, checkMemoryMiB, checkTimeoutMs, EntryFlavor, envList, FilesOptions, labelled, loadProgram, programLabel } from './run';
+import { SnapshotInfo, snapshotToRead, snapshotToWrite } from './snapshot';
 import { LatencySummary, LatencyWindow } from './stats';
 
 export interface RequestPoolOptions {
@@ -67,6 +68,41 @@ const POOL_OPTIONS = {
   files: 'object',
 } as const satisfies Record<keyof RequestPoolOptions, OptionKind>;
 
+/**
+ * A pool made from a snapshot (RequestPool.fromSnapshot): memory, entry flavor, arguments and
+ * environment are the snapshot's; `backends` must include every backend the snapshot's master
+ * had, by the same name, with the same entry points at the same place (a backend loaded in the
+ * same order, or from its own snapshot), else a SnapshotIncompatibleError.
+ */
+export type SnapshotPoolOptions = Omit<RequestPoolOptions, 'memoryMiB' | 'initTimeoutMs' | 'args' | 'env' | 'entry'>;
+const { memoryMiB: _m, initTimeoutMs: _i, args: _a, env: _e, entry: _n, ...SNAPSHOT_POOL_OPTIONS } = POOL_OPTIONS;
+
+interface CheckedPool { size: number; maxQueue: number; concurrency: number; maxDirty: number; timeoutMs: number; maxResponseBytes: number }
+
+function checkPool(options: SnapshotPoolOptions, who: string): CheckedPool {
+  const size = options.size ?? 2;
+  if (!Number.isInteger(size) || size < 1 || size > 256)
+    throw new InvalidArgumentError('InvalidArgument', `${who}: size must be a whole number from 1 to 256, got ${size}`);
+  const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
+  if (!Number.isInteger(maxQueue) || maxQueue < 0)
+    throw new InvalidArgumentError('InvalidArgument', `${who}: maxQueue must be a whole number from 0 up, got ${maxQueue}`);
+  const concurrency = options.concurrency ?? Math.min(size, defaultConcurrency());
+  if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > size)
+    throw new InvalidArgumentError('InvalidArgument', `${who}: concurrency must be a whole number from 1 to size (${size}), got ${concurrency}`);
+  const maxDirty = options.maxDirtyMiB ?? 16;
+  if (!(maxDirty > 0)) throw new InvalidArgumentError('InvalidArgument', `${who}: maxDirtyMiB must be positive, got ${maxDirty}`);
+  for (const [name, b] of Object.entries(options.backends ?? {}))
+    if (!(b instanceof Backend)) throw new InvalidArgumentError('InvalidArgument', `${who}: backends.${name} must be a Backend (from Backend.load)`);
+  return { size, maxQueue, concurrency, maxDirty, timeoutMs: checkTimeoutMs(options.timeoutMs ?? 5000), maxResponseBytes: checkMaxResponse(options.maxResponseBytes) };
+}
+
+function backendList(backends: Record<string, Backend> | undefined, who: string): Array<{ name: string; handle: unknown }> {
+  return Object.entries(backends ?? {}).map(([name, b]) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new InvalidArgumentError('InvalidArgument', `${who}: backend name ${JSON.stringify(name)} must be an identifier`);
+    return { name, handle: b.nativeHandle() };
+  });
+}
+
 export type ResetKind = 'fast' | 'full';
 
 /** Forks a pool runs at once unless told otherwise: the cores this process may use. */
@@ -101,7 +137,10 @@ export interface RequestPoolStats {
   resets: { fast: number; full: number };
   latency: LatencySummary;
   reset: LatencySummary;
+  /** Loading and running the program to farcall_ready(), or restoring the master from its snapshot. */
   masterInitUs: number;
+  /** Where the master came from. */
+  source: 'program' | 'snapshot';
   forkCreateUs: number[];
   /**
    * How calls to backends travel: 'in-guest' (PVM host, every backend trusted: no VM exit per
@@ -142,6 +181,7 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
   private constructor(
     private readonly master: unknown,
     private readonly masterInitUs: number,
+    private readonly source: 'program' | 'snapshot',
     private readonly opts: Required<Pick<RequestPoolOptions, 'timeoutMs' | 'maxQueue' | 'maxResponseBytes' | 'concurrency'>>,
   ) {
     super();
@@ -151,29 +191,13 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
   static async create(program: string | Buffer, options: RequestPoolOptions = {}): Promise<RequestPool> {
     const who = options?.context ?? 'request pool';
     checkOptions(options, POOL_OPTIONS, who);
-    const size = options.size ?? 2;
-    if (!Number.isInteger(size) || size < 1 || size > 256)
-      throw new InvalidArgumentError('InvalidArgument', `${who}: size must be a whole number from 1 to 256, got ${size}`);
-    const maxQueue = options.maxQueue ?? DEFAULT_MAX_QUEUE;
-    if (!Number.isInteger(maxQueue) || maxQueue < 0)
-      throw new InvalidArgumentError('InvalidArgument', `${who}: maxQueue must be a whole number from 0 up, got ${maxQueue}`);
-    const concurrency = options.concurrency ?? Math.min(size, defaultConcurrency());
-    if (!Number.isInteger(concurrency) || concurrency < 1 || concurrency > size)
-      throw new InvalidArgumentError('InvalidArgument', `${who}: concurrency must be a whole number from 1 to size (${size}), got ${concurrency}`);
-    const maxDirty = options.maxDirtyMiB ?? 16;
-    if (!(maxDirty > 0)) throw new InvalidArgumentError('InvalidArgument', `${who}: maxDirtyMiB must be positive, got ${maxDirty}`);
-    for (const [name, b] of Object.entries(options.backends ?? {}))
-      if (!(b instanceof Backend)) throw new InvalidArgumentError('InvalidArgument', `${who}: backends.${name} must be a Backend (from Backend.load)`);
+    const checked = checkPool(options, who);
     const elf = await loadProgram(program, who);
     const label = programLabel(who, program);
-    const n = native();
     let m;
     try {
-      m = await n.createMaster(elf, {
-        backends: Object.entries(options.backends ?? {}).map(([name, b]) => {
-          if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(name)) throw new InvalidArgumentError('InvalidArgument', `${who}: backend name ${JSON.stringify(name)} must be an identifier`);
-          return { name, handle: b.nativeHandle() };
-        }),
+      m = await native().createMaster(elf, {
+        backends: backendList(options.backends, who),
         args: [typeof program === 'string' ? program : 'program', ...(options.args ?? [])],
         env: envList(options.env),
         memoryMiB: checkMemoryMiB(options.memoryMiB ?? 64),
@@ -184,14 +208,36 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
     } catch (e) {
       throw labelled(e, label);
     }
-    const pool = new RequestPool(m.handle, m.initUs, {
-      timeoutMs: checkTimeoutMs(options.timeoutMs ?? 5000),
-      maxQueue,
-      maxResponseBytes: checkMaxResponse(options.maxResponseBytes),
-      concurrency,
+    return RequestPool.withForks(m, 'program', checked, label);
+  }
+
+  /**
+   * Makes a pool from a snapshot file (pool.snapshot(), `farcall snapshot`) without running the
+   * program: its memory is mapped from the file copy-on-write, and every fork starts exactly
+   * where the snapshot's master stood after farcall_ready().
+   */
+  static async fromSnapshot(file: string, options: SnapshotPoolOptions = {}): Promise<RequestPool> {
+    const who = options?.context ?? 'request pool';
+    checkOptions(options, SNAPSHOT_POOL_OPTIONS, who);
+    const checked = checkPool(options, who);
+    const snapshot = snapshotToRead(file);
+    let m;
+    try {
+      m = await native().createMaster(Buffer.alloc(0), {
+        backends: backendList(options.backends, who), args: [], env: [], memoryMiB: 0, initTimeoutMs: 0, snapshot,
+      });
+    } catch (e) {
+      throw fromNative(e);
+    }
+    return RequestPool.withForks(m, 'snapshot', checked, `${who} (snapshot ${snapshot})`);
+  }
+
+  private static async withForks(m: { handle: unknown; initUs: number }, source: 'program' | 'snapshot', c: CheckedPool, label: string): Promise<RequestPool> {
+    const pool = new RequestPool(m.handle, m.initUs, source, {
+      timeoutMs: c.timeoutMs, maxQueue: c.maxQueue, maxResponseBytes: c.maxResponseBytes, concurrency: c.concurrency,
     });
     try {
-      const made = await Promise.all(Array.from({ length: size }, () => n.createFork(m.handle, { maxPrivateMiB: maxDirty })));
+      const made = await Promise.all(Array.from({ length: c.size }, () => native().createFork(m.handle, { maxPrivateMiB: c.maxDirty })));
       made.forEach((f, id) => {
         const slot = { id, handle: f.handle, busy: false };
         pool.forks.push(slot);
@@ -203,6 +249,22 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
       throw labelled(e, label);
     }
     return pool;
+  }
+
+  /**
+   * Writes the master (its memory, registers and bookkeeping, the backends it has) to `file`,
+   * replacing it atomically. Forks keep serving meanwhile. RequestPool.fromSnapshot(file) makes
+   * pools from it in this process or another one on a machine with the same CPU features.
+   */
+  async snapshot(file: string): Promise<SnapshotInfo> {
+    if (this.closed) throw new ClosedError('Closed', 'the request pool is closed');
+    const target = snapshotToWrite(file);
+    try {
+      const r = await native().masterSnapshot(this.master, target);
+      return { bytes: r.bytes, us: r.us, path: target };
+    } catch (e) {
+      throw fromNative(e);
+    }
   }
 
   /** Requests running and queue places: how many requests the pool holds at once. */
@@ -296,6 +358,7 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
       latency: this.latency.summary(),
       reset: this.resetLatency.summary(),
       masterInitUs: this.masterInitUs,
+      source: this.source,
       forkCreateUs: [...this.forkCreateUs],
       gate: first?.gate ?? 'none',
       entry: (first?.entry ?? 'trap-page') as EntryFlavor,

@@ -75,7 +75,7 @@ describe('config validation', () => {
     const { issues } = issuesOf(() => validateConfig(cfg));
     expect(issues.map((i) => i.path).sort()).toEqual(['backends.kv.restart.windowMS', 'http.tokn', 'pool', 'pools.web.sise']);
     const sise = issues.find((i) => i.path === 'pools.web.sise')!;
-    expect(sise.message).toMatch(/^unknown field \(expected one of: program, size, .*maxQueue/);
+    expect(sise.message).toMatch(/^unknown field \(expected one of: program, snapshot, size, .*maxQueue/);
     expect(issues.find((i) => i.path === 'pool')!.message).toBe('unknown field (expected one of: backends, pools, http)');
   });
 

@@ -3,6 +3,7 @@
 #include <napi.h>
 #include <pthread.h>
 
+#include <functional>
 #include <memory>
 
 #include "../vmm/backend.h"
@@ -65,6 +66,8 @@ Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
                               ? Durability::Instance
                               : Durability::Call;
   Napi::Value on_event = o.Get("onEvent");
+  // With opts.snapshot (a path) the backend is restored from that file (elf is ignored).
+  std::string snapshot = o.Get("snapshot").IsString() ? o.Get("snapshot").ToString().Utf8Value() : "";
   auto h = std::make_shared<BackendHandle>();
   try {
     cfg.mode = entry__resolve(opt_string(o, "entry"));
@@ -81,7 +84,8 @@ Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
   h->worker->post(env, [=]() -> Completion {
     uint64_t t0 = Vcpu::now_ns();
     try {
-      h->backend = std::make_shared<Backend>(*elf, cfg, instances, init_ns, call_ns, trusted, durability);
+      h->backend = snapshot.empty() ? std::make_shared<Backend>(*elf, cfg, instances, init_ns, call_ns, trusted, durability)
+                                    : std::make_shared<Backend>(snapshot, cfg, call_ns, trusted, durability);
       VmConfig vc;
       vc.ram_bytes = kHostRam;
       vc.mode = cfg.mode;
@@ -129,6 +133,8 @@ Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
       for (size_t i = 0; i < h->backend->entries().size(); i++) names.Set(uint32_t(i), h->backend->entries()[i].name);
       r.Set("entries", names);
       r.Set("initUs", us);
+      r.Set("instances", double(h->backend->instance_count()));
+      r.Set("memoryMiB", double(h->backend->ram_bytes() >> 20));
       deferred->Resolve(r);
     };
   });
@@ -242,18 +248,18 @@ Napi::Value BackendStats(const Napi::CallbackInfo &info) {
   return r;
 }
 
-// backendRestart(handle, timeoutMs) -> Promise<{us}>: re-initializes from the program.
-Napi::Value BackendRestart(const Napi::CallbackInfo &info) {
+// Runs `work(deadline)` on the backend's worker thread: resolves {us} (and {bytes} when work
+// returns some), or rejects with the VmmError it threw.
+Napi::Value timed_work(const Napi::CallbackInfo &info, uint64_t timeout_ns, std::function<int64_t(uint64_t)> work) {
   Napi::Env env = info.Env();
   auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
   auto h = handle_of(info[0]);
-  uint64_t timeout_ns = uint64_t(info[1].As<Napi::Number>().DoubleValue() * 1e6);
-  h->backend->set_available(false);  // from now: guest calls get FARCALL_E_BACKEND_BUSY
   h->worker->post(env, [=]() -> Completion {
     uint64_t t0 = Vcpu::now_ns();
     Failure f;
+    int64_t bytes = -1;
     try {
-      h->backend->restart(t0 + timeout_ns);
+      bytes = work(t0 + timeout_ns);
     } catch (const VmmError &e) {
       f = Failure::from(e);
     }
@@ -265,10 +271,31 @@ Napi::Value BackendRestart(const Napi::CallbackInfo &info) {
       }
       Napi::Object r = Napi::Object::New(env);
       r.Set("us", us);
+      if (bytes >= 0) r.Set("bytes", double(bytes));
       deferred->Resolve(r);
     };
   }, info[0].As<Napi::Object>());
   return deferred->Promise();
+}
+
+// backendRestart(handle, timeoutMs) -> Promise<{us}>: re-initializes from the latest snapshot,
+// or from the program.
+Napi::Value BackendRestart(const Napi::CallbackInfo &info) {
+  auto b = handle_of(info[0])->backend;
+  b->set_available(false);  // from now: guest calls get FARCALL_E_BACKEND_BUSY
+  return timed_work(info, uint64_t(info[1].As<Napi::Number>().DoubleValue() * 1e6), [b](uint64_t deadline) {
+    b->restart(deadline);
+    return int64_t(-1);
+  });
+}
+
+// backendSnapshot(handle, path, timeoutMs) -> Promise<{bytes, us}>: every instance's state, at a
+// point where no call is in progress (it waits up to timeoutMs for calls in flight).
+Napi::Value BackendSnapshot(const Napi::CallbackInfo &info) {
+  auto b = handle_of(info[0])->backend;
+  std::string path = info[1].ToString();
+  return timed_work(info, uint64_t(info[2].As<Napi::Number>().DoubleValue() * 1e6),
+                    [b, path](uint64_t deadline) { return int64_t(b->save(path, deadline)); });
 }
 
 Napi::Value BackendSetAvailable(const Napi::CallbackInfo &info) {
@@ -289,6 +316,7 @@ void init_backend(Napi::Env env, Napi::Object exports) {
   exports.Set("backendStats", Napi::Function::New(env, BackendStats));
   exports.Set("backendWantCalls", Napi::Function::New(env, BackendWantCalls));
   exports.Set("backendRestart", Napi::Function::New(env, BackendRestart));
+  exports.Set("backendSnapshot", Napi::Function::New(env, BackendSnapshot));
   exports.Set("backendSetAvailable", Napi::Function::New(env, BackendSetAvailable));
   exports.Set("closeBackend", Napi::Function::New(env, close_handle<BackendHandle>));
 }

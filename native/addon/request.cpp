@@ -39,7 +39,8 @@ Napi::Object reset_object(Napi::Env env, const ResetInfo &r) {
   return o;
 }
 
-// createMaster(elf, opts) -> Promise<handle>: loads the program and runs it to farcall_ready().
+// createMaster(elf, opts) -> Promise<handle>: loads the program and runs it to farcall_ready(),
+// or with opts.snapshot (a path) restores a master from that file instead (elf is ignored).
 Napi::Value CreateMaster(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
@@ -52,6 +53,7 @@ Napi::Value CreateMaster(const Napi::CallbackInfo &info) {
   cfg.output_limit = opt_u64(o, "outputLimit", 1 << 20);
   cfg.files_root = files_root(o);
   uint64_t timeout_ns = opt_u64(o, "initTimeoutMs", 10000) * 1000000;
+  std::string snapshot = o.Get("snapshot").IsString() ? o.Get("snapshot").ToString().Utf8Value() : "";
   std::vector<std::pair<std::string, std::shared_ptr<Backend>>> backends;
   if (o.Get("backends").IsArray()) {
     Napi::Array a = o.Get("backends").As<Napi::Array>();
@@ -69,7 +71,8 @@ Napi::Value CreateMaster(const Napi::CallbackInfo &info) {
   Worker::run_once(env, [=]() -> Completion {
     auto h = std::make_shared<MasterHandle>();
     try {
-      h->master = std::make_unique<Master>(*elf, cfg, timeout_ns, backends);
+      h->master = snapshot.empty() ? std::make_unique<Master>(*elf, cfg, timeout_ns, backends)
+                                   : std::make_unique<Master>(snapshot, backends);
     } catch (const VmmError &e) {
       Failure f = Failure::from(e);
       return [=](Napi::Env env) { deferred->Reject(f.to_error(env).Value()); };
@@ -79,8 +82,35 @@ Napi::Value CreateMaster(const Napi::CallbackInfo &info) {
       r.Set("handle", wrap_handle(env, h));
       r.Set("initUs", double(h->master->init_ns()) / 1000.0);
       r.Set("arenaSize", double(h->master->arena_size()));
+      r.Set("memoryMiB", double(h->master->process().vm().ram_bytes() >> 20));
       deferred->Resolve(r);
     };
+  });
+  return deferred->Promise();
+}
+
+// masterSnapshot(master, path) -> Promise<{bytes, us}>: writes the master to a snapshot file. Reads
+// only what no fork changes (the master's memory and saved state), so forks keep serving.
+Napi::Value MasterSnapshot(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  auto deferred = std::make_shared<Napi::Promise::Deferred>(env);
+  auto master = unwrap_handle<MasterHandle>(info[0], "master");
+  std::string path = info[1].ToString();
+  Worker::run_once(env, [=]() -> Completion {
+    uint64_t t0 = Vcpu::now_ns();
+    try {
+      uint64_t bytes = master->master->save(path);
+      double us = double(Vcpu::now_ns() - t0) / 1000.0;
+      return [=](Napi::Env env) {
+        Napi::Object r = Napi::Object::New(env);
+        r.Set("bytes", double(bytes));
+        r.Set("us", us);
+        deferred->Resolve(r);
+      };
+    } catch (const VmmError &e) {
+      Failure f = Failure::from(e);
+      return [=](Napi::Env env) { deferred->Reject(f.to_error(env).Value()); };
+    }
   });
   return deferred->Promise();
 }
@@ -196,6 +226,7 @@ Napi::Value ForkStats(const Napi::CallbackInfo &info) {
 void init_request(Napi::Env env, Napi::Object exports) {
   exports.Set("createMaster", Napi::Function::New(env, CreateMaster));
   exports.Set("createFork", Napi::Function::New(env, CreateFork));
+  exports.Set("masterSnapshot", Napi::Function::New(env, MasterSnapshot));
   exports.Set("forkRequest", Napi::Function::New(env, ForkRequest));
   exports.Set("forkStats", Napi::Function::New(env, ForkStats));
   exports.Set("closeFork", Napi::Function::New(env, close_handle<ForkHandle>));

@@ -21,6 +21,10 @@ class Places {
       if (used_.insert(s).second) return s;
     throw VmmError(ErrorCode::BadState, full_);
   }
+  bool take_at(uint64_t s) {
+    std::lock_guard<std::mutex> lk(mu_);
+    return s < count_ && used_.insert(s).second;
+  }
   void give(uint64_t s) {
     std::lock_guard<std::mutex> lk(mu_);
     used_.erase(s);
@@ -35,15 +39,15 @@ class Places {
 Places g_slots(kMaxBackendSlots, "too many backend instances in this process");
 Places g_windows(kMaxBackendVas, "too many backends loaded in this process");
 
-bool page_is_zero(const uint8_t *p) {
-  static const uint8_t zero[4096] = {};
-  return std::memcmp(p, zero, 4096) == 0;
-}
 uint64_t backend_va__alloc() { return kBackendVa + g_windows.take() * kBackendGpaStride; }
 void backend_va__free(uint64_t va) { g_windows.give((va - kBackendVa) / kBackendGpaStride); }
 }  // namespace
 
 uint64_t backend_slot__alloc() { return g_slots.take(); }
+bool backend_va__take(uint64_t va) {
+  return va >= kBackendVa && (va - kBackendVa) % kBackendGpaStride == 0 && g_windows.take_at((va - kBackendVa) / kBackendGpaStride);
+}
+void backend_va__give(uint64_t va) { backend_va__free(va); }
 void backend_slot__free(uint64_t slot) { g_slots.give(slot); }
 
 static uint64_t slot_gpa(uint64_t slot) { return kBackendGpaBase + slot * kBackendGpaStride; }
@@ -179,14 +183,7 @@ bool Backend::acquire_for(Instance &inst, uint64_t owner, uint64_t deadline_ns) 
   return take_wait(&inst, owner, deadline_ns, &got);
 }
 
-void Backend::copy_snapshot(GuestRegion &dst) {
-  // Only the snapshot's pages that hold data, and of those only non-zero ones: holes are never
-  // read (reading a memfd hole would allocate it) and the copy stays as sparse as the original.
-  GuestRegion &src = init_->vm().ram();
-  for (auto [off, len] : src.data_ranges())
-    for (size_t o = off; o < off + len && o < ram_bytes_; o += 4096)
-      if (!page_is_zero(src.host() + o)) std::memcpy(dst.host() + o, src.host() + o, 4096);
-}
+void Backend::copy_snapshot(GuestRegion &dst) { init_->view().region->copy_data_to(dst); }
 
 void Backend::restore(Instance &inst) {
   inst.region->punch_all();  // everything the instance wrote is gone...
@@ -261,6 +258,16 @@ void Backend::output(Instance &inst, int fd, const char *p, size_t n) {
 
 void Backend::restart(uint64_t deadline_ns) {
   set_available(false);
+  if (std::string snap = restart_snapshot(); !snap.empty()) {
+    try {
+      restart_from_snapshot(snap, deadline_ns);
+      return;
+    } catch (const VmmError &e) {
+      bool unusable = e.code() == ErrorCode::SnapshotCorrupt || e.code() == ErrorCode::SnapshotIncompatible;
+      if (elf_.empty() || !unusable) throw;
+      emit(BackendEvent{BackendEvent::Restore, -1, "", 0, std::string("restarting from the program: ") + e.what()});
+    }
+  }
   uint64_t slot = backend_slot__alloc();
   std::unique_ptr<Process> fresh;
   try {

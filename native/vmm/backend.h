@@ -78,13 +78,27 @@ class Backend {
   // exit-free, docs/pvm.md); it can then take over those callers' VMs.
   Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instances, uint64_t init_timeout_ns,
           uint64_t call_timeout_ns, bool trusted = false, Durability durability = Durability::Call);
+  // From a snapshot file (snapshot.cpp): the instances' memory and bookkeeping as they were,
+  // at the same window (refused if that window is taken in this process). `cfg` gives the
+  // limits and network; memory size and instance count come from the file.
+  Backend(const std::string &snapshot_path, ProcessConfig cfg, uint64_t call_timeout_ns, bool trusted,
+          Durability durability);
   ~Backend();
+  // Writes every instance's state (and the state right after farcall_serve()) to `path` at a
+  // consistent point: it holds every instance's lock meanwhile, waiting at most until
+  // `deadline_ns` for calls in flight. Later restarts start from this file. Bytes written.
+  uint64_t save(const std::string &path, uint64_t deadline_ns);
 
   // Restarts from the program: a fresh initialization becomes the new snapshot and every
   // instance is rewritten from it, in place (callers' VMs keep their mappings). While it runs
   // the backend is unavailable: guest calls return kErrBackendBusy, host calls are refused.
   // Throws (and stays unavailable) if the program fails to initialize again.
   void restart(uint64_t deadline_ns);
+  // The snapshot restart() starts from (the last one written or loaded), if any.
+  std::string restart_snapshot() const {
+    std::lock_guard<std::mutex> lk(mu_);
+    return restart_snapshot_;
+  }
   // Unavailable: guest calls get kErrBackendBusy at once (in-guest gates read the flag from
   // the lines page), host calls are refused.
   bool available() const { return available_; }
@@ -160,6 +174,12 @@ class Backend {
 
  private:
   void restore(Instance &inst);
+  // restart() from restart_snapshot_ (snapshot.cpp): the instances get the file's state.
+  void restart_from_snapshot(const std::string &path, uint64_t deadline_ns);
+  // Holds every instance (a consistent point); false (none held) if the deadline passed.
+  bool hold_all(uint64_t deadline_ns, std::vector<Instance *> *held);
+  std::string restart_snapshot_;           // guarded by mu_
+  std::shared_ptr<GuestRegion> serve_ram_;  // a restored backend's serve image (init_ has no VM)
   // The pages `vm` and the VMM wrote into `inst` since the last commit or undo.
   std::vector<uint64_t> written(Instance &inst, Vm *vm, bool rearm);
   static constexpr int kRearmEvery = 64;
@@ -180,7 +200,7 @@ class Backend {
   uint64_t va_ = 0;
   std::atomic<bool> available_{true};
   uint64_t fs_base_ = 0, gs_base_ = 0, trampoline_ = 0, stack_top_ = 0, call_info_ = 0, call_timeout_ns_ = 0, ram_bytes_ = 0;
-  std::mutex mu_;
+  mutable std::mutex mu_;
   std::condition_variable cv_;
   std::mutex event_mu_;
   std::function<void(const BackendEvent &)> on_event_;
@@ -191,5 +211,8 @@ class Backend {
 // the same guest-physical address in every VM that can call it.
 uint64_t backend_slot__alloc();
 void backend_slot__free(uint64_t slot);
+// A backend's window at `va` (a restored backend needs the one it was saved at): false if taken.
+bool backend_va__take(uint64_t va);
+void backend_va__give(uint64_t va);
 
 }  // namespace farcall

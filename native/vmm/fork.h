@@ -30,6 +30,12 @@ class Master {
   // `backends` are attached (callable by name) before the program starts.
   Master(const std::vector<uint8_t> &elf, const ProcessConfig &cfg, uint64_t timeout_ns,
          const std::vector<std::pair<std::string, std::shared_ptr<Backend>>> &backends = {});
+  // From a snapshot file (snapshot.cpp), without running the program: `backends` must include
+  // every backend the snapshot's master had attached, by name, with the same entry points.
+  Master(const std::string &snapshot_path,
+         const std::vector<std::pair<std::string, std::shared_ptr<Backend>>> &backends);
+  // Writes this master to `path` (snapshot.cpp; atomically: a temporary file renamed). Bytes written.
+  uint64_t save(const std::string &path);
   Process &process() { return *proc_; }
   const CpuState &state() const { return state_; }
   uint64_t arena() const { return arena_; }

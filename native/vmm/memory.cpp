@@ -29,8 +29,21 @@ std::shared_ptr<GuestRegion> GuestRegion::fork_of(const std::shared_ptr<GuestReg
   std::shared_ptr<GuestRegion> r(new GuestRegion());
   r->size_ = master->size_;
   r->master_ = master;
-  void *p = mmap(nullptr, r->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, master->fd_, 0);
+  void *p = mmap(nullptr, r->size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, master->fd_, off_t(master->file_off_));
   if (p == MAP_FAILED) error__sys("mmap fork memory");
+  r->host_ = static_cast<uint8_t *>(p);
+  return r;
+}
+
+std::shared_ptr<GuestRegion> GuestRegion::map_file(int fd, uint64_t offset, size_t size) {
+  std::shared_ptr<GuestRegion> r(new GuestRegion());
+  r->size_ = size;
+  r->file_ = true;
+  r->file_off_ = offset;
+  r->fd_ = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  if (r->fd_ < 0) error__sys("dup snapshot file");
+  void *p = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_NORESERVE, r->fd_, off_t(offset));
+  if (p == MAP_FAILED) error__sys("mmap snapshot memory");
   r->host_ = static_cast<uint8_t *>(p);
   return r;
 }
@@ -46,7 +59,7 @@ void GuestRegion::zero(size_t off, size_t len) {
   // Whole pages of a shared mapping are cheapest to drop: the memfd hole reads as zero.
   // A fork cannot do that (dropping would reveal the master's page), so it writes zeros.
   size_t a = (off + 4095) & ~size_t(4095), b = (off + len) & ~size_t(4095);
-  if (!is_fork() && b > a && b - a >= (64u << 10)) {
+  if (!is_private() && b > a && b - a >= (64u << 10)) {
     std::memset(host_ + off, 0, a - off);
     fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, a, b - a);
     std::memset(host_ + b, 0, off + len - b);
@@ -73,20 +86,28 @@ std::vector<std::pair<size_t, size_t>> GuestRegion::data_ranges() const {
     out.emplace_back(0, size_);
     return out;
   }
-  off_t pos = 0;
-  while (size_t(pos) < size_) {
+  // Offsets in the file, clamped to the region (a snapshot's region is a window of its file).
+  off_t base = off_t(file_off_), end = base + off_t(size_), pos = base;
+  while (pos < end) {
     off_t d = lseek(fd_, pos, SEEK_DATA);
-    if (d < 0) break;  // ENXIO: no more data
+    if (d < 0 || d >= end) break;  // ENXIO: no more data
     off_t h = lseek(fd_, d, SEEK_HOLE);
-    if (h < 0) h = off_t(size_);
-    out.emplace_back(size_t(d), size_t(h - d));
+    if (h < 0 || h > end) h = end;
+    out.emplace_back(size_t(d - base), size_t(h - d));
     pos = h;
   }
   return out;
 }
 
+void GuestRegion::copy_data_to(GuestRegion &dst) const {
+  static const uint8_t zero[4096] = {};
+  for (auto [off, len] : data_ranges())
+    for (size_t o = off & ~size_t(4095); o < off + len && o + 4096 <= std::min(size_, dst.size_); o += 4096)
+      if (std::memcmp(host_ + o, zero, 4096) != 0) std::memcpy(dst.host_ + o, host_ + o, 4096);
+}
+
 void GuestRegion::punch_all() {
-  if (fd_ >= 0 && !is_fork()) fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, size_);
+  if (fd_ >= 0 && !is_private()) fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, size_);
 }
 
 void GuestRegion::drop_pages(const std::vector<uint64_t> &bits) {

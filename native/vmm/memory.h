@@ -13,6 +13,9 @@ class GuestRegion {
  public:
   static std::shared_ptr<GuestRegion> create(size_t size, const char *name);
   static std::shared_ptr<GuestRegion> fork_of(const std::shared_ptr<GuestRegion> &master);
+  // [offset, offset + size) of a file mapped MAP_PRIVATE (a snapshot's memory): copy-on-write
+  // like a fork, and forks of it map the same file. The file must not change while mapped.
+  static std::shared_ptr<GuestRegion> map_file(int fd, uint64_t offset, size_t size);
   ~GuestRegion();
   GuestRegion(const GuestRegion &) = delete;
   GuestRegion &operator=(const GuestRegion &) = delete;
@@ -21,6 +24,8 @@ class GuestRegion {
   size_t size() const { return size_; }
   size_t pages() const { return size_ / 4096; }
   bool is_fork() const { return master_ != nullptr; }
+  // Private pages over a file or a master: never punched (that would change what is below).
+  bool is_private() const { return master_ != nullptr || file_; }
   const GuestRegion *master() const { return master_.get(); }
 
   // Zeroes [off, off+len): the guest sees fresh anonymous memory there.
@@ -33,6 +38,9 @@ class GuestRegion {
   // The [offset, length) ranges of the memfd that hold pages (everything else reads as zero and
   // takes no memory); found with SEEK_DATA/SEEK_HOLE, so holes are never touched.
   std::vector<std::pair<size_t, size_t>> data_ranges() const;
+  // Copies the pages of this region that hold non-zero data into `dst` (at least as large):
+  // holes are never read (reading a memfd hole would allocate it), so the copy stays as sparse.
+  void copy_data_to(GuestRegion &dst) const;
   // Frees every page of a shared region (it reads as zero again).
   void punch_all();
   // Drops the fork's private pages whose bits are set (one bit per page), run by run.
@@ -41,6 +49,8 @@ class GuestRegion {
  private:
   GuestRegion() = default;
   int fd_ = -1;
+  uint64_t file_off_ = 0;  // where the region starts in fd_ (snapshot files)
+  bool file_ = false;
   uint8_t *host_ = nullptr;
   size_t size_ = 0;
   std::shared_ptr<GuestRegion> master_;

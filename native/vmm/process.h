@@ -77,6 +77,11 @@ class Process {
   Process(const Process &proto, GuestView view);
   // A VM with empty RAM and no program, used to make calls from the host into backends.
   explicit Process(const VmConfig &vc);
+  struct MemState;
+  // Snapshots (snapshot.cpp): a VM over `ram` (a snapshot's memory), with that address-space
+  // state, never run from a program; and the same without a VM (a backend's serve image).
+  Process(const ProcessConfig &cfg, std::shared_ptr<GuestRegion> ram, const MemState &ms);
+  Process(const ProcessConfig &cfg, GuestView view, const MemState &ms);
 
   // Makes every instance of `backend` callable from this VM through the gate. Only before the
   // VM first runs; forks inherit it. `keep` holds the backend alive (null for its own host caller).
@@ -95,6 +100,12 @@ class Process {
   // The first farcall_lookup("name.entry") whose backend is not attached at all, in words.
   const std::string &unattached_lookup() const { return unattached_lookup_; }
   size_t attached_count() const { return attached_.size(); }
+  Backend &attached_backend(size_t i) const { return *attached_.at(i).backend; }
+  const std::string &attached_name(size_t i) const { return attached_.at(i).name; }
+  const ProcessConfig &config() const { return cfg_; }
+  // Decides the gate for the attached backends now (it is otherwise done when the VM first
+  // runs): a master restored from a snapshot never runs, and its forks inherit the decision.
+  void finish_attach() { attach_finish(); }
   // Gives up a far call the caller will not finish (it is being reset or destroyed).
   void abandon_call(const char *why) { gate_abandon(why); }
   const GuestView &view() const { return mem_; }

@@ -56,7 +56,8 @@ Vm::Vm(const VmConfig &cfg) : cfg_(cfg), owner_(g_next_owner++) {
                    "FARCALL_ENTRY=out-stub needs hardware KVM: under kvm_pvm a system call reaches its "
                    "handler at CPL 3 and cannot enter the ring-0 stub; use trap-page or pvm-native here");
   create_vm();
-  ram_ = GuestRegion::create(cfg_.ram_bytes, "farcall-ram");
+  ram_ = cfg_.ram ? std::move(cfg_.ram) : GuestRegion::create(cfg_.ram_bytes, "farcall-ram");
+  if (ram_->size() != cfg_.ram_bytes) throw VmmError(ErrorCode::Internal, "guest RAM region of the wrong size");
   kmem_ = GuestRegion::create(kKernelSize, "farcall-kernel");
   add_slot(0, cfg_.ram_gpa, *ram_, cfg_.dirty_log);
   add_slot(1, kKernelGpa, *kmem_, cfg_.dirty_log);

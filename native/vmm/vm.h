@@ -47,6 +47,7 @@ struct VmConfig {
   uint64_t ram_gpa = 0;  // where it sits in guest-physical space
   EntryMode mode = EntryMode::TrapPage;
   bool dirty_log = false;  // track guest writes (forks)
+  std::shared_ptr<GuestRegion> ram;  // RAM to use instead of a new one (a snapshot's, mapped from its file)
 };
 
 struct ExitStats {
