@@ -7,5 +7,6 @@ module.exports = {
   // flatc >= 23 emits imports ending in .js; map them back to the .ts sources.
   // Generated stubs import farcall/flatbuffers, which is this package's src/flatbuffers.ts.
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1', '^farcall/flatbuffers$': '<rootDir>/src/flatbuffers.ts' },
-  testTimeout: 120000,
+  // FARCALL_TIME_SCALE: emulated runs (scripts/hwkvm-lane.sh) get proportionally more time.
+  testTimeout: 120000 * Math.max(1, Number(process.env.FARCALL_TIME_SCALE) || 1),
 };

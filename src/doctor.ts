@@ -18,6 +18,8 @@ export interface DoctorReport {
   flavor: string;
   /** How guest events reach the VMM on this host: 'trap-page' or 'out-stub'. */
   entryMode: string;
+  /** The physical address width guest-physical addresses stay below (CPUID 0x80000008). */
+  physBits: number;
   caps: Record<string, number | boolean>;
   /** How many more forks fit in this process's fd limit (raised to the hard limit when farcall loads). */
   forksThatFit: number;
@@ -135,6 +137,7 @@ export function doctor(): DoctorReport {
     ok: checks.every((c) => c.ok || c.name === 'flatc' || c.name === 'musl-gcc' || c.name === 'forks that fit'),
     flavor: d.flavor ?? 'unknown',
     entryMode: d.entryMode ?? 'none',
+    physBits: d.physBits ?? 0,
     caps: d.caps ?? {},
     forksThatFit: d.limits?.forksThatFit ?? 0,
     checks,
@@ -142,7 +145,7 @@ export function doctor(): DoctorReport {
 }
 
 export function formatDoctor(r: DoctorReport): string {
-  const lines = [`KVM flavor: ${r.flavor}   entry mode: ${r.entryMode}`];
+  const lines = [`KVM flavor: ${r.flavor}   entry mode: ${r.entryMode}   physical address bits: ${r.physBits}`];
   for (const c of r.checks) lines.push(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name.padEnd(16)} ${c.detail}${c.fix ? `\n       fix: ${c.fix}` : ''}`);
   lines.push(r.ok ? 'farcall is ready.' : 'farcall is not ready: see the fixes above.');
   return lines.join('\n');

@@ -40,6 +40,7 @@ export interface NativeDoctor {
   entryError?: string;
   /** Why a kvm_pvm host defaults to trap-page rather than pvm-native. */
   entryFallback?: string;
+  physBits?: number;
   caps?: Record<string, number | boolean>;
   /** The fd limit (raised to the hard limit at load), fds open, and how many more forks fit in it. */
   /** Absent when the addon did not load (doctor's own probe). */
@@ -118,6 +119,8 @@ export interface NativeBinding {
   errorCodes: string[];
   /** The shared threads that run fork work: their bound (FARCALL_THREADS or the CPUs) and how many exist. */
   executorInfo(): { threads: number; started: number };
+  /** Where backend memory of these sizes (bytes) would sit on a CPU with this physical address width. */
+  gpaPlan(physBits: number, sizes: number[]): number[];
   /** Bench baselines (native/vmm/baseline.h): nanoseconds per round trip, one entry per iteration. */
   baseline(kind: 'exit-out' | 'trap-mmio' | 'trap-fetch' | 'syscall' | 'vm-create', iterations: number): Promise<Float64Array>;
 }

@@ -1,7 +1,7 @@
 // Backends and the far-call gate: persistent state, zero-copy, instances, serialization,
 // and every security invariant of DESIGN.md against a hostile caller.
 import { Backend, BackendFaultError, BackendUnavailableError, GuestFaultError, RestartPolicy, RequestPool, TimeoutError, WrongLayoutError } from '../src';
-import { describeKvm, guest, kvmThreadCount, openFds } from './helpers';
+import { describeKvm, guest, kvmThreadCount, ms, openFds } from './helpers';
 
 const backendPath = guest('counter_backend');
 const callerPath = guest('caller');
@@ -15,8 +15,8 @@ for (const trusted of [false, true]) {
   const inGuest = trusted && pvmNative;
 
   async function setup(instances = 1, poolSize = 2, callTimeoutMs = 500, restart: RestartPolicy = { maxFaults: 100 }) {
-    const backend = await Backend.load(backendPath, { instances, callTimeoutMs, memoryMiB: 16, restart, trusted });
-    const pool = await RequestPool.create(callerPath, { size: poolSize, backends: { counter: backend }, timeoutMs: 5000 });
+    const backend = await Backend.load(backendPath, { instances, callTimeoutMs: ms(callTimeoutMs), memoryMiB: 16, restart, trusted });
+    const pool = await RequestPool.create(callerPath, { size: poolSize, backends: { counter: backend }, timeoutMs: ms(5000) });
     const run = async (cmd: string) => (await pool.run(cmd)).toString();
     const close = async () => {
       await pool.close();
@@ -271,7 +271,7 @@ for (const trusted of [false, true]) {
         const [slept, napped] = (await run('sleepnap:200')).split(' ').map(Number);
         expect(slept).toBeGreaterThanOrEqual(195);
         expect(napped).toBeGreaterThanOrEqual(195);
-        expect(napped).toBeLessThan(300);
+        expect(napped).toBeLessThan(ms(300));
       } finally {
         await close();
       }

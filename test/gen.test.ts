@@ -10,7 +10,7 @@ import * as path from 'path';
 import { Backend } from '../src/backend';
 import { ALL_LANGS, generate, GenError, loadSchema, Model } from '../src/gen';
 import { RequestPool } from '../src/pool';
-import { describeKvm, guest, root } from './helpers';
+import { describeKvm, guest, ms, root } from './helpers';
 import { KeyValueClient, RpcError, SchemaMismatchError } from '../build/generated/kv/ts/kv_farcall';
 import { DeleteRequestT, GetRequestT, PutRequestT, ScanRequestT } from '../build/generated/kv/ts/kv_generated';
 import { KeyValueClient as KeyValueClientV2 } from './idl/golden/kv_v2/ts/kv_v2_farcall';
@@ -383,7 +383,7 @@ int main(void) {
   });
 
   test('fuzz: 10^4 mutated requests from a guest, 10^4 random/mutated buffers from the host: no crash, no escape, state intact', async () => {
-    const pool = await RequestPool.create(guest('kv_hostile'), { backends: { kv: backend }, size: 1, timeoutMs: 120000 });
+    const pool = await RequestPool.create(guest('kv_hostile'), { backends: { kv: backend }, size: 1, timeoutMs: ms(120000) });
     const before = backend.stats();
     try {
       const g = Object.fromEntries((await ask(pool, 'fuzz 7 10000')).split(' ').map((kv) => kv.split('=')).map(([k, v]) => [k, Number(v)]));

@@ -5,6 +5,14 @@ import * as path from 'path';
 export const root = path.resolve(__dirname, '..');
 export const guest = (name: string): string => path.join(root, 'build', 'guests', name);
 
+/**
+ * How much slower than the host this run is: FARCALL_TIME_SCALE (set by scripts/hwkvm-lane.sh,
+ * where the CPU is emulated), else 1. Time limits a test does not mean to hit, and upper bounds on
+ * measured durations, are multiplied by it (`ms(…)`); jest.config.js scales the test timeout.
+ */
+export const timeScale = Math.max(1, Number(process.env.FARCALL_TIME_SCALE) || 1);
+export const ms = (n: number): number => Math.round(n * timeScale);
+
 /** True when /dev/kvm can be used. With FARCALL_REQUIRE_KVM=1 a missing KVM fails instead. */
 export function kvmAvailable(): boolean {
   let ok = false;

@@ -3,12 +3,12 @@ import {
   ClosedError, GuestFaultError, InvalidArgumentError, MemoryLimitError, ProtocolError, RequestFailedError,
   RequestPool, ResetEvent, TimeoutError,
 } from '../src';
-import { describeKvm, guest, kvmThreadCount, openFds, rssBytes, threadCount } from './helpers';
+import { describeKvm, guest, kvmThreadCount, ms, openFds, rssBytes, threadCount } from './helpers';
 
 const MEM = 64;
 const counter = guest('req_counter');
 const make = (opts: Parameters<typeof RequestPool.create>[1] = {}) =>
-  RequestPool.create(counter, { size: 1, memoryMiB: MEM, args: [String(MEM)], timeoutMs: 2000, ...opts });
+  RequestPool.create(counter, { size: 1, memoryMiB: MEM, args: [String(MEM)], ...opts, timeoutMs: ms(opts.timeoutMs ?? 2000) });
 
 describeKvm('RequestPool', () => {
   test('every request starts from the master state', async () => {

@@ -20,7 +20,7 @@ import {
   WrongArchError,
 } from '../src/errors';
 import { runProgram, RunOptions } from '../src/run';
-import { describeKvm, guest, openFds, root, rssBytes, threadCount } from './helpers';
+import { describeKvm, guest, ms, openFds, root, rssBytes, threadCount } from './helpers';
 
 const KERNEL_VA = 0xffffff8000000000;
 
@@ -99,7 +99,7 @@ describeKvm('runProgram: static programs', () => {
   });
 
   test('a malloc-heavy program keeps its data intact', async () => {
-    const r = await runProgram(guest('malloc_heavy'), { timeoutMs: 30000 });
+    const r = await runProgram(guest('malloc_heavy'), { timeoutMs: ms(30000) });
     expect(r.exitCode).toBe(0);
     expect(r.stdout.toString()).toMatch(/^ok checksum=\d+\n$/);
     // It grew and shrank memory through the VMM: brk and mmap/munmap were all used.
@@ -109,8 +109,8 @@ describeKvm('runProgram: static programs', () => {
   });
 
   test('the same program gives the same checksum twice (fresh VM each time)', async () => {
-    const a = await runProgram(guest('malloc_heavy'), { timeoutMs: 30000 });
-    const b = await runProgram(guest('malloc_heavy'), { timeoutMs: 30000 });
+    const a = await runProgram(guest('malloc_heavy'), { timeoutMs: ms(30000) });
+    const b = await runProgram(guest('malloc_heavy'), { timeoutMs: ms(30000) });
     expect(a.stdout.toString()).toBe(b.stdout.toString());
   });
 });
@@ -124,7 +124,7 @@ describeKvm('runProgram: limits', () => {
     expect(e.code).toBe('Timeout');
     expect(e.message).toMatch(/timed out/);
     expect(took).toBeGreaterThanOrEqual(290);
-    expect(took).toBeLessThan(3000);
+    expect(took).toBeLessThan(ms(3000));
     const r = await runProgram(guest('hello_musl'));
     expect(r.exitCode).toBe(7);
   });
@@ -169,7 +169,7 @@ describeKvm('runProgram: limits', () => {
   });
 
   test('a program printing forever is stopped by the output limit', async () => {
-    const e = await failure(guest('flood'), { outputLimit: 64 * 1024, timeoutMs: 10000 });
+    const e = await failure(guest('flood'), { outputLimit: 64 * 1024, timeoutMs: ms(10000) });
     expect(e).toBeInstanceOf(OutputLimitError);
     expect(e.message).toMatch(/stdout passed the output limit of 65536 bytes/);
     expect(e.stdout).toBeDefined();
@@ -379,7 +379,7 @@ describeKvm('CLI', () => {
   const cli = path.join(root, 'dist', 'src', 'cli.js');
   const run = (args: string[]) =>
     new Promise<{ code: number; stdout: string; stderr: string }>((resolve) => {
-      execFile(process.execPath, [cli, ...args], { timeout: 60000 }, (err, stdout, stderr) => {
+      execFile(process.execPath, [cli, ...args], { timeout: ms(60000) }, (err, stdout, stderr) => {
         const code = err ? (typeof err.code === 'number' ? err.code : -1) : 0;
         resolve({ code, stdout, stderr });
       });

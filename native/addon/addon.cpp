@@ -116,7 +116,7 @@ static Napi::Value RunProgram(const Napi::CallbackInfo &info) {
   return deferred->Promise();
 }
 
-// doctor() -> { ok, problem, flavor, entryMode, caps }
+// doctor() -> { ok, problem, flavor, entryMode, physBits, caps }
 static Napi::Value Doctor(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Napi::Object r = Napi::Object::New(env);
@@ -133,6 +133,7 @@ static Napi::Value Doctor(const Napi::CallbackInfo &info) {
     }
     std::string why = entry__fallback_reason();
     if (!why.empty()) r.Set("entryFallback", why);
+    r.Set("physBits", k.phys_bits());
     Napi::Object c = Napi::Object::New(env);
     c.Set("apiVersion", k.caps().api_version);
     c.Set("syncRegs", k.caps().sync_regs);

@@ -308,9 +308,27 @@ Napi::Value BackendWantCalls(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// gpaPlan(physBits, sizes) -> guest-physical addresses: where backend memory of these sizes would
+// go on a CPU of that width (GpaSpace, the allocator backends use), so the layout can be checked
+// for widths other than this host's.
+Napi::Value GpaPlan(const Napi::CallbackInfo &info) {
+  Napi::Env env = info.Env();
+  GpaSpace space(info[0].As<Napi::Number>().Uint32Value());
+  Napi::Array sizes = info[1].As<Napi::Array>(), r = Napi::Array::New(env);
+  try {
+    for (uint32_t i = 0; i < sizes.Length(); i++)
+      r.Set(i, double(space.take(uint64_t(sizes.Get(i).As<Napi::Number>().DoubleValue()))));
+  } catch (const VmmError &e) {
+    Failure::from(e).to_error(env).ThrowAsJavaScriptException();
+    return env.Undefined();
+  }
+  return r;
+}
+
 }  // namespace
 
 void init_backend(Napi::Env env, Napi::Object exports) {
+  exports.Set("gpaPlan", Napi::Function::New(env, GpaPlan));
   exports.Set("createBackend", Napi::Function::New(env, CreateBackend));
   exports.Set("backendCall", Napi::Function::New(env, BackendCall));
   exports.Set("backendStats", Napi::Function::New(env, BackendStats));

@@ -10,7 +10,9 @@
  *   0x000         syscall entry (MSR_LSTAR)          out %al, $0xe0
  *   0x100 + 8*v   exception vector v (v < 32)        out %al, $(0x80 + v)
  *   0x200         any other vector                   out %al, $0xdf
- *   0xa00         far-call return address            out %al, $0xe1
+ * A far call's return address is not here: a backend returns to it from user mode, which cannot
+ * fetch this supervisor-only page. It is the (unmapped) trap-page address, and the #PF that the
+ * fetch raises is the return trap (native/vmm/vm.cpp, exception_event).
  */
         .section .rodata
         .globl farcall_kernel_stubs
@@ -29,9 +31,6 @@ farcall_kernel_stubs:
         .endr
         .org farcall_kernel_stubs + 0x200
         out %al, $0xdf
-        hlt
-        .org farcall_kernel_stubs + 0xa00
-        out %al, $0xe1
         hlt
 farcall_kernel_stubs_end:
         .section .note.GNU-stack,"",@progbits

@@ -11,7 +11,7 @@ namespace farcall {
 using namespace layout;
 
 namespace {
-// Numbered process-wide places (guest-physical slots, guest-virtual windows): lowest free first.
+// Numbered process-wide guest-virtual windows: lowest free first.
 class Places {
  public:
   Places(uint64_t count, const char *full) : count_(count), full_(full) {}
@@ -36,26 +36,49 @@ class Places {
   uint64_t count_;
   const char *full_;
 };
-Places g_slots(kMaxBackendSlots, "too many backend instances in this process");
 Places g_windows(kMaxBackendVas, "too many backends loaded in this process");
 
-uint64_t backend_va__alloc() { return kBackendVa + g_windows.take() * kBackendGpaStride; }
-void backend_va__free(uint64_t va) { g_windows.give((va - kBackendVa) / kBackendGpaStride); }
+uint64_t backend_va__alloc() { return kBackendVa + g_windows.take() * kMaxBackendRam; }
+void backend_va__free(uint64_t va) { g_windows.give((va - kBackendVa) / kMaxBackendRam); }
 }  // namespace
 
-uint64_t backend_slot__alloc() { return g_slots.take(); }
 bool backend_va__take(uint64_t va) {
-  return va >= kBackendVa && (va - kBackendVa) % kBackendGpaStride == 0 && g_windows.take_at((va - kBackendVa) / kBackendGpaStride);
+  return va >= kBackendVa && (va - kBackendVa) % kMaxBackendRam == 0 && g_windows.take_at((va - kBackendVa) / kMaxBackendRam);
 }
 void backend_va__give(uint64_t va) { backend_va__free(va); }
-void backend_slot__free(uint64_t slot) { g_slots.give(slot); }
 
-static uint64_t slot_gpa(uint64_t slot) { return kBackendGpaBase + slot * kBackendGpaStride; }
+GpaSpace::GpaSpace(unsigned phys_bits) : bits_(phys_bits) {}
 
-std::unique_ptr<Process> Backend::initialize(uint64_t slot) {
+GpaSpace &GpaSpace::process() {
+  static GpaSpace space(Kvm::get().phys_bits());
+  return space;
+}
+
+uint64_t GpaSpace::take(uint64_t bytes) {
+  bytes = (bytes + kHugePage - 1) & ~(kHugePage - 1);
+  std::lock_guard<std::mutex> lk(mu_);
+  uint64_t at = kBackendGpaBase;
+  for (auto [start, len] : used_) {
+    if (start - at >= bytes) break;
+    at = start + len;
+  }
+  if (at + bytes > gpa_limit(bits_) || at + bytes < at)
+    throw VmmError(ErrorCode::BadState, "no guest-physical room left for " + std::to_string(bytes >> 20) +
+                                            " MiB more backend memory below this CPU's " + std::to_string(bits_) +
+                                            "-bit physical address width");
+  used_[at] = bytes;
+  return at;
+}
+
+void GpaSpace::give(uint64_t gpa) {
+  std::lock_guard<std::mutex> lk(mu_);
+  used_.erase(gpa);
+}
+
+std::unique_ptr<Process> Backend::initialize(uint64_t gpa) {
   ProcessConfig cfg = cfg_;
   cfg.ram_va = va_;
-  cfg.ram_gpa = slot_gpa(slot);
+  cfg.ram_gpa = gpa;
   auto init = std::make_unique<Process>(elf_, cfg);
   Stop st = init->run_for(init_timeout_ns_);
   if (st.kind != Stop::Farcall || st.nr != kSysServe) {
@@ -71,12 +94,13 @@ Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instanc
     : elf_(elf), cfg_(cfg), init_timeout_ns_(init_timeout_ns), call_timeout_ns_(call_timeout_ns), ram_bytes_(cfg.memory_bytes),
       trusted_(trusted), durability_(durability) {
   if (instances < 1 || instances > 64) throw VmmError(ErrorCode::BadState, "instances must be from 1 to 64");
-  if (cfg.memory_bytes > kBackendGpaStride)
-    throw VmmError(ErrorCode::BadState, "backend memory is limited to " + std::to_string(kBackendGpaStride >> 30) + " GiB");
+  if (cfg.memory_bytes > kMaxBackendRam)
+    throw VmmError(ErrorCode::BadState, "backend memory is limited to " + std::to_string(kMaxBackendRam >> 30) + " GiB");
+  GpaSpace &space = GpaSpace::process();
   va_ = backend_va__alloc();
   try {
-    slots_.push_back(backend_slot__alloc());
-    init_ = initialize(slots_[0]);
+    gpas_.push_back(space.take(ram_bytes_));
+    init_ = initialize(gpas_[0]);
     Vcpu &cpu = init_->vm().vcpu();
     // farcall_serve(table, count, stack, stack_size, call_info)
     kvm_regs &r = cpu.regs();
@@ -112,8 +136,8 @@ Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instanc
       auto inst = std::make_unique<Instance>();
       inst->index = i;
       inst->line = new (lines_->host() + 64 * i) InstanceLine{};
-      slots_.push_back(backend_slot__alloc());
-      inst->gpa = slot_gpa(slots_.back());
+      gpas_.push_back(space.take(ram_bytes_));
+      inst->gpa = gpas_.back();
       inst->region = GuestRegion::create(cfg.memory_bytes, "farcall-backend");
       copy_snapshot(*inst->region);
       inst->personality = std::make_unique<Process>(*init_, GuestView{inst->region.get(), va_});
@@ -128,7 +152,7 @@ Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instanc
       instances_.push_back(std::move(inst));
     }
   } catch (...) {
-    for (uint64_t s : slots_) backend_slot__free(s);
+    for (uint64_t g : gpas_) space.give(g);
     backend_va__free(va_);
     throw;
   }
@@ -137,7 +161,7 @@ Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instanc
 Backend::~Backend() {
   instances_.clear();
   init_.reset();
-  for (uint64_t s : slots_) backend_slot__free(s);
+  for (uint64_t g : gpas_) GpaSpace::process().give(g);
   backend_va__free(va_);
 }
 
@@ -268,19 +292,20 @@ void Backend::restart(uint64_t deadline_ns) {
       emit(BackendEvent{BackendEvent::Restore, -1, "", 0, std::string("restarting from the program: ") + e.what()});
     }
   }
-  uint64_t slot = backend_slot__alloc();
+  GpaSpace &space = GpaSpace::process();
+  uint64_t gpa = space.take(ram_bytes_);
   std::unique_ptr<Process> fresh;
   try {
-    fresh = initialize(slot);
+    fresh = initialize(gpa);
   } catch (...) {
-    backend_slot__free(slot);
+    space.give(gpa);
     throw;
   }
   // Same program, so the same layout: entry points, call stack and thread pointer must match.
   kvm_regs &r = fresh->vm().vcpu().regs();
   bool same = ((r.rdx + r.r10) & ~15ull) == stack_top_ && r.r8 == call_info_ && fresh->vm().vcpu().sregs().fs.base == fs_base_ && r.rsi == entries_.size();
   if (!same) {
-    backend_slot__free(slot);
+    space.give(gpa);
     throw VmmError(ErrorCode::Protocol, "backend program registered different entry points after a restart");
   }
   std::vector<Instance *> held;
@@ -288,7 +313,7 @@ void Backend::restart(uint64_t deadline_ns) {
     Instance *in = acquire(deadline_ns);
     if (!in) {
       for (Instance *h : held) release(h, false, "");
-      backend_slot__free(slot);
+      space.give(gpa);
       throw VmmError(ErrorCode::Timeout, "backend restart timed out waiting for calls in flight");
     }
     held.push_back(in);
@@ -297,9 +322,9 @@ void Backend::restart(uint64_t deadline_ns) {
     std::lock_guard<std::mutex> lk(mu_);  // init_stats() reads init_
     std::swap(init_, fresh);
   }
-  std::swap(slots_[0], slot);
+  std::swap(gpas_[0], gpa);
   fresh.reset();
-  backend_slot__free(slot);
+  space.give(gpa);
   for (Instance *h : held) {
     restore(*h);
     h->restores++;

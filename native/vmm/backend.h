@@ -5,6 +5,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -186,7 +187,7 @@ class Backend {
   Durability durability_ = Durability::Call;
   std::atomic<uint64_t> output_queued_{0};
   void copy_snapshot(GuestRegion &dst);
-  std::unique_ptr<Process> initialize(uint64_t slot);
+  std::unique_ptr<Process> initialize(uint64_t gpa);
   std::vector<uint8_t> elf_;
   ProcessConfig cfg_;
   uint64_t init_timeout_ns_ = 0;
@@ -194,7 +195,7 @@ class Backend {
   std::vector<EntryPoint> entries_;
   std::vector<std::unique_ptr<Instance>> instances_;
   bool take_wait(Instance *want, uint64_t owner, uint64_t deadline_ns, Instance **got);
-  std::vector<uint64_t> slots_;  // guest-physical slot numbers this backend took
+  std::vector<uint64_t> gpas_;  // guest-physical ranges this backend took (GpaSpace)
   std::shared_ptr<GuestRegion> lines_;  // one InstanceLine per instance
   bool trusted_ = false;
   uint64_t va_ = 0;
@@ -207,10 +208,21 @@ class Backend {
   size_t next_ = 0;  // where acquire() starts looking (guarded by mu_)
 };
 
-// Guest-physical slots for backend memory are process-wide, so that instance memory sits at
-// the same guest-physical address in every VM that can call it.
-uint64_t backend_slot__alloc();
-void backend_slot__free(uint64_t slot);
+// Guest-physical ranges for backend memory, from layout::kBackendGpaBase up to the physical
+// address width: lowest fit first, 2 MiB aligned. One per process (process()), so instance memory
+// sits at the same guest-physical address in every VM that can call it.
+class GpaSpace {
+ public:
+  explicit GpaSpace(unsigned phys_bits);
+  static GpaSpace &process();  // sized by this host's width (Kvm::phys_bits)
+  uint64_t take(uint64_t bytes);  // throws BadState when nothing fits
+  void give(uint64_t gpa);
+
+ private:
+  std::mutex mu_;
+  std::map<uint64_t, uint64_t> used_;  // start -> bytes
+  unsigned bits_;
+};
 // A backend's window at `va` (a restored backend needs the one it was saved at): false if taken.
 bool backend_va__take(uint64_t va);
 void backend_va__give(uint64_t va);

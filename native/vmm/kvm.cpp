@@ -1,9 +1,11 @@
 #include "kvm.h"
 
+#include <cpuid.h>
 #include <fcntl.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
@@ -12,6 +14,7 @@
 
 #include "error.h"
 #include "kvm_abi.h"
+#include "layout.h"
 
 namespace farcall {
 
@@ -40,7 +43,17 @@ static KvmFlavor detect_flavor() {
   return KvmFlavor::Unknown;
 }
 
+// The CPU's physical address width (CPUID 0x80000008 EAX[7:0]): what the host kernel can map.
+static unsigned host_phys_bits() {
+  unsigned a = 0, b, c, d;
+  if (__get_cpuid_max(0x80000000, nullptr) < 0x80000008 || !__get_cpuid(0x80000008, &a, &b, &c, &d)) return 36;
+  return a & 0xff;
+}
+
 std::string Kvm::probe_problem() {
+  if (host_phys_bits() < layout::kMinPhysBits)
+    return "this CPU's physical address width is " + std::to_string(host_phys_bits()) + " bits; farcall's guest layout needs " +
+           std::to_string(layout::kMinPhysBits);
   if (!path_exists("/dev/kvm"))
     return "/dev/kvm does not exist: load a KVM module (modprobe kvm_intel, kvm_amd or kvm_pvm) "
            "or run on a machine with virtualization enabled";
@@ -97,14 +110,19 @@ Kvm::Kvm() {
   if (mmap_size_ <= 0) error__sys("KVM_GET_VCPU_MMAP_SIZE");
 
   KvmArray<kvm_cpuid_entry2> c(256);
+  unsigned guest_phys_bits = 52;
   if (ioctl(fd_, farcall_ioc_get_supported_cpuid, c.ptr()) < 0) error__sys("KVM_GET_SUPPORTED_CPUID");
   for (uint32_t i = 0; i < c.count(); i++) {
     kvm_cpuid_entry2 e = c.entries()[i];
     if (e.function == 7 && e.index == 0) e.ebx |= 1u;  // FSGSBASE: accepted here once listed
     if (e.function == 0xd && e.index == 0) xcr0_ = (uint64_t(e.edx) << 32) | e.eax;
     if (e.function == 1) e.ecx |= (1u << 27);  // OSXSAVE mirrors CR4.OSXSAVE, which we set
+    if (e.function == 0x80000008 && (e.eax & 0xff)) guest_phys_bits = e.eax & 0xff;
     cpuid_.push_back(e);
   }
+  // Guest-physical addresses must be below both the host's width (memslots) and the guests' (their
+  // page tables): backend memory is placed below the smaller (layout.h).
+  phys_bits_ = std::min(host_phys_bits(), guest_phys_bits);
   // Keep the XSAVE state farcall resets to what it understands: x87, SSE, AVX, AVX-512.
   xcr0_ &= 0xe7;
   if (!(xcr0_ & 1)) xcr0_ = 3;

@@ -47,6 +47,8 @@ class Kvm {
   // Supported CPUID, adjusted for farcall guests (see kvm.cpp).
   const std::vector<kvm_cpuid_entry2> &cpuid() const { return cpuid_; }
   uint64_t supported_xcr0() const { return xcr0_; }
+  // Physical address width guest-physical addresses must stay below (CPUID 0x80000008).
+  unsigned phys_bits() const { return phys_bits_; }
   int check(long cap) const;
 
  private:
@@ -57,6 +59,7 @@ class Kvm {
   int mmap_size_ = 0;
   std::vector<kvm_cpuid_entry2> cpuid_;
   uint64_t xcr0_ = 3;
+  unsigned phys_bits_ = 36;
 };
 
 }  // namespace farcall

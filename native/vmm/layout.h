@@ -58,14 +58,19 @@ constexpr uint64_t kAtFarcallTrap = FARCALL_AT_TRAP;
 // Backends: each backend program (static-PIE) is placed in its own 16 GiB window from kBackendVa
 // (1 TiB) up, disjoint from request RAM and from every other backend loaded in the process, so a
 // pointer means the same thing in a caller and in the backends it calls, and one VM can map
-// several backends at once. Each instance's memory has its own guest-physical range, the same in
-// every VM.
-constexpr uint64_t kBackendVa = 0x10000000000ull;        // 1 TiB
-constexpr uint64_t kBackendGpaBase = 0x100000000000ull;  // 16 TiB
-constexpr uint64_t kBackendGpaStride = 16ull << 30;      // per instance; also the largest backend RAM
-constexpr uint64_t kMaxBackendSlots = 2000;
-constexpr uint64_t kMaxBackendVas = 1024;  // backends loaded at once in a process
-constexpr uint64_t kBackendVaEnd = kBackendVa + kMaxBackendVas * kBackendGpaStride;
+// several backends at once.
+constexpr uint64_t kBackendVa = 0x10000000000ull;  // 1 TiB
+constexpr uint64_t kMaxBackendRam = 16ull << 30;   // also the size of a backend's window
+constexpr uint64_t kMaxBackendVas = 1024;          // backends loaded at once in a process
+constexpr uint64_t kBackendVaEnd = kBackendVa + kMaxBackendVas * kMaxBackendRam;
+// Guest-physical space: everything above is below kBackendGpaBase (128 GiB); from there up to the
+// CPU's physical address width (CPUID 0x80000008, 39 to 52 bits on real CPUs) each backend
+// instance's memory gets its own range, the same in every VM (backend.cpp, GpaSpace). A GPA at or
+// above the width cannot be a memslot (KVM_SET_USER_MEMORY_REGION: EINVAL) nor appear in a
+// page-table entry (reserved bits).
+constexpr uint64_t kBackendGpaBase = 128ull << 30;
+constexpr unsigned kMinPhysBits = 38;  // the fixed part, and as much again for backends
+inline uint64_t gpa_limit(unsigned phys_bits) { return phys_bits >= 52 ? 1ull << 52 : 1ull << phys_bits; }
 // Gate addresses: what a request program calls. Never mapped in any root, so the call
 // faults (#PF on instruction fetch) and the VMM looks the address up: backend b's entry e is
 // kGateVa + b * kGateStride + e * 16.
@@ -140,7 +145,6 @@ constexpr uint64_t kPvmVInCall = 0x40, kPvmVOwner = 0x48, kPvmVBackend = 0x50, k
 // Ports of the out-stub guest kernel (and of the PVM-native kernel, which uses the same).
 constexpr uint16_t kPortSyscall = 0xe0;
 constexpr uint16_t kPortVector = 0x80;        // + vector (0..31)
-constexpr uint16_t kPortGateReturn = 0xe1;
 constexpr uint16_t kPortSpurious = 0xdf;
 // The PVM in-guest gate's exits: contention for the instance, a backend system call during a
 // call, and a finished call when someone listens for per-call events.

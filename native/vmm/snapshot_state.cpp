@@ -199,8 +199,8 @@ MasterMeta parse_master(const std::vector<uint8_t> &meta, const std::string &pat
     MasterMeta::Be b;
     b.name = in.str(256, "backend name");
     b.va = in.u64();
-    if (b.va < kBackendVa || b.va >= kBackendVaEnd || (b.va - kBackendVa) % kBackendGpaStride) in.bad("bad backend window");
-    b.entries = get_entries(in, b.va, b.va + kBackendGpaStride);
+    if (b.va < kBackendVa || b.va >= kBackendVaEnd || (b.va - kBackendVa) % kMaxBackendRam) in.bad("bad backend window");
+    b.entries = get_entries(in, b.va, b.va + kMaxBackendRam);
     m.backends.push_back(std::move(b));
   }
   in.end();
@@ -363,9 +363,9 @@ BackendMeta parse_backend(const std::vector<uint8_t> &meta, const std::string &p
   BackendMeta m;
   m.memory_bytes = in.u64();
   m.va = in.u64();
-  if (m.memory_bytes < (4u << 20) || m.memory_bytes > kBackendGpaStride || m.memory_bytes % kHugePage)
+  if (m.memory_bytes < (4u << 20) || m.memory_bytes > kMaxBackendRam || m.memory_bytes % kHugePage)
     in.bad("bad backend memory size");
-  if (m.va < kBackendVa || m.va >= kBackendVaEnd || (m.va - kBackendVa) % kBackendGpaStride) in.bad("bad backend window");
+  if (m.va < kBackendVa || m.va >= kBackendVaEnd || (m.va - kBackendVa) % kMaxBackendRam) in.bad("bad backend window");
   uint64_t lo = m.va, hi = m.va + m.memory_bytes;
   auto inside = [&](uint64_t a, uint64_t n) { return a >= lo + kPage && a <= hi && n <= hi - a; };
   m.fs = in.u64();
@@ -468,7 +468,7 @@ Backend::Backend(const std::string &path, ProcessConfig cfg, uint64_t call_timeo
   ram_bytes_ = cfg_.memory_bytes = m.memory_bytes;
   cfg_.ram_va = va_;
   try {
-    slots_.push_back(backend_slot__alloc());  // the init's slot (restart from the program swaps it)
+    gpas_.push_back(GpaSpace::process().take(ram_bytes_));  // the init's range (restart from the program swaps it)
     serve_ram_ = img.serve;
     init_ = std::make_unique<Process>(cfg_, GuestView{serve_ram_.get(), va_}, m.serve);
     entries_ = m.entries;
@@ -482,8 +482,8 @@ Backend::Backend(const std::string &path, ProcessConfig cfg, uint64_t call_timeo
       auto inst = std::make_unique<Instance>();
       inst->index = int(i);
       inst->line = new (lines_->host() + 64 * i) InstanceLine{};
-      slots_.push_back(backend_slot__alloc());
-      inst->gpa = kBackendGpaBase + slots_.back() * kBackendGpaStride;
+      gpas_.push_back(GpaSpace::process().take(ram_bytes_));
+      inst->gpa = gpas_.back();
       inst->region = GuestRegion::create(ram_bytes_, "farcall-backend");
       img.instances[i]->copy_data_to(*inst->region);
       inst->personality = std::make_unique<Process>(*init_, GuestView{inst->region.get(), va_});
@@ -502,7 +502,7 @@ Backend::Backend(const std::string &path, ProcessConfig cfg, uint64_t call_timeo
   } catch (...) {
     instances_.clear();
     init_.reset();
-    for (uint64_t s : slots_) backend_slot__free(s);
+    for (uint64_t g : gpas_) GpaSpace::process().give(g);
     backend_va__give(va_);
     throw;
   }

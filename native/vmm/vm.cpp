@@ -172,10 +172,12 @@ void Vm::build_kernel() {
   pt_->map_user_ram(cfg_.ram_va, cfg_.ram_gpa, cfg_.ram_bytes);
   pt_->map(kKernelVa, kKernelGpa, kPageTableOff, pte::W | pte::G);
   pt_->map(kResetVa, kKernelGpa + kResetOff, kPage, pte::U);  // user-executable, never writable
-  // User-accessible: on PVM the `syscall` target is fetched at CPL 3, and a far call returns
-  // to it from user mode. A user jump into it is told apart by CS (see exit.cpp).
-  pt_->map(kTrapVa, kTrapGpa, kPage, pte::G | pte::U);
-  if (cfg_.mode == EntryMode::TrapPage) pt_->map(kGateVa, kGateGpa, kGateRegionSize, pte::U);
+  if (cfg_.mode == EntryMode::TrapPage) {
+    // User-accessible: on PVM the `syscall` target is fetched at CPL 3, and a far call returns
+    // to it from user mode. A user jump into it is told apart by CS (see exit.cpp).
+    pt_->map(kTrapVa, kTrapGpa, kPage, pte::G | pte::U);
+    pt_->map(kGateVa, kGateGpa, kGateRegionSize, pte::U);
+  }
   cr3_ = pt_->root_gpa();
 }
 
@@ -358,11 +360,20 @@ Event Vm::exception_event(int vector) {
   ev.rip = frame[i];
   ev.rsp = frame[i + 3];
   ev.cr2 = vcpu_->sregs().cr2;
-  if (cfg_.mode == EntryMode::PvmNative && vector == 14) {
-    ev.cr2 = pvm::last_cr2(*pvm_.scratch);
+  if (cfg_.mode != EntryMode::TrapPage && vector == 14) {
+    if (cfg_.mode == EntryMode::PvmNative) ev.cr2 = pvm::last_cr2(*pvm_.scratch);
     if (ev.cr2 >= kTrapVa && ev.cr2 < kTrapVa + kPage && ev.rip == ev.cr2) {
-      // The PVM flavor maps no trap page (nothing user-visible lives in the upper half): a user
-      // jump to its address is a #PF here, reported as the other flavors report that jump.
+      // Only the trap-page flavor maps the trap page: a fetch from its address is a #PF here. On
+      // hardware KVM a user fetch from memory without a memslot is not an exit but a #UD, so the
+      // out-stub flavor's far-call return trap is this #PF (one exit, as with `out`). Any other
+      // jump there is reported as the trap-page flavor reports it.
+      if (cfg_.mode == EntryMode::OutStub && ev.cr2 - kTrapVa == kTrapGateReturn) {
+        stats_.gate++;
+        Event g;
+        g.kind = Event::GateReturn;
+        g.rip = ev.rip;
+        return g;
+      }
       Event j;
       j.rip = ev.rip;
       j.detail = "jump into the trap page at offset " + std::to_string(ev.cr2 - kTrapVa);
