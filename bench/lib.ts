@@ -67,7 +67,12 @@ export interface HostInfo {
   node: string;
   kvmFlavor: string;
   entryMode: string;
+  /** Inside scripts/hwkvm-lane.sh: the CPU (and so every figure) is emulated by QEMU TCG. */
+  emulated: boolean;
 }
+
+/** Said beside every emulated figure: the lane shows that things work, not how fast. */
+export const EMULATED_NOTE = 'EMULATED (QEMU TCG, scripts/hwkvm-lane.sh): functional evidence, not performance';
 
 export function hostInfo(): HostInfo {
   let flavor = 'unknown';
@@ -87,6 +92,7 @@ export function hostInfo(): HostInfo {
     node: process.version,
     kvmFlavor: flavor,
     entryMode,
+    emulated: process.env.FARCALL_HWKVM_LANE === '1',
   };
 }
 
@@ -128,6 +134,7 @@ export function report(name: string, rows: Row[], meta: ReportMeta): string {
   const lines = [
     `${name} — ${date}`,
     `host: ${host.cpu}, ${host.cores} cores, Linux ${host.kernel}, node ${host.node}; KVM flavor: ${host.kvmFlavor}, entry mode: ${host.entryMode}`,
+    ...(host.emulated ? [EMULATED_NOTE] : []),
     '',
     formatTable(rows, meta.baseline),
   ];

@@ -4,7 +4,7 @@
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { HostInfo, hostInfo, resultsDir, Row } from './lib';
+import { EMULATED_NOTE, HostInfo, hostInfo, resultsDir, Row } from './lib';
 
 export { resultsDir } from './lib';
 
@@ -144,7 +144,8 @@ export function standalone(run: (o: BenchOptions) => Promise<Section>): void {
   (async () => {
     const s = await run({ quick: process.argv.includes('--quick'), progress: (l) => process.stderr.write(l + '\n') });
     const host = hostInfo();
-    process.stdout.write(`KVM flavor: ${host.kvmFlavor}, entry mode: ${host.entryMode}\n\n${formatCombined([s])}\n`);
+    const note = host.emulated ? `\n${EMULATED_NOTE}` : '';
+    process.stdout.write(`KVM flavor: ${host.kvmFlavor}, entry mode: ${host.entryMode}${note}\n\n${formatCombined([s])}\n`);
     process.stdout.write(`wrote ${writeSection(s, [s], host, new Date().toISOString())}\n`);
   })().catch((e) => {
     process.stderr.write(`bench failed: ${(e as Error).stack ?? e}\n`);

@@ -14,7 +14,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { hostInfo, HostInfo } from './lib';
+import { EMULATED_NOTE, hostInfo, HostInfo } from './lib';
 import { latencySvg, Panel } from './plot';
 import { BenchOptions, Section, formatCombined, resultsDir, writeSection } from './report';
 
@@ -67,7 +67,7 @@ function flavorLine(h: HostInfo): string {
   const what =
     h.kvmFlavor === 'pvm' ? 'kvm_pvm (PVM: shadow paging, guest at hardware CPL 3, ring-0 guest code emulated)'
       : h.kvmFlavor === 'hardware' ? 'hardware KVM (VT-x / AMD-V)' : h.kvmFlavor;
-  return `KVM flavor: ${what}; entry mode: ${h.entryMode}`;
+  return `KVM flavor: ${what}; entry mode: ${h.entryMode}${h.emulated ? `\n${EMULATED_NOTE}` : ''}`;
 }
 
 /** Tolerates a section written against lib.ts's Row shape only (no vs/ratios/meta). */
@@ -127,7 +127,7 @@ export async function runAll(opts: RunAllOptions = {}): Promise<RunAllResult> {
   if (panels.length) {
     const svg = path.join(resultsDir(opts.dir), 'latency.svg');
     fs.writeFileSync(svg, latencySvg('farcall: call-latency distributions beside the alternatives', panels,
-      `${date} · ${host.cpu}, ${host.cores} cores · KVM flavor: ${host.kvmFlavor} · one run`));
+      `${date} · ${host.cpu}, ${host.cores} cores · KVM flavor: ${host.kvmFlavor}${host.emulated ? ' · EMULATED, not performance' : ''} · one run`));
     files.push(svg);
   }
   const header = [
