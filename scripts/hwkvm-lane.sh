@@ -19,7 +19,8 @@
 # Environment:
 #   FARCALL_HWKVM_CACHE         cache folder (kernel, initramfs); default <project>/build/hwkvm
 #   FARCALL_HWKVM_MEM           guest memory, QEMU syntax; default 6G
-#   FARCALL_HWKVM_SMP           vCPUs; default: the host's CPU count, at most 2
+#   FARCALL_HWKVM_SMP           vCPUs; default 1 (with 2, multi-threaded TCG left the guest kernel
+#                               in soft lockups after ~15 minutes on a loaded 2-core host)
 #   FARCALL_HWKVM_PHYS_BITS     the emulated CPU's physical address width; default 48
 #   FARCALL_HWKVM_BOOT_TIMEOUT  seconds until the command must have started; default 180
 #   FARCALL_HWKVM_TIMEOUT       seconds the command may run; default 0 (no limit)
@@ -37,7 +38,7 @@ fi
 project=$(cd "$(dirname "$0")/.." && pwd)
 cache=${FARCALL_HWKVM_CACHE:-$project/build/hwkvm}
 mem=${FARCALL_HWKVM_MEM:-6G}
-smp=${FARCALL_HWKVM_SMP:-$(($(nproc) < 2 ? 1 : 2))}
+smp=${FARCALL_HWKVM_SMP:-1}
 phys_bits=${FARCALL_HWKVM_PHYS_BITS:-48}
 boot_timeout=${FARCALL_HWKVM_BOOT_TIMEOUT:-180}
 run_timeout=${FARCALL_HWKVM_TIMEOUT:-0}
@@ -173,7 +174,7 @@ qemu-system-x86_64 -accel tcg,thread=multi -cpu "max,phys-bits=$phys_bits" -smp 
   -virtfs "local,path=/,mount_tag=hostroot,readonly=on,$share" \
   -virtfs "local,path=$project,mount_tag=project,$share" \
   -virtfs "local,path=$run/out,mount_tag=laneout,$share" \
-  </dev/null > >(tee "$run/console" | grep -v -e '^FARCALL-LANE-') &
+  </dev/null > >(tee "$run/console" | grep --line-buffered -v -e '^FARCALL-LANE-') &
 qemu=$!
 
 status=""
