@@ -7,7 +7,7 @@ import { execFile } from 'child_process';
 import * as fs from 'fs';
 import * as path from 'path';
 
-import { guest, kvmAvailable, root } from './helpers';
+import { guest, kvmAvailable, ms, root } from './helpers';
 
 const isPvm = fs.existsSync('/sys/module/kvm_pvm');
 const describePvm: jest.Describe = (kvmAvailable() && isPvm ? describe : describe.skip) as jest.Describe;
@@ -67,7 +67,7 @@ const callerProgram = ${JSON.stringify(guest('caller'))};
 function scenarios(list: Record<string, string[]>): Promise<Record<string, { exits: Array<number | string>; heard: number }>> {
   const env = { ...process.env, FARCALL_ENTRY: 'pvm-native', EVENT_SCENARIOS: JSON.stringify(list) };
   return new Promise((resolve, reject) => {
-    execFile(process.execPath, ['-e', CHILD], { env, timeout: 120000 }, (e, stdout, stderr) => {
+    execFile(process.execPath, ['-e', CHILD], { env, timeout: ms(120000) }, (e, stdout, stderr) => {
       if (e) reject(new Error(`${e.message}\n${stderr}`));
       else resolve(JSON.parse(stdout));
     });

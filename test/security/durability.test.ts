@@ -3,7 +3,7 @@
 // Runs with an ordinary backend (the exit gate) and a trusted one (the in-guest gate under
 // FARCALL_ENTRY=pvm-native; elsewhere the exit gate again).
 import { Backend, BackendRestoreEvent, RequestPool, TimeoutError } from '../../src';
-import { describeKvm, guest } from '../helpers';
+import { describeKvm, guest, ms } from '../helpers';
 
 const backendPath = guest('counter_backend');
 const callerPath = guest('caller');
@@ -14,9 +14,9 @@ for (const trusted of [false, true]) {
 
   describeKvm(`security: backend state under hostile callers (${gate} gate${trusted ? ', trusted' : ''})`, () => {
     const load = (opts: Parameters<typeof Backend.load>[1] = {}) =>
-      Backend.load(backendPath, { callTimeoutMs: 200, memoryMiB: 16, trusted, restart: { maxFaults: 1e9 }, ...opts });
+      Backend.load(backendPath, { memoryMiB: 16, trusted, restart: { maxFaults: 1e9 }, ...opts, callTimeoutMs: ms(opts.callTimeoutMs ?? 200) });
     const pool = (backend: Backend, opts: Parameters<typeof RequestPool.create>[1] = {}) =>
-      RequestPool.create(callerPath, { size: 1, backends: { counter: backend }, timeoutMs: 5000, ...opts });
+      RequestPool.create(callerPath, { size: 1, backends: { counter: backend }, ...opts, timeoutMs: ms(opts.timeoutMs ?? 5000) });
 
     test('every acknowledged write survives callers that keep crashing and timing out inside calls', async () => {
       const backend = await load();
@@ -80,8 +80,8 @@ for (const trusted of [false, true]) {
         expect(await total(5)).toBe(5);
         const before = backend.stats().calls;
         const t0 = Date.now();
-        await expect(p.run('nap:400')).rejects.toBeInstanceOf(TimeoutError);
-        expect(Date.now() - t0).toBeGreaterThanOrEqual(390); // it waited for the call to return
+        await expect(p.run(`nap:${ms(400)}`)).rejects.toBeInstanceOf(TimeoutError);
+        expect(Date.now() - t0).toBeGreaterThanOrEqual(ms(400) - 10); // it waited for the call to return
         expect(backend.stats().calls).toBe(before + 1);
         expect(faults).toEqual([]);
         expect(await total(0)).toBe(5);

@@ -9,16 +9,16 @@ import * as path from 'path';
 
 import { Broker, BrokerConfig, InvalidArgumentError, serveHttp } from '../../src';
 import { HttpFront } from '../../src/http';
-import { describeKvm, guest, root } from '../helpers';
+import { describeKvm, guest, ms, root } from '../helpers';
 
 const TOKEN = 'test-token-0123456789abcdef';
 const BODY_LIMIT = 64 * 1024;
 
 const config = (): BrokerConfig => ({
-  backends: { counter: { program: guest('counter_backend'), memoryMiB: 16 } },
+  backends: { counter: { program: guest('counter_backend'), memoryMiB: 16, callTimeoutMs: ms(1000) } },
   pools: {
-    calls: { program: guest('caller'), size: 2, memoryMiB: 16, backends: ['counter'] },
-    slow: { program: guest('caller'), size: 1, maxQueue: 1, memoryMiB: 16, backends: ['counter'] },
+    calls: { program: guest('caller'), size: 2, memoryMiB: 16, backends: ['counter'], timeoutMs: ms(5000) },
+    slow: { program: guest('caller'), size: 1, maxQueue: 1, memoryMiB: 16, backends: ['counter'], timeoutMs: ms(5000) },
   },
   http: { expose: ['counter.host_echo'], bodyLimitBytes: BODY_LIMIT },
 });
@@ -140,9 +140,9 @@ describeKvm('HTTP front: authentication, exposure, limits', () => {
 
   test('a full queue answers 503 with Retry-After and the Overloaded code, without reading the body', async () => {
     // Pool "slow": one fork, one queue place. Two long requests fill it; the rest are refused.
-    const slow = () => send(url + '/pools/slow', 'POST', Buffer.from('sleepnap:400'), auth);
+    const slow = () => send(url + '/pools/slow', 'POST', Buffer.from(`sleepnap:${ms(400)}`), auth);
     const first = [slow(), slow()];
-    await new Promise((r) => setTimeout(r, 100));
+    await new Promise((r) => setTimeout(r, ms(100)));
     const refused = await send(url + '/pools/slow', 'POST', Buffer.alloc(BODY_LIMIT, 0x20), auth);
     expect(refused.status).toBe(503);
     expect(refused.headers['retry-after']).toBe('1');

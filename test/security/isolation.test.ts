@@ -5,12 +5,12 @@
 import { createHash } from 'crypto';
 
 import { GuestFaultError, InvalidArgumentError, OutputLimitError, RequestFailedError, RequestPool } from '../../src';
-import { describeKvm, guest } from '../helpers';
+import { describeKvm, guest, ms } from '../helpers';
 
 const hostile = guest('hostile_req');
 
 async function withPool(fn: (pool: RequestPool) => Promise<void>, opts: Parameters<typeof RequestPool.create>[1] = {}) {
-  const pool = await RequestPool.create(hostile, { size: 1, memoryMiB: 32, timeoutMs: 5000, ...opts });
+  const pool = await RequestPool.create(hostile, { size: 1, memoryMiB: 32, ...opts, timeoutMs: ms(opts.timeoutMs ?? 5000) });
   try {
     await fn(pool);
   } finally {
