@@ -69,6 +69,8 @@ export interface HttpConfig {
   token?: string;
   /** Largest request body in bytes (413 above it). Default 1 MiB. */
   bodyLimitBytes?: number;
+  /** Longest time to receive a request, headers and body (408 beyond it). Default 30000. */
+  requestTimeoutMs?: number;
 }
 
 export interface BrokerConfig {
@@ -168,6 +170,7 @@ function schema(baseDir: string) {
     expose: strings.optional(),
     token: z.string({ error: 'must be a string' }).min(MIN_TOKEN_LENGTH, { error: `must be at least ${MIN_TOKEN_LENGTH} characters` }).optional(),
     bodyLimitBytes: whole(1, 64 << 20).optional(),
+    requestTimeoutMs: whole(1, 3600000).optional(),
   });
   const named = <T extends z.ZodType>(s: T) => z.record(z.string(), s, { error: 'must be an object of named entries' });
   return strict({ backends: named(backend).optional(), pools: named(pool).optional(), http: http.optional() });

@@ -101,7 +101,7 @@ export function httpApp(broker: Broker, opts: HttpOptions = {}): FastifyInstance
 
   const app = Fastify({
     bodyLimit,
-    requestTimeout: 30000, // receiving a request (headers and body) takes at most this
+    requestTimeout: opts.requestTimeoutMs ?? 30000, // receiving a request (headers and body) takes at most this
     keepAliveTimeout: 5000,
     return503OnClosing: true,
     frameworkErrors: (err, _req, res) => void reply(res, 400, 'BadRequest', err.message),

@@ -4,7 +4,8 @@
  *   echo:TEXT        answers TEXT
  *   secret:TEXT      hides TEXT (xor 0x5a) in the heap, a leaked mmap block, the stack, a
  *                    global and xmm15, then answers "stored"
- *   peek:TEXT        looks for the hidden form of TEXT in all guest memory and xmm15
+ *   peek:TEXT        looks for the hidden form of TEXT in all guest memory and in xmm15 as the
+ *                    request found it
  *   both:TEXT        secret then peek in one request (the control: peek must see it)
  *   dirty:N          writes N distinct pages of a static buffer
  *   burn:N           N x 100,000 steps of arithmetic (a fixed amount of CPU work), then answers
@@ -73,6 +74,11 @@ int main(int argc, char **argv) {
   void *req;
   size_t len;
   farcall_request(&req, &len);
+  /* xmm15 as this request found it, read before any library call: xmm15 is caller-saved, and
+   * libc may use it (glibc's AVX2 strcmp keeps zeros there; CPUs with AVX-512 get a version that
+   * does not), so only a read before any call says what the reset left. */
+  unsigned char xmm_at_start[16];
+  __asm__ volatile("movdqu %%xmm15, %0" : "=m"(xmm_at_start));
   char cmd[512] = {0};
   memcpy(cmd, req, len < sizeof cmd - 1 ? len : sizeof cmd - 1);
   char *arg = strchr(cmd, ':');
@@ -94,14 +100,15 @@ int main(int argc, char **argv) {
     stack_secret(arg, alen);
     char x[16] = {0};
     hide(x, arg, alen < 16 ? alen : 16);
-    __asm__ volatile("movdqu %0, %%xmm15" : : "m"(x));
-    if (!strcmp(cmd, "secret")) farcall_respond("stored", 6);
+    int only = !strcmp(cmd, "secret");
+    /* Last before the response (no library call between): the request ends with it in xmm15. */
+    __asm__ volatile("movdqu %1, %%xmm15\n\tmovdqu %%xmm15, %0" : "=m"(xmm_at_start) : "m"(x));
+    if (only) farcall_respond("stored", 6);
   }
   if ((!strcmp(cmd, "peek") || !strcmp(cmd, "both")) && alen) {
     char needle[64];
     hide(needle, arg, alen);
-    unsigned char x[16];
-    __asm__ volatile("movdqu %%xmm15, %0" : "=m"(x));
+    const unsigned char *x = xmm_at_start;  /* both: what it stored */
     int in_mem = scan(needle, alen, req, len);
     int in_xmm = memcmp(x, needle, alen < 16 ? alen : 16) == 0;
     int n = snprintf(reply, sizeof reply, "%s%s", in_mem ? "memory " : "", in_xmm ? "xmm " : "");

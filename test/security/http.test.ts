@@ -217,7 +217,8 @@ function peakRss(pid: number): number {
 describeKvm('farcall serve under a flood', () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'farcall-http-'));
   const cfgFile = path.join(dir, 'farcall.json');
-  fs.writeFileSync(cfgFile, JSON.stringify({ ...config(), http: { expose: ['counter.host_echo'] } }));
+  // Receiving 1,000 MiB of bodies takes longer on an emulated CPU: the receive limit is scaled.
+  fs.writeFileSync(cfgFile, JSON.stringify({ ...config(), http: { expose: ['counter.host_echo'], requestTimeoutMs: ms(30000) } }));
 
   test('farcall serve on 0.0.0.0 without a token exits 1 before starting any VM', async () => {
     const r = await startServe(cfgFile, ['-H', '0.0.0.0']).then(
