@@ -54,7 +54,9 @@ say() { echo "hwkvm-lane: $*" >&2; }
 # --- what the host needs -------------------------------------------------------------------------
 need=()
 command -v qemu-system-x86_64 >/dev/null || need+=(qemu-system-x86)
-[ -x /bin/busybox ] && /bin/busybox --list 2>/dev/null | grep -qx depmod || need+=(busybox-static)
+# (--list into a variable: with pipefail, `grep -q` closing the pipe early would fail the test)
+applets=$(/bin/busybox --list 2>/dev/null)
+grep -qx depmod <<<"$applets" || need+=(busybox-static)
 command -v dpkg-deb >/dev/null || need+=(dpkg)
 if [ ${#need[@]} -gt 0 ]; then
   [ "$(id -u)" = 0 ] || fail "missing ${need[*]} (install them, or run as root)"
