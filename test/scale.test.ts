@@ -4,7 +4,7 @@ import * as os from 'os';
 
 import { doctor, RequestPool, ResetEvent } from '../src';
 import { native } from '../src/native';
-import { describeKvm, guest, kvmThreadCount, openFds, threadCount } from './helpers';
+import { describeKvm, guest, kvmThreadCount, ms, openFds, threadCount } from './helpers';
 
 const counter = guest('req_counter');
 const make = (opts: Parameters<typeof RequestPool.create>[1] = {}) =>
@@ -13,7 +13,7 @@ const cores = os.availableParallelism();
 
 describeKvm('scale', () => {
   test('a burst of 256 requests at a pool of 64 forks runs at most `concurrency` at once and none times out', async () => {
-    const pool = await make({ size: 64, timeoutMs: 500, maxQueue: 256 });
+    const pool = await make({ size: 64, timeoutMs: ms(500), maxQueue: 256 });
     let maxBusy = 0;
     pool.on('request', () => (maxBusy = Math.max(maxBusy, pool.stats().busy)));
     try {
@@ -31,13 +31,13 @@ describeKvm('scale', () => {
 
   test('concurrency is checked, bounds capacity, and queued time does not count against timeoutMs', async () => {
     await expect(make({ size: 2, concurrency: 3 })).rejects.toThrow(/concurrency must be a whole number from 1 to size/);
-    const pool = await make({ size: 4, concurrency: 1, timeoutMs: 250, maxQueue: 30 });
+    const pool = await make({ size: 4, concurrency: 1, timeoutMs: ms(250), maxQueue: 30 });
     try {
       expect(pool.capacity).toBe(31);
       // Thirty ~11 ms requests one at a time: the last waits ~0.3 s, past its 250 ms limit, and still runs.
       const t = Date.now();
       const out = await Promise.all(Array.from({ length: 30 }, () => pool.run('burn:100')));
-      expect(Date.now() - t).toBeGreaterThan(250);
+      expect(Date.now() - t).toBeGreaterThan(ms(250));
       expect(out.map(String)).toEqual(Array(30).fill('burnt'));
       expect(pool.full).toBe(false);
     } finally {
@@ -91,7 +91,7 @@ describeKvm('scale', () => {
       const t = Date.now();
       for (let i = 0; i < 5; i++) await pool.run('dirty:1000');
       expect(resets.every((r) => r.kind === 'fast' && r.pages >= 1000)).toBe(true);
-      expect(Date.now() - t).toBeLessThan(100); // 5 x 1,000 write faults would take ~200 ms
+      expect(Date.now() - t).toBeLessThan(ms(100)); // 5 x 1,000 write faults would take ~200 ms
     } finally {
       await pool.close();
     }

@@ -38,10 +38,6 @@ class Places {
 };
 Places g_windows(kMaxBackendVas, "too many backends loaded in this process");
 
-bool page_is_zero(const uint8_t *p) {
-  static const uint8_t zero[4096] = {};
-  return std::memcmp(p, zero, 4096) == 0;
-}
 uint64_t backend_va__alloc() { return kBackendVa + g_windows.take() * kMaxBackendRam; }
 void backend_va__free(uint64_t va) { g_windows.give((va - kBackendVa) / kMaxBackendRam); }
 }  // namespace

@@ -468,7 +468,7 @@ Backend::Backend(const std::string &path, ProcessConfig cfg, uint64_t call_timeo
   ram_bytes_ = cfg_.memory_bytes = m.memory_bytes;
   cfg_.ram_va = va_;
   try {
-    gpas_.push_back(GpaSpace::process().take(ram_bytes_));  // the init's memory (restart from the program swaps it)
+    gpas_.push_back(GpaSpace::process().take(ram_bytes_));  // the init's range (restart from the program swaps it)
     serve_ram_ = img.serve;
     init_ = std::make_unique<Process>(cfg_, GuestView{serve_ram_.get(), va_}, m.serve);
     entries_ = m.entries;

@@ -622,6 +622,12 @@ void Vm::arm_reset_page(const CpuState &st) {
   std::memcpy(page, farcall_reset_page, kPage);
   std::memcpy(page, st.xsave.data(), size);
   std::memset(page + 520, 0, 8);  // XCOMP_BV: the standard format
+  // XSTATE_BV only within the guest's XCR0: XRSTOR raises #GP for any other component, and KVM's
+  // image lists PKRU wherever the CPU has it (QEMU's emulated AMD CPU does; XCR0 here never does).
+  uint64_t bv;
+  std::memcpy(&bv, page + 512, 8);
+  bv &= Kvm::get().supported_xcr0();
+  std::memcpy(page + 512, &bv, 8);
   bool pvm = cfg_.mode == EntryMode::PvmNative;
   uint64_t vals[][2] = {{kResetRax, st.regs.rax}, {kResetRdx, st.regs.rdx}, {kResetRcx, st.regs.rcx},
                         {kResetGs, pvm ? st.kernel_gs_base : st.sregs.gs.base}, {kResetRip, pvm ? st.regs.rcx : st.regs.rip}};
