@@ -6,6 +6,7 @@ import * as os from 'os';
 import * as path from 'path';
 
 import { doctor } from '../src/doctor';
+import { percentile as nearestRank } from '../src/stats';
 
 export interface Summary {
   n: number;
@@ -16,12 +17,10 @@ export interface Summary {
   max: number;
 }
 
-/** The p-th percentile (0..100) of values, nearest-rank on a sorted copy. */
+/** The p-th percentile (0..100) of values: the library's nearest rank (src/stats.ts) on a sorted copy. */
 export function percentile(values: ArrayLike<number>, p: number): number {
   const a = Array.from(values).sort((x, y) => x - y);
-  if (a.length === 0) return NaN;
-  const rank = Math.ceil((p / 100) * a.length) - 1;
-  return a[Math.min(a.length - 1, Math.max(0, rank))];
+  return a.length ? nearestRank(a, p) : NaN;
 }
 
 export function mean(values: ArrayLike<number>): number {
