@@ -9,7 +9,7 @@ import * as path from 'path';
 import {
   Backend, Broker, ConfigError, InvalidArgumentError, RequestPool, SnapshotCorruptError, SnapshotIncompatibleError,
 } from '../src';
-import { describeKvm, guest, openFds, root } from './helpers';
+import { describeKvm, guest, ms, openFds, root } from './helpers';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'farcall-snap-'));
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -74,7 +74,7 @@ describeKvm('snapshots', () => {
     await expect(Broker.start({ pools: { p: { program: guest('caller'), snapshot: path.join(cfgDir, 'calls.snap') } } })).rejects.toThrow(ConfigError);
     await expect(Broker.start({ pools: { p: { snapshot: path.join(cfgDir, 'calls.snap'), memoryMiB: 64 } } })).rejects.toThrow(/comes from the snapshot/);
     await expect(Broker.start({ backends: { b: { snapshot: path.join(cfgDir, 'none.snap') } } })).rejects.toThrow(/no such file/);
-  }, 60000);
+  }, ms(60000));
 
   test('a pool from a snapshot answers exactly like the pool it was taken from', async () => {
     const counter = guest('req_counter');
@@ -96,7 +96,7 @@ describeKvm('snapshots', () => {
     } finally {
       await orig.close();
     }
-  }, 60000);
+  }, ms(60000));
 
   test('every fork of a snapshot pool starts in the exact CPU state of the original master', async () => {
     const hostile = guest('hostile_req');
@@ -122,7 +122,7 @@ describeKvm('snapshots', () => {
     } finally {
       await orig.close();
     }
-  }, 60000);
+  }, ms(60000));
 
   test('a backend restored from a snapshot has its state; restarts start from the latest snapshot', async () => {
     const be = await Backend.load(guest('counter_backend'), { instances: 2 });
@@ -157,7 +157,7 @@ describeKvm('snapshots', () => {
     } finally {
       back.close();
     }
-  }, 60000);
+  }, ms(60000));
 
   test('a pool snapshot names its backends: restored with the same ones it calls them, else refused', async () => {
     const be = await Backend.load(guest('counter_backend'));
@@ -186,7 +186,7 @@ describeKvm('snapshots', () => {
       a.close();
       b.close();
     }
-  }, 60000);
+  }, ms(60000));
 
   test('trusted backends: the snapshot pool takes the same gate (in-guest on pvm-native) and its calls work', async () => {
     const be = await Backend.load(guest('counter_backend'), { trusted: true, instances: 2 });
@@ -210,7 +210,7 @@ describeKvm('snapshots', () => {
     } finally {
       be.close();
     }
-  }, 60000);
+  }, ms(60000));
 
   test('damaged, truncated, foreign and missing files are refused with typed errors', async () => {
     const pool = await RequestPool.create(guest('hostile_req'), { size: 1, memoryMiB: 16 });
@@ -258,7 +258,7 @@ describeKvm('snapshots', () => {
     fs.writeFileSync(notSnap, Buffer.alloc(8192, 1));
     await expect(RequestPool.fromSnapshot(notSnap)).rejects.toThrow(/not a farcall snapshot/);
     await expect(RequestPool.fromSnapshot(file('missing.snap'))).rejects.toThrow(InvalidArgumentError);
-  }, 60000);
+  }, ms(60000));
 
   test('10^4 fuzzed snapshot files: typed errors, no crash, no hang', async () => {
     const fuzz = path.join(root, 'build', 'native', 'farcall-snapfuzz');
@@ -269,7 +269,7 @@ describeKvm('snapshots', () => {
     await be.snapshot(file('fuzz-backend.snap'));
     be.close();
     const run = (kind: string, snap: string, n: number, seed: number) =>
-      JSON.parse(execFileSync(fuzz, [kind, file(snap), String(n), String(seed)], { encoding: 'utf8', timeout: 120000 })) as Record<string, number>;
+      JSON.parse(execFileSync(fuzz, [kind, file(snap), String(n), String(seed)], { encoding: 'utf8', timeout: ms(120000) })) as Record<string, number>;
     const m = run('master', 'fuzz-master.snap', 6000, 1);
     const b = run('backend', 'fuzz-backend.snap', 4000, 2);
     for (const r of [m, b]) {
@@ -282,7 +282,7 @@ describeKvm('snapshots', () => {
     // Re-sealed damage reaches the checks behind the checksums: some files load and serve.
     expect(Object.keys(m).some((k) => k.startsWith('loaded+'))).toBe(true);
     expect(b.loaded).toBeGreaterThan(0);
-  }, 120000);
+  }, ms(120000));
 
   test('no descriptors leak across snapshot pools', async () => {
     const snap = file('fuzz-master.snap');
@@ -293,7 +293,7 @@ describeKvm('snapshots', () => {
       await p.close();
     }
     expect(openFds()).toBe(before);
-  }, 60000);
+  }, ms(60000));
 });
 
 function i64(v: number): Buffer {
