@@ -124,7 +124,7 @@ describeKvm('RequestPool', () => {
 
   test('close() fails queued work, refuses new work and frees every VM', async () => {
     const fds0 = openFds();
-    const pool = await make({ size: 2 });
+    const pool = await make({ size: 2, concurrency: 2 }); // two run at once even on one core
     expect(openFds()).toBeGreaterThan(fds0);
     const running = Array.from({ length: 6 }, () => pool.run('echo:x').then(() => 'ok', (e) => e.constructor.name));
     await pool.close();

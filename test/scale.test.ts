@@ -8,7 +8,7 @@ import { describeKvm, guest, kvmThreadCount, ms, openFds, threadCount } from './
 
 const counter = guest('req_counter');
 const make = (opts: Parameters<typeof RequestPool.create>[1] = {}) =>
-  RequestPool.create(counter, { size: 1, memoryMiB: 64, args: ['64'], ...opts });
+  RequestPool.create(counter, { size: 1, memoryMiB: 64, args: ['64'], timeoutMs: ms(5000), ...opts });
 const cores = os.availableParallelism();
 
 describeKvm('scale', () => {
@@ -31,13 +31,20 @@ describeKvm('scale', () => {
 
   test('concurrency is checked, bounds capacity, and queued time does not count against timeoutMs', async () => {
     await expect(make({ size: 2, concurrency: 3 })).rejects.toThrow(/concurrency must be a whole number from 1 to size/);
-    const pool = await make({ size: 4, concurrency: 1, timeoutMs: ms(250), maxQueue: 30 });
+    // The limit: eight times what one request takes here (measured, so it holds at any speed).
+    const probe = await make();
+    const t0 = Date.now();
+    for (let i = 0; i < 3; i++) await probe.run('burn:100');
+    await probe.close();
+    const limit = Math.max(50, Math.round((8 * (Date.now() - t0)) / 3));
+    const pool = await make({ size: 4, concurrency: 1, timeoutMs: limit, maxQueue: 30 });
     try {
       expect(pool.capacity).toBe(31);
-      // Thirty ~11 ms requests one at a time: the last waits ~0.3 s, past its 250 ms limit, and still runs.
+      // Thirty requests one at a time: the last waits about 30 times one request, well past its
+      // limit of 8, and still runs.
       const t = Date.now();
       const out = await Promise.all(Array.from({ length: 30 }, () => pool.run('burn:100')));
-      expect(Date.now() - t).toBeGreaterThan(ms(250));
+      expect(Date.now() - t).toBeGreaterThan(limit);
       expect(out.map(String)).toEqual(Array(30).fill('burnt'));
       expect(pool.full).toBe(false);
     } finally {

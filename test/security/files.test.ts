@@ -9,7 +9,7 @@ import * as path from 'path';
 
 import { InvalidArgumentError } from '../../src/errors';
 import { runProgram } from '../../src/run';
-import { describeKvm, guest } from '../helpers';
+import { describeKvm, guest, ms } from '../helpers';
 
 const MARKER = 'SECRET-7f3a9c-outside-the-view';
 
@@ -64,7 +64,7 @@ describeKvm('read-only file view: no escape', () => {
     // The host renames race_dir and race_link in and out of "race" as fast as it can.
     const swapper = spawn(process.execPath, [
       '-e',
-      `const fs = require('fs'); const v = ${JSON.stringify(view)}; const end = Date.now() + 20000;
+      `const fs = require('fs'); const v = ${JSON.stringify(view)}; const end = Date.now() + ${ms(20000)};
        while (Date.now() < end) {
          try { fs.renameSync(v + '/race_dir', v + '/race'); fs.renameSync(v + '/race', v + '/race_dir'); } catch {}
          try { fs.renameSync(v + '/race_link', v + '/race'); fs.renameSync(v + '/race', v + '/race_link'); } catch {}

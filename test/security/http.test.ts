@@ -161,7 +161,7 @@ describeKvm('HTTP front: authentication, exposure, limits', () => {
     await Promise.all(runs);
     expect(pool.capacity).toBe(2);
     const other = broker.pool('calls');
-    expect(other.capacity).toBe(2 + 64);
+    expect(other.capacity).toBe(other.stats().concurrency + 64); // concurrency: min(size, cores)
   });
 });
 
