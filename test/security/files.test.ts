@@ -65,11 +65,14 @@ describeKvm('read-only file view: no escape', () => {
     const swapper = spawn(process.execPath, [
       '-e',
       `const fs = require('fs'); const v = ${JSON.stringify(view)}; const end = Date.now() + ${ms(20000)};
+       process.stdout.write('ready\\n');
        while (Date.now() < end) {
          try { fs.renameSync(v + '/race_dir', v + '/race'); fs.renameSync(v + '/race', v + '/race_dir'); } catch {}
          try { fs.renameSync(v + '/race_link', v + '/race'); fs.renameSync(v + '/race', v + '/race_link'); } catch {}
        }`,
     ]);
+    // Only once the swapper runs (starting node takes seconds on an emulated CPU).
+    await new Promise((resolve) => swapper.stdout!.once('data', resolve));
     try {
       const r = await escape(['race:race/secret.txt:3000', 'race:/race/../race/secret.txt:1000']);
       const out = r.stdout.toString();
