@@ -156,9 +156,12 @@ export function makeCli(): Command {
     .description('show the statistics of a running broker (farcall serve)')
     .option('-u, --url <url>', 'the broker\'s HTTP front', 'http://127.0.0.1:8080')
     .option('--json', 'machine-readable output')
+    .option('--token <token>', 'the bearer token of the HTTP front (default: FARCALL_HTTP_TOKEN)')
     .action(async (o) => {
       try {
-        const r = await fetch(new URL('/stats', o.url));
+        const token = o.token ?? process.env.FARCALL_HTTP_TOKEN;
+        const r = await fetch(new URL('/stats', o.url), { headers: token ? { authorization: `Bearer ${token}` } : {} });
+        if (r.status === 401) throw new Error('GET /stats: HTTP 401: the front wants a bearer token (--token or FARCALL_HTTP_TOKEN)');
         if (!r.ok) throw new Error(`GET /stats: HTTP ${r.status}`);
         const st = (await r.json()) as import("./broker").BrokerStats;
         process.stdout.write(o.json ? JSON.stringify(st, null, 2) + '\n' : formatStats(st) + '\n');

@@ -220,6 +220,31 @@ describeKvm('farcall serve under a flood', () => {
   // Receiving 1,000 MiB of bodies takes longer on an emulated CPU: the receive limit is scaled.
   fs.writeFileSync(cfgFile, JSON.stringify({ ...config(), http: { expose: ['counter.host_echo'], requestTimeoutMs: ms(30000) } }));
 
+  test('farcall stats sends the bearer token (--token or FARCALL_HTTP_TOKEN) and says when one is missing', async () => {
+    const { child, url } = await startServe(cfgFile, [], { FARCALL_HTTP_TOKEN: TOKEN });
+    const stats = (args: string[], env: Record<string, string | undefined>) =>
+      new Promise<{ code: number | null; out: string; err: string }>((resolve) => {
+        const c = spawn(process.execPath, [path.join(root, 'dist', 'src', 'cli.js'), 'stats', '--url', url, '--json', ...args], {
+          env: { ...process.env, FARCALL_HTTP_TOKEN: undefined, ...env },
+        });
+        let out = '', err = '';
+        c.stdout.on('data', (d) => (out += d));
+        c.stderr.on('data', (d) => (err += d));
+        c.on('exit', (code) => resolve({ code, out, err }));
+      });
+    try {
+      const none = await stats([], {});
+      expect(none.code).toBe(1);
+      expect(none.err).toMatch(/bearer token/);
+      const viaEnv = await stats([], { FARCALL_HTTP_TOKEN: TOKEN });
+      expect(viaEnv.code).toBe(0);
+      expect(JSON.parse(viaEnv.out).pools.calls).toBeDefined();
+      expect((await stats(['--token', TOKEN], {})).code).toBe(0);
+    } finally {
+      child.kill();
+    }
+  });
+
   test('farcall serve on 0.0.0.0 without a token exits 1 before starting any VM', async () => {
     const r = await startServe(cfgFile, ['-H', '0.0.0.0']).then(
       () => 'started',
