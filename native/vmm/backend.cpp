@@ -267,17 +267,14 @@ void Backend::finish(Instance &inst, Vm *vm, bool ok, const std::string &why) {
 }
 
 void Backend::output(Instance &inst, int fd, const char *p, size_t n) {
-  bool listening;
-  {
-    std::lock_guard<std::mutex> lk(event_mu_);
-    listening = bool(on_event_);
-  }
-  if (!listening || output_queued_ + n > kOutputQueued) {
+  // One look at the listener, under the lock emit() takes: checked and called together.
+  std::lock_guard<std::mutex> lk(event_mu_);
+  if (!on_event_ || output_queued_ + n > kOutputQueued) {
     output_dropped += n;
     return;
   }
   output_queued_ += n;
-  emit(BackendEvent{BackendEvent::Output, inst.index, fd == 2 ? "stderr" : "stdout", 0, std::string(p, n)});
+  on_event_(BackendEvent{BackendEvent::Output, inst.index, fd == 2 ? "stderr" : "stdout", 0, std::string(p, n)});
 }
 
 void Backend::restart(uint64_t deadline_ns) {

@@ -16,7 +16,7 @@ struct ExitFacts {
   uint16_t port = 0;        // KVM_EXIT_IO
   bool port_out = false;
   uint32_t suberror = 0;    // KVM_EXIT_INTERNAL_ERROR
-  uint64_t rip = 0, rcx = 0;
+  uint64_t rip = 0;
   uint16_t cs = 0;          // CS selector at the exit
 };
 

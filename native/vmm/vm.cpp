@@ -428,7 +428,6 @@ Event Vm::run(uint64_t deadline_ns) {
     }
     if (f.reason == KVM_EXIT_INTERNAL_ERROR) f.suberror = run->internal.suberror;
     f.rip = r.rip;
-    f.rcx = r.rcx;
     f.cs = vcpu_->sregs().cs.selector;
     Decoded d = exit__decode(f);
     switch (f.reason) {  // exit counters, by what KVM reported
