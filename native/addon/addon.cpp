@@ -83,14 +83,14 @@ static Napi::Value RunProgram(const Napi::CallbackInfo &info) {
       uint64_t t1 = Vcpu::now_ns();
       std::shared_ptr<Process> proc(std::move(p));
       return [=](Napi::Env env) {
-        Napi::Object stats = stats_object(env, proc->stats(), proc->vm().exit_stats());
+        Napi::Object stats = stats_object(env, proc->sys().stats(), proc->vm().exit_stats());
         stats.Set("timeNs", double(t1 - t0));
         stats.Get("exits").As<Napi::Object>().Set("inguestSyscalls", double(proc->vm().inguest_syscalls()));
         if (st.kind == Stop::Exited && !st.signal) {
           Napi::Object r = Napi::Object::New(env);
           r.Set("exitCode", st.exit_code);
-          r.Set("stdout", to_buffer(env, proc->out()));
-          r.Set("stderr", to_buffer(env, proc->err()));
+          r.Set("stdout", to_buffer(env, proc->sys().out()));
+          r.Set("stderr", to_buffer(env, proc->sys().err()));
           r.Set("stats", stats);
           deferred->Resolve(r);
         } else {
@@ -100,11 +100,11 @@ static Napi::Value RunProgram(const Napi::CallbackInfo &info) {
             f.message = "the program called a farcall request/backend function (0x" + std::to_string(st.nr) +
                         "); run it in a RequestPool or as a Backend";
           } else {
-            f = Failure::from_stop(st, cfg.memory_bytes, proc->stats().enomem > 0);
+            f = Failure::from_stop(st, cfg.memory_bytes, proc->sys().stats().enomem > 0);
           }
           Napi::Error e = f.to_error(env);
-          e.Set("stdout", to_buffer(env, proc->out()));
-          e.Set("stderr", to_buffer(env, proc->err()));
+          e.Set("stdout", to_buffer(env, proc->sys().out()));
+          e.Set("stderr", to_buffer(env, proc->sys().err()));
           e.Set("stats", stats);
           deferred->Reject(e.Value());
         }

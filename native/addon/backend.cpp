@@ -90,7 +90,7 @@ Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
       vc.ram_bytes = kHostRam;
       vc.mode = cfg.mode;
       h->host_caller = std::make_unique<Process>(vc);
-      h->host_caller->attach(h->backend.get(), nullptr, "host");
+      h->host_caller->gate().attach(h->backend.get(), nullptr, "host");
     } catch (const VmmError &e) {
       Failure f = Failure::from(e);
       return [=](Napi::Env env) {
@@ -168,7 +168,7 @@ Napi::Value BackendCall(const Napi::CallbackInfo &info) {
   }
   h->worker->post(env, [=]() -> Completion {
     Process &hc = *h->host_caller;
-    const GuestView &v = hc.view();
+    const GuestView &v = hc.sys().view();
     v.write(kHostIn, input->data(), input->size());
     uint64_t args[4] = {kHostIn, input->size(), kHostOut, out_cap};
     uint64_t t0 = Vcpu::now_ns();
@@ -181,7 +181,7 @@ Napi::Value BackendCall(const Napi::CallbackInfo &info) {
     }
     double us = double(Vcpu::now_ns() - t0) / 1000.0;
     int64_t result = int64_t(hc.vm().vcpu().regs().rax);
-    std::string fault = hc.last_fault();  // why the call did not return, if it did not
+    std::string fault = hc.gate().last_fault();  // why the call did not return, if it did not
     auto out = std::make_shared<std::string>();
     if (f.code.empty() && st.kind == Stop::Farcall && st.nr == kHostCallDone) {
       if (result >= 0 && uint64_t(result) <= out_cap) {

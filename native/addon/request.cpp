@@ -168,7 +168,7 @@ Napi::Value ForkRequest(const Napi::CallbackInfo &info) {
       out->message = std::string("request failed in the VMM: ") + e.what();
     }
     uint64_t mem = h->fork->process().vm().ram_bytes();
-    bool enomem = h->fork->process().stats().enomem > 0;
+    bool enomem = h->fork->process().sys().stats().enomem > 0;
     return [=](Napi::Env env) {
       // Whatever fails while building the answer, the promise settles.
       try {
@@ -209,14 +209,14 @@ Napi::Value ForkRequest(const Napi::CallbackInfo &info) {
 Napi::Value ForkStats(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   auto h = unwrap_handle<ForkHandle>(info[0], "fork");
-  Napi::Object r = stats_object(env, h->fork->process().stats_snapshot(), h->fork->process().vm().exit_stats());
+  Napi::Object r = stats_object(env, h->fork->process().sys().stats_snapshot(), h->fork->process().vm().exit_stats());
   r.Set("fastResets", double(h->fork->fast_resets()));
   r.Set("fullResets", double(h->fork->full_resets()));
   r.Set("privatePages", double(h->fork->private_pages()));
   // Which far-call gate this fork's calls take, and (in-guest gate) the instance it calls.
   Vm &vm = h->fork->process().vm();
   r.Set("entry", entry_mode__name(vm.mode()));
-  r.Set("gate", vm.pvm_gate() ? "in-guest" : h->fork->process().attached_count() ? "exit" : "none");
+  r.Set("gate", vm.pvm_gate() ? "in-guest" : h->fork->process().gate().attached_count() ? "exit" : "none");
   if (vm.pvm_gate()) r.Set("instance", vm.pvm_pair());  // backend b's instance: this % its count
   return r;
 }

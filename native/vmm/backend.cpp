@@ -1,5 +1,7 @@
 #include "backend.h"
 
+#include "process.h"
+
 
 #include <cstring>
 #include <set>
@@ -82,7 +84,7 @@ std::unique_ptr<Process> Backend::initialize(uint64_t gpa) {
   auto init = std::make_unique<Process>(elf_, cfg);
   Stop st = init->run_for(init_timeout_ns_);
   if (st.kind != Stop::Farcall || st.nr != kSysServe) {
-    std::string err = init->err().empty() ? "" : ": " + init->err().substr(0, 500);
+    std::string err = init->sys().err().empty() ? "" : ": " + init->sys().err().substr(0, 500);
     throw VmmError(st.kind == Stop::Timeout ? ErrorCode::Timeout : ErrorCode::Protocol,
                    "backend program " + stop__describe(st) + " before calling farcall_serve()" + err);
   }
@@ -100,11 +102,11 @@ Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instanc
   va_ = backend_va__alloc();
   try {
     gpas_.push_back(space.take(ram_bytes_));
-    init_ = initialize(gpas_[0]);
-    Vcpu &cpu = init_->vm().vcpu();
+    std::unique_ptr<Process> init = initialize(gpas_[0]);
+    Vcpu &cpu = init->vm().vcpu();
     // farcall_serve(table, count, stack, stack_size, call_info)
     kvm_regs &r = cpu.regs();
-    const GuestView &v = init_->view();
+    const GuestView &v = init->sys().view();
     uint64_t table = r.rdi, count = r.rsi, stack = r.rdx, stack_size = r.r10;
     call_info_ = r.r8;
     if (count == 0 || count > kGateEntries) throw VmmError(ErrorCode::Protocol, "farcall_serve(): bad entry count");
@@ -130,6 +132,8 @@ Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instanc
     gs_base_ = cpu.sregs().gs.base;
     trampoline_ = r.r9;
     if (trampoline_ && !v.ptr(trampoline_, 1)) throw VmmError(ErrorCode::Protocol, "farcall_serve(): bad trampoline");
+    adopt_serve(*init);
+    init.reset();
     // The instances: copies of the memory as it is now (zero pages stay holes).
     lines_ = GuestRegion::create(kPvmLinesBytes, "farcall-lines");
     for (int i = 0; i < instances; i++) {
@@ -140,7 +144,7 @@ Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instanc
       inst->gpa = gpas_.back();
       inst->region = GuestRegion::create(cfg.memory_bytes, "farcall-backend");
       copy_snapshot(*inst->region);
-      inst->personality = std::make_unique<Process>(*init_, GuestView{inst->region.get(), va_});
+      inst->personality = std::make_unique<Personality>(*serve_, GuestView{inst->region.get(), va_});
       Instance *ip = inst.get();
       inst->personality->set_output_sink([this, ip](int fd, const char *p, size_t n) { output(*ip, fd, p, n); });
       if (durability_ == Durability::Call) {
@@ -160,7 +164,7 @@ Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instanc
 
 Backend::~Backend() {
   instances_.clear();
-  init_.reset();
+  serve_.reset();
   for (uint64_t g : gpas_) GpaSpace::process().give(g);
   backend_va__free(va_);
 }
@@ -207,18 +211,24 @@ bool Backend::acquire_for(Instance &inst, uint64_t owner, uint64_t deadline_ns) 
   return take_wait(&inst, owner, deadline_ns, &got);
 }
 
-void Backend::copy_snapshot(GuestRegion &dst) { init_->view().region->copy_data_to(dst); }
+void Backend::copy_snapshot(GuestRegion &dst) { serve_ram_->copy_data_to(dst); }
+
+void Backend::adopt_serve(Process &init) {
+  serve_ram_ = init.vm().ram_ptr();
+  serve_ = std::make_unique<Personality>(init.sys(), GuestView{serve_ram_.get(), va_});
+  init_stats_ = init.sys().stats_snapshot();
+}
 
 void Backend::restore(Instance &inst) {
   inst.region->punch_all();  // everything the instance wrote is gone...
   copy_snapshot(*inst.region);  // ...and the state right after farcall_serve() is back
-  inst.personality->mem_state() = init_->mem_state();
+  inst.personality->mem_state() = serve_->mem_state();
   inst.personality->reset_output();
   inst.personality->close_sockets();
   if (inst.committed) {
     inst.committed->punch_all();
     copy_snapshot(*inst.committed);
-    inst.committed_ms = init_->mem_state();
+    inst.committed_ms = serve_->mem_state();
     std::fill(inst.region->host_dirty().begin(), inst.region->host_dirty().end(), 0);
   }
 }
@@ -316,8 +326,8 @@ void Backend::restart(uint64_t deadline_ns) {
     held.push_back(in);
   }
   {
-    std::lock_guard<std::mutex> lk(mu_);  // init_stats() reads init_
-    std::swap(init_, fresh);
+    std::lock_guard<std::mutex> lk(mu_);  // init_stats() reads init_stats_
+    adopt_serve(*fresh);
   }
   std::swap(gpas_[0], gpa);
   fresh.reset();

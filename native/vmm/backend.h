@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "process.h"
+#include "personality.h"
 
 namespace farcall {
 
@@ -41,9 +41,9 @@ struct Instance {
   // bookkeeping as the last call that returned left them. A call that does not return is
   // undone from here, page by page, for the pages it wrote.
   std::shared_ptr<GuestRegion> committed;
-  Process::MemState committed_ms;
+  Personality::MemState committed_ms;
   int commits_since_rearm = 0;
-  std::unique_ptr<Process> personality;  // brk/mmap state and system calls on this memory
+  std::unique_ptr<Personality> personality;  // brk/mmap state and system calls on this memory
   InstanceLine *line = nullptr;
   uint64_t faults = 0, restores = 0;
   uint64_t calls() const { return line->calls; }
@@ -70,6 +70,8 @@ constexpr int64_t kErrBackendFault = FARCALL_E_BACKEND_FAULT, kErrBackendTimeout
 
 // Why a host call was refused while the backend restarts (Stop::message).
 constexpr const char *kRestarting = "backend is restarting";
+
+class Process;
 
 class Backend {
  public:
@@ -122,7 +124,7 @@ class Backend {
   // The initialization's system-call counters (restart() replaces the init process).
   ProcessStats init_stats() {
     std::lock_guard<std::mutex> lk(mu_);
-    return init_->stats_snapshot();
+    return init_stats_;
   }
 
   bool trusted() const { return trusted_; }
@@ -180,7 +182,13 @@ class Backend {
   // Holds every instance (a consistent point); false (none held) if the deadline passed.
   bool hold_all(uint64_t deadline_ns, std::vector<Instance *> *held);
   std::string restart_snapshot_;           // guarded by mu_
-  std::shared_ptr<GuestRegion> serve_ram_;  // a restored backend's serve image (init_ has no VM)
+  // The state right after farcall_serve(): its memory (the initialization's RAM, or a
+  // snapshot's) and personality. Instances are copies of it; restores go back to it.
+  std::shared_ptr<GuestRegion> serve_ram_;
+  std::unique_ptr<Personality> serve_;
+  ProcessStats init_stats_;
+  // The serve state of an initialization that reached farcall_serve(); its VM is not kept.
+  void adopt_serve(Process &init);
   // The pages `vm` and the VMM wrote into `inst` since the last commit or undo.
   std::vector<uint64_t> written(Instance &inst, Vm *vm, bool rearm);
   static constexpr int kRearmEvery = 64;
@@ -191,7 +199,6 @@ class Backend {
   std::vector<uint8_t> elf_;
   ProcessConfig cfg_;
   uint64_t init_timeout_ns_ = 0;
-  std::unique_ptr<Process> init_;
   std::vector<EntryPoint> entries_;
   std::vector<std::unique_ptr<Instance>> instances_;
   bool take_wait(Instance *want, uint64_t owner, uint64_t deadline_ns, Instance **got);

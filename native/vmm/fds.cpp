@@ -14,7 +14,7 @@
 #include <cstring>
 #include <vector>
 
-#include "process.h"
+#include "personality.h"
 
 namespace farcall {
 
@@ -44,16 +44,16 @@ bool timeout_ms(const GuestView &mem, uint64_t at, int64_t *ms) {
 }
 }  // namespace
 
-bool Process::fd_deadlock(Stop *stop, const char *what) {
+bool Personality::fd_deadlock(Stop *stop, const char *what) {
   stop->kind = Stop::Fault;
   stop->event = Event{};
   stop->event.kind = Event::Unexpected;
-  stop->event.rip = vm_ ? vm_->vcpu().regs().rcx : 0;  // where the `syscall` returns to
+  stop->event.rip = cpu_ ? cpu_->regs().rcx : 0;  // where the `syscall` returns to
   stop->event.detail = std::string("deadlock: ") + what + " would wait forever (nothing else in the guest can end the wait)";
   return true;
 }
 
-uint32_t Process::fd_ready(int fd) {
+uint32_t Personality::fd_ready(int fd) {
   if (int h = host_fd(fd); h >= 0) {
     pollfd p = {h, POLLIN | POLLOUT | POLLPRI | POLLRDHUP, 0};
     return ::poll(&p, 1, 0) < 0 ? 0 : uint32_t(p.revents);
@@ -88,7 +88,7 @@ uint32_t Process::fd_ready(int fd) {
 
 // Waits until one of `sockets` (host fds) is ready or `ms` passes (-1: no limit). Returns
 // false, with a deadlock stop, when nothing could ever end the wait.
-bool Process::fd_wait(const std::vector<int> &sockets, int64_t ms, Stop *stop, const char *what) {
+bool Personality::fd_wait(const std::vector<int> &sockets, int64_t ms, Stop *stop, const char *what) {
   if (ms == 0) return true;
   if (sockets.empty()) {
     if (ms < 0) return !fd_deadlock(stop, what);
@@ -102,7 +102,7 @@ bool Process::fd_wait(const std::vector<int> &sockets, int64_t ms, Stop *stop, c
   return true;
 }
 
-uint64_t Process::fd_read(int fd, uint64_t buf, uint64_t len, Stop *stop) {
+uint64_t Personality::fd_read(int fd, uint64_t buf, uint64_t len, Stop *stop) {
   OpenFile *f = ms_.fds.file_of(fd);
   if (!f) return neg(EBADF);
   switch (f->kind) {
@@ -138,7 +138,7 @@ uint64_t Process::fd_read(int fd, uint64_t buf, uint64_t len, Stop *stop) {
   }
 }
 
-uint64_t Process::fd_write(int fd, uint64_t buf, uint64_t len, Stop *stop) {
+uint64_t Personality::fd_write(int fd, uint64_t buf, uint64_t len, Stop *stop) {
   OpenFile *f = ms_.fds.file_of(fd);
   if (!f) return neg(EBADF);
   switch (f->kind) {
@@ -180,7 +180,7 @@ uint64_t Process::fd_write(int fd, uint64_t buf, uint64_t len, Stop *stop) {
   }
 }
 
-uint64_t Process::fd_dup(int old, int fd, bool cloexec, bool exact) {
+uint64_t Personality::fd_dup(int old, int fd, bool cloexec, bool exact) {
   auto taken = [&](int x) { return sockets_.count(x) > 0; };
   if (int h = host_fd(old); h >= 0) {  // a socket: a second host fd for the same socket
     if (!exact) fd = ms_.fds.lowest_free(fd, taken);
@@ -203,7 +203,7 @@ uint64_t Process::fd_dup(int old, int fd, bool cloexec, bool exact) {
   return uint64_t(fd);
 }
 
-uint64_t Process::fd_poll(uint64_t fds_at, uint64_t nfds, int64_t ms, Stop *stop) {
+uint64_t Personality::fd_poll(uint64_t fds_at, uint64_t nfds, int64_t ms, Stop *stop) {
   if (nfds > uint64_t(FdTable::kMaxFds)) return neg(EINVAL);
   std::vector<pollfd> ps(nfds);
   if (nfds && !mem_.read(ps.data(), fds_at, nfds * sizeof(pollfd))) return neg(EFAULT);
@@ -228,7 +228,7 @@ uint64_t Process::fd_poll(uint64_t fds_at, uint64_t nfds, int64_t ms, Stop *stop
   }
 }
 
-uint64_t Process::fd_epoll_wait(int epfd, uint64_t out, int64_t max, int64_t ms, Stop *stop) {
+uint64_t Personality::fd_epoll_wait(int epfd, uint64_t out, int64_t max, int64_t ms, Stop *stop) {
   OpenFile *ep = ms_.fds.file_of(epfd);
   if (!ep || ep->kind != OpenFile::Epoll) return ep ? neg(EINVAL) : neg(EBADF);
   if (max <= 0 || max > 1 << 20) return neg(EINVAL);
@@ -268,7 +268,7 @@ uint64_t Process::fd_epoll_wait(int epfd, uint64_t out, int64_t max, int64_t ms,
   }
 }
 
-uint64_t Process::fd_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+uint64_t Personality::fd_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                              bool *handled, Stop *stop) {
   *handled = true;
   int fd = int(a0);
@@ -295,7 +295,7 @@ uint64_t Process::fd_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2,
         uint64_t r = nr == NR_writev ? fd_write(fd, iov[0], iov[1], stop) : fd_read(fd, iov[0], iov[1], stop);
         if (int64_t(r) < 0) return total ? total : r;
         total += r;
-        if (stop->kind != Stop::Exited) return r;
+        if (stop->kind != Stop::Running) return r;
         if (r < iov[1]) break;
       }
       return total;

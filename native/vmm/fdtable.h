@@ -1,6 +1,6 @@
 // The guest's file descriptors: stdio, pipes, eventfds and epoll instances, all held in the
 // VMM as plain data. A fork reset or a backend's per-call undo restores the whole table by
-// assignment (it is part of Process::MemState), so nothing here may own a host resource:
+// assignment (it is part of Personality::MemState), so nothing here may own a host resource:
 // sockets, which are host fds, stay in Process::sockets_ and only their numbers are shared.
 #pragma once
 #include <cstdint>

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "fileview.h"
-#include "process.h"
+#include "personality.h"
 
 namespace farcall {
 
@@ -68,7 +68,7 @@ void to_guest_statx(const struct stat &st, uint8_t out[256]) {
 }  // namespace
 
 // A NUL-terminated path from guest memory: 0, or a negative errno.
-int Process::guest_path(uint64_t at, std::string *out) {
+int Personality::guest_path(uint64_t at, std::string *out) {
   out->clear();
   for (uint64_t i = 0; i < 4096; i++) {
     const uint8_t *c = mem_.ptr(at + i, 1);
@@ -80,7 +80,7 @@ int Process::guest_path(uint64_t at, std::string *out) {
 }
 
 // The path `at` names relative to `dirfd` (AT_FDCWD: the root, the guest's working directory).
-int Process::guest_path_at(int64_t dirfd, uint64_t at, std::string *out) {
+int Personality::guest_path_at(int64_t dirfd, uint64_t at, std::string *out) {
   if (int r = guest_path(at, out); r < 0) return r;
   if (out->empty() || (*out)[0] == '/' || dirfd == kAtFdcwd) return 0;
   const OpenFile *d = ms_.fds.file_of(int(dirfd));
@@ -90,7 +90,7 @@ int Process::guest_path_at(int64_t dirfd, uint64_t at, std::string *out) {
   return 0;
 }
 
-uint64_t Process::file_open(const std::string &path, uint64_t flags) {
+uint64_t Personality::file_open(const std::string &path, uint64_t flags) {
   if (!view_) return neg(ENOENT);
   if ((flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_TRUNC)) || (flags & O_TMPFILE) == O_TMPFILE) {
     struct stat st;
@@ -111,7 +111,7 @@ uint64_t Process::file_open(const std::string &path, uint64_t flags) {
   return fd < 0 ? neg(EMFILE) : uint64_t(fd);
 }
 
-uint64_t Process::file_read(OpenFile &f, uint64_t buf, uint64_t len, uint64_t *pos) {
+uint64_t Personality::file_read(OpenFile &f, uint64_t buf, uint64_t len, uint64_t *pos) {
   if (f.kind == OpenFile::ViewDir) return neg(EISDIR);
   uint8_t *p = mem_.ptr(buf, len);
   if (!p && len) return neg(EFAULT);
@@ -123,7 +123,7 @@ uint64_t Process::file_read(OpenFile &f, uint64_t buf, uint64_t len, uint64_t *p
   return ret(r);
 }
 
-uint64_t Process::file_stat(const OpenFile &f, uint64_t out) {
+uint64_t Personality::file_stat(const OpenFile &f, uint64_t out) {
   struct stat st;
   if (int r = view_->stat(f.obj, &st); r < 0) return neg(-r);
   uint8_t b[144];
@@ -131,7 +131,7 @@ uint64_t Process::file_stat(const OpenFile &f, uint64_t out) {
   return mem_.write(out, b, sizeof b) ? 0 : neg(EFAULT);
 }
 
-uint64_t Process::file_lseek(OpenFile &f, int64_t off, int whence) {
+uint64_t Personality::file_lseek(OpenFile &f, int64_t off, int whence) {
   if (f.kind == OpenFile::ViewDir) {  // positions are the host's cookies: only what telldir gave back
     if (whence != SEEK_SET || off < 0) return neg(EINVAL);
     f.pos = uint64_t(off);
@@ -146,7 +146,7 @@ uint64_t Process::file_lseek(OpenFile &f, int64_t off, int whence) {
   return f.pos;
 }
 
-uint64_t Process::file_mmap_copy(int fd, uint64_t at, uint64_t len, uint64_t off) {
+uint64_t Personality::file_mmap_copy(int fd, uint64_t at, uint64_t len, uint64_t off) {
   OpenFile *f = ms_.fds.file_of(fd);
   if (!f) return neg(EBADF);
   if (f->kind != OpenFile::ViewFile) return neg(ENODEV);
@@ -158,7 +158,7 @@ uint64_t Process::file_mmap_copy(int fd, uint64_t at, uint64_t len, uint64_t off
   return at;
 }
 
-uint64_t Process::file_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+uint64_t Personality::file_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                                bool *handled) {
   *handled = true;
   std::string path;

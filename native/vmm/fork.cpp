@@ -13,22 +13,22 @@ namespace farcall {
 Master::Master(const std::vector<uint8_t> &elf, const ProcessConfig &cfg, uint64_t timeout_ns,
                const std::vector<std::pair<std::string, std::shared_ptr<Backend>>> &backends) {
   proc_ = std::make_unique<Process>(elf, cfg);
-  for (auto &[name, b] : backends) proc_->attach(b.get(), b, name);
+  for (auto &[name, b] : backends) proc_->gate().attach(b.get(), b, name);
   uint64_t t0 = Vcpu::now_ns();
   Stop st = proc_->run_for(timeout_ns);
   init_ns_ = Vcpu::now_ns() - t0;
   if (st.kind == Stop::Farcall && st.nr == kSysServe)
     throw VmmError(ErrorCode::Protocol, "this is a backend program (it called farcall_serve()): load it as a Backend");
   if (st.kind != Stop::Farcall || st.nr != kSysReady) {
-    std::string out = proc_->err().empty() ? "" : ": " + proc_->err().substr(0, 500);
-    if (!proc_->lookup_miss().empty()) out += "; " + proc_->lookup_miss();
+    std::string out = proc_->sys().err().empty() ? "" : ": " + proc_->sys().err().substr(0, 500);
+    if (!proc_->gate().lookup_miss().empty()) out += "; " + proc_->gate().lookup_miss();
     throw VmmError(st.kind == Stop::Timeout ? ErrorCode::Timeout : ErrorCode::Protocol,
                    "request program " + stop__describe(st) + " before calling farcall_ready()" + out);
   }
   // A program that names a backend its pool does not attach is misconfigured: say so now, rather
   // than let every request fail with the program's own "not found".
-  if (!proc_->unattached_lookup().empty())
-    throw VmmError(ErrorCode::Protocol, "request program's " + proc_->unattached_lookup() + ": give the pool that backend");
+  if (!proc_->gate().unattached_lookup().empty())
+    throw VmmError(ErrorCode::Protocol, "request program's " + proc_->gate().unattached_lookup() + ": give the pool that backend");
   kvm_regs &r = proc_->vm().vcpu().regs();
   arena_ = r.rdi;
   arena_size_ = r.rsi;
@@ -45,7 +45,7 @@ Fork::Fork(Master &master, uint64_t max_private_pages) : master_(master), max_pr
   proc_ = std::make_unique<Process>(master.process(), master.state(), true);
   Vm &vm = proc_->vm();
   if (vm.pvm_gate()) vm.pvm_select(master.next_instance(vm.pvm_pairs()));
-  mem0_ = proc_->mem_state();
+  mem0_ = proc_->sys().mem_state();
   proc_->vm().ram().set_host_tracking(true);
   private_.assign((proc_->vm().ram().pages() + 63) / 64, 0);
 }
@@ -71,7 +71,7 @@ RequestOutcome Fork::request(const uint8_t *data, size_t len, uint64_t timeout_n
                 std::to_string(master_.arena_size()) + " bytes, FARCALL_ARENA_SIZE)";
     return o;  // nothing ran, nothing to reset
   }
-  proc_->reset_output();
+  proc_->sys().reset_output();
   bool faulted = true;
   const char *why = "error";
   try {
@@ -83,13 +83,13 @@ RequestOutcome Fork::request(const uint8_t *data, size_t len, uint64_t timeout_n
     o.stop_valid = false;
     o.code = ve ? error_code__name(ve->code()) : "Internal";
     o.message = ve ? std::string(e.what()) : std::string("request failed in the VMM: ") + e.what();
-    if (o.out.empty()) o.out.swap(proc_->out());
-    if (o.err.empty()) o.err.swap(proc_->err());
+    if (o.out.empty()) o.out.swap(proc_->sys().out());
+    if (o.err.empty()) o.err.swap(proc_->sys().err());
     faulted = true;
     why = "error";
   }
   // Nothing this request printed stays in the VMM for the next one, whatever happened above.
-  proc_->reset_output();
+  proc_->sys().reset_output();
   try {
     o.reset = reset(faulted, why);
   } catch (const std::exception &e) {
@@ -112,8 +112,8 @@ void Fork::run_one(RequestOutcome &o, const uint8_t *data, size_t len, uint64_t 
   uint64_t t0 = Vcpu::now_ns();
   Stop st = proc_->run_for(timeout_ns);
   o.run_ns = Vcpu::now_ns() - t0;
-  o.out.swap(proc_->out());
-  o.err.swap(proc_->err());
+  o.out.swap(proc_->sys().out());
+  o.err.swap(proc_->sys().err());
   *faulted = true;
   *why = "fault";
   if (st.kind == Stop::Farcall && st.nr == kSysRespond) {
@@ -238,7 +238,7 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
     since_trim_ = 0;
     measure_next_ = true;
   }
-  proc_->mem_state() = mem0_;
+  proc_->sys().mem_state() = mem0_;
   info.full = full;
   info.ns = Vcpu::now_ns() - t0;
   return info;

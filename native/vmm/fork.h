@@ -94,7 +94,7 @@ class Fork {
   void mark_private(uint64_t page);
   Master &master_;
   std::unique_ptr<Process> proc_;
-  Process::MemState mem0_;
+  Personality::MemState mem0_;
   uint64_t max_private_;
   std::vector<uint64_t> private_;  // bitmap over RAM pages written at least once since the last full reset
   uint64_t private_count_ = 0;

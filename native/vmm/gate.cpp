@@ -10,7 +10,7 @@
 #include "backend.h"
 #include "error.h"
 #include "layout.h"
-#include "process.h"
+#include "gate.h"
 #include "pvm.h"
 
 namespace farcall {
@@ -37,18 +37,23 @@ static_assert(offsetof(CallInfo, caller_lo) == FARCALL_CALL_INFO_CALLER_LO && of
               "struct farcall_call_info: the VMM and guest-sdk/include/farcall_abi.h disagree");
 }  // namespace
 
-void Process::attach(Backend *backend, std::shared_ptr<Backend> keep, const std::string &name) {
+Gate::Gate(Vm &vm, GuestView caller, bool host_caller) : vm_(&vm), caller_(caller), host_caller_(host_caller) {}
+
+Gate::Gate(const Gate &master, Vm &vm, GuestView caller)
+    : vm_(&vm), caller_(caller), host_caller_(master.host_caller_), pending_(master.pending_), attached_(master.attached_) {}
+
+void Gate::attach(Backend *backend, std::shared_ptr<Backend> keep, const std::string &name) {
   if (attached_.size() * kGateStride >= (kGateVa >> 1))
     throw VmmError(ErrorCode::BadState, "too many backends attached to one program");
-  if (!gate_pending_ && !attached_.empty())
+  if (!pending_ && !attached_.empty())
     throw VmmError(ErrorCode::BadState, "backends are attached before the VM first runs");
   attached_.push_back(Attached{backend, std::move(keep), name, {}});
-  gate_pending_ = true;  // which gate: decided once all are attached (attach_finish)
+  pending_ = true;  // which gate: decided once all are attached (attach_finish)
 }
 
-void Process::attach_finish() {
-  if (!gate_pending_) return;
-  gate_pending_ = false;
+void Gate::finish_attach() {
+  if (!pending_) return;
+  pending_ = false;
   bool trusted = true;
   for (auto &a : attached_) trusted &= a.backend->trusted();
   if (trusted && !host_caller_ && vm_->mode() == EntryMode::PvmNative) {
@@ -73,7 +78,7 @@ void Process::attach_finish() {
       g.log = be.durability() == Durability::Call;
       bs.push_back(std::move(g));
     }
-    if (vm_->pvm_attach_gate(kPage, mem_.end(), bs)) return;
+    if (vm_->pvm_attach_gate(kPage, caller_.end(), bs)) return;
   }
   // The exit gate (an untrusted backend among them, another entry mode, or too many to fit).
   for (auto &a : attached_)
@@ -106,10 +111,10 @@ static std::string lookup__miss(const List &attached, const std::string &name, c
   return head + "no backend named " + want_backend + " is attached (attached: " + join(names) + ")";
 }
 
-uint64_t Process::lookup(uint64_t name_ptr, uint64_t len) {
+uint64_t Gate::lookup(uint64_t name_ptr, uint64_t len) {
   if (len == 0 || len > 256) return uint64_t(-22);  // EINVAL
   std::string name(len, '\0');
-  if (!mem_.read(name.data(), name_ptr, len)) return uint64_t(-14);  // EFAULT
+  if (!caller_.read(name.data(), name_ptr, len)) return uint64_t(-14);  // EFAULT
   std::string want_backend, want_entry = name;
   if (auto dot = name.find('.'); dot != std::string::npos) {
     want_backend = name.substr(0, dot);
@@ -134,14 +139,77 @@ uint64_t Process::lookup(uint64_t name_ptr, uint64_t len) {
   return matches ? found : uint64_t(-2);  // ENOENT
 }
 
-uint64_t Process::exception_rflags() {
+void Gate::begin_run(uint64_t deadline_ns) {
+  req_deadline_ = deadline_ns;
+  tick_ = 0;
+  finish_attach();
+  if (!vm_->pvm_gate()) return;
+  // In-guest calls start and end without the VMM: the watchdog looks at the current call once
+  // per call timeout (one exit per period, none per call).
+  if (uint64_t period = pvm_tick_period()) {
+    tick_ = Vcpu::now_ns() + period;
+    if (deadline_ns && deadline_ns < tick_) tick_ = 0;
+    else pvm_watch(tick_);
+  }
+  uint64_t notify = 0, commit = 0;
+  for (size_t b = 0; b < attached_.size(); b++) {
+    if (attached_[b].backend->want_call_events) notify |= 1ull << b;
+    if (attached_[b].backend->durability() == Durability::Call) commit |= 1ull << b;
+  }
+  pvm::set_notify(vm_->pvm_scratch(), notify);
+  pvm::set_commit(vm_->pvm_scratch(), commit);
+}
+
+void Gate::pause_tick(uint64_t deadline_ns) {
+  if (tick_) pvm_watch(deadline_ns);
+}
+
+void Gate::resume_tick() {
+  if (tick_) pvm_watch(tick_);
+}
+
+Gate::Handled Gate::on_event(const Event &ev, uint64_t deadline_ns, Stop *stop) {
+  if (vm_->pvm_gate() && pvm_event(ev, deadline_ns)) return Handled::Resume;
+  if (call_.active) {
+    // Everything that happens inside an exit-gate call belongs to the call.
+    switch (ev.kind) {
+      case Event::Syscall:
+        syscall();
+        return call_.active ? Handled::Resume : left();
+      case Event::GateReturn: leave(int64_t(vm_->vcpu().regs().rax), false, ""); return left();
+      case Event::GateCall: leave(kErrBackendFault, true, "backend called a gate address inside a call"); return left();
+      case Event::Timeout: {
+        // The call's own limit passed (the request's never cuts a call that has one), or the
+        // request's, for a call without a limit: the call is undone, the caller gets an error.
+        bool request_over = deadline_ns && Vcpu::now_ns() >= deadline_ns;
+        leave(kErrBackendTimeout, true,
+              call_.at->backend->call_timeout_ns() ? "backend call timed out" : "the caller timed out during the call");
+        if (call_.host || !request_over) return left();
+        return Handled::No;  // the request's own limit: it stops here
+      }
+      default:  // a fault, or another stop (data access to an unbacked page, ...)
+        leave(kErrBackendFault, true, fault_what(ev));
+        return left();
+    }
+  }
+  bool out_stub_call = ev.kind == Event::Exception && ev.vector == 14 && ev.cr2 >= kGateVa && ev.cr2 < kGateVa + (kGateVa >> 1);
+  if (out_stub_call) {  // a gate call that arrived as a page fault (out-stub mode): the CPU pushed a frame
+    bool fetch = (ev.error_code & 0x10) && ev.rip == ev.cr2;
+    return enter(ev.cr2, ev.rsp, exception_rflags(), fetch, ev, stop) ? Handled::Resume : Handled::Stop;
+  }
+  if (ev.kind == Event::GateCall)
+    return enter(ev.rip, ev.rsp, vm_->vcpu().regs().rflags, true, ev, stop) ? Handled::Resume : Handled::Stop;
+  return Handled::No;
+}
+
+uint64_t Gate::exception_rflags() {
   uint64_t frame[6] = {}, ksp = vm_->vcpu().regs().rsp;
   if (ksp >= kKernelVa && ksp + sizeof frame <= kKernelVa + kKernelSize)
     std::memcpy(frame, vm_->kmem().host() + (ksp - kKernelVa), sizeof frame);
   return frame[3];  // error code, RIP, CS, RFLAGS
 }
 
-bool Process::gate_enter(uint64_t addr, uint64_t rsp, uint64_t rflags, bool fetch, const Event &ev, Stop *stop) {
+bool Gate::enter(uint64_t addr, uint64_t rsp, uint64_t rflags, bool fetch, const Event &ev, Stop *stop) {
   uint64_t off = addr - kGateVa, b = off / kGateStride, e = (off % kGateStride) / 16;
   if (!fetch || off % 16 || b >= attached_.size() || e >= attached_[b].backend->entries().size()) {
     stop->kind = Stop::Fault;
@@ -153,7 +221,7 @@ bool Process::gate_enter(uint64_t addr, uint64_t rsp, uint64_t rflags, bool fetc
   Attached &at = attached_[b];
   Backend &be = *at.backend;
   uint64_t ret = 0;
-  if (!mem_.read(&ret, rsp, 8)) {
+  if (!caller_.read(&ret, rsp, 8)) {
     stop->kind = Stop::Fault;
     stop->event = ev;
     stop->event.detail = "gate call with a stack outside the caller's memory";
@@ -198,16 +266,16 @@ bool Process::gate_enter(uint64_t addr, uint64_t rsp, uint64_t rflags, bool fetc
   call_.deadline = limit ? call_.t0 + limit : req_deadline_;
   if (call_.deadline != req_deadline_) watchdog::arm(&cpu, pthread_self(), call_.deadline);
 
-  gate_switch_in(be, *inst, at.roots[inst->index], int(e));
+  switch_in(be, *inst, at.roots[inst->index], int(e));
   return true;
 }
 
-void Process::gate_switch_in(Backend &be, Instance &inst, uint64_t root, int entry) {
+void Gate::switch_in(Backend &be, Instance &inst, uint64_t root, int entry) {
   // The backend's call stack gets the return trap on top; its call-info block the caller's
   // memory bounds (for farcall_caller_ok()).
   GuestView iv = inst.personality->view();
   uint64_t sp = be.stack_top() - 8, ret_trap = kTrapVa + kTrapGateReturn;
-  CallInfo ci{kPage, mem_.end(), uint64_t(inst.index), inst.calls()};
+  CallInfo ci{kPage, caller_.end(), uint64_t(inst.index), inst.calls()};
   iv.write(sp, &ret_trap, 8);
   if (be.call_info()) iv.write(be.call_info(), &ci, sizeof ci);
   Vcpu &cpu = vm_->vcpu();
@@ -225,7 +293,7 @@ void Process::gate_switch_in(Backend &be, Instance &inst, uint64_t root, int ent
   cpu.sregs_dirty();
 }
 
-void Process::gate_leave(int64_t result, bool restore, const std::string &why) {
+void Gate::leave(int64_t result, bool restore, const std::string &why) {
   Vcpu &cpu = vm_->vcpu();
   kvm_regs &r = cpu.regs();
   kvm_sregs &s = cpu.sregs();
@@ -262,10 +330,10 @@ void Process::gate_leave(int64_t result, bool restore, const std::string &why) {
   } else if (be.want_call_events) {
     be.emit(BackendEvent{BackendEvent::Call, inst->index, entry, ns, ""});
   }
-  be.finish(*inst, vm_.get(), !restore, why);
+  be.finish(*inst, vm_, !restore, why);
 }
 
-std::string Process::gate_fault_what(const Event &ev) {
+std::string Gate::fault_what(const Event &ev) {
   if (ev.kind != Event::Exception) return "backend fault: " + ev.detail;
   char buf[112];
   snprintf(buf, sizeof buf, "backend fault: vector %d at rip 0x%llx (address 0x%llx)", ev.vector,
@@ -273,7 +341,7 @@ std::string Process::gate_fault_what(const Event &ev) {
   return buf;
 }
 
-bool Process::backend_syscall(Instance &inst, uint64_t *ret, int64_t *err, std::string *why) {
+bool Gate::backend_syscall(Instance &inst, uint64_t *ret, int64_t *err, std::string *why) {
   Vcpu &cpu = vm_->vcpu();
   kvm_regs &r = cpu.regs();
   uint64_t nr = r.rax;
@@ -283,9 +351,9 @@ bool Process::backend_syscall(Instance &inst, uint64_t *ret, int64_t *err, std::
     return false;
   }
   Stop st;
-  st.kind = Stop::Exited;
+  st.kind = Stop::Running;
   *ret = inst.personality->syscall(cpu, nr, r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9, &st);
-  if (st.kind != Stop::Exited || st.message == "exit") {
+  if (st.kind != Stop::Running) {
     *err = kErrBackendExit;
     *why = st.kind == Stop::OutputLimit ? st.message
                                         : "backend exited (" + std::to_string(st.exit_code) + ") inside a call";
@@ -294,41 +362,41 @@ bool Process::backend_syscall(Instance &inst, uint64_t *ret, int64_t *err, std::
   return true;
 }
 
-void Process::gate_syscall() {
+void Gate::syscall() {
   uint64_t ret = 0;
   int64_t err = 0;
   std::string why;
   if (backend_syscall(*call_.inst, &ret, &err, &why)) vm_->syscall_return(ret);
-  else gate_leave(err, true, why);
+  else leave(err, true, why);
 }
 
-void Process::gate_abandon(const char *why) {
+void Gate::abandon(const char *why) {
   if (!call_.active) return;
   Backend &be = *call_.at->backend;
   Instance *inst = call_.inst;
   std::string entry = be.entries()[call_.entry].name;
   call_.active = false;
   be.fault(*inst, entry, Vcpu::now_ns() - call_.t0, why);
-  be.finish(*inst, vm_.get(), false, why);
+  be.finish(*inst, vm_, false, why);
 }
 
-Stop Process::host_call(size_t index, int entry, const uint64_t args[4], uint64_t deadline_ns) {
-  attach_finish();
-  Stop st;
+bool Gate::begin_host_call(size_t index, int entry, const uint64_t args[4], uint64_t deadline_ns, Stop *stop,
+                           uint64_t *watch) {
+  finish_attach();
   Attached &at = attached_.at(index);
   Backend &be = *at.backend;
   last_fault_.clear();
   if (!be.available()) {
-    st.kind = Stop::Fault;
-    st.event.detail = st.message = kRestarting;
-    return st;
+    stop->kind = Stop::Fault;
+    stop->event.detail = stop->message = kRestarting;
+    return false;
   }
   Instance *inst = be.acquire(deadline_ns);
   if (!inst) {
     be.timeouts++;
-    st.kind = Stop::Timeout;
-    st.message = "timed out waiting for a free backend instance";
-    return st;
+    stop->kind = Stop::Timeout;
+    stop->message = "timed out waiting for a free backend instance";
+    return false;
   }
   // Enter as the gate would, with the host as the caller: no caller frame to return to.
   Vcpu &cpu = vm_->vcpu();
@@ -338,7 +406,7 @@ Stop Process::host_call(size_t index, int entry, const uint64_t args[4], uint64_
   call_.at = &at;
   call_.inst = inst;
   call_.entry = entry;
-  call_.caller_rsp = mem_.end() - 64;
+  call_.caller_rsp = caller_.end() - 64;
   call_.caller_cr3 = vm_->root();
   call_.caller_rflags = 2;
   call_.t0 = Vcpu::now_ns();
@@ -352,24 +420,19 @@ Stop Process::host_call(size_t index, int entry, const uint64_t args[4], uint64_
   r.rdx = args[2];
   r.rcx = args[3];
   cpu.regs_dirty();
-  gate_switch_in(be, *inst, at.roots[inst->index], entry);
-  watchdog::Armed armed(cpu, call_.deadline ? call_.deadline : deadline_ns);
-  try {
-    return run(call_.deadline);
-  } catch (...) {
-    gate_abandon("VMM error during a host call");
-    throw;
-  }
+  switch_in(be, *inst, at.roots[inst->index], entry);
+  *watch = call_.deadline ? call_.deadline : deadline_ns;
+  return true;
 }
 
-Process::GateRef Process::pvm_gate_ref(int backend) {
+Gate::Ref Gate::pvm_ref(int backend) {
   if (backend < 0 || size_t(backend) >= attached_.size())
     throw VmmError(ErrorCode::Internal, "in-guest gate: the guest kernel named backend " + std::to_string(backend));
   Backend &be = *attached_[size_t(backend)].backend;
-  return GateRef{be, be.instance(size_t(vm_->pvm_instance(size_t(backend))))};
+  return Ref{be, be.instance(size_t(vm_->pvm_instance(size_t(backend))))};
 }
 
-uint64_t Process::pvm_tick_period() const {
+uint64_t Gate::pvm_tick_period() const {
   uint64_t p = 0;
   for (auto &a : attached_) {
     uint64_t t = a.backend->call_timeout_ns();
@@ -378,7 +441,7 @@ uint64_t Process::pvm_tick_period() const {
   return p;
 }
 
-bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
+bool Gate::pvm_event(const Event &ev, uint64_t deadline_ns) {
   Vm &vm = *vm_;
   Vcpu &cpu = vm.vcpu();
   kvm_regs &r = cpu.regs();
@@ -389,7 +452,7 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
       // here, take it for this VM, and tell the kernel (RAX 0) or give the caller an error.
       // As on the exit gate, it waits as long as the request may run; if no instance became
       // free by then, the call gets FARCALL_E_BACKEND_BUSY and the request stops at its limit.
-      auto [be, inst] = pvm_gate_ref(c.backend);
+      auto [be, inst] = pvm_ref(c.backend);
       if (!be.available()) {
         r.rax = uint64_t(kErrBackendBusy);
       } else if (be.acquire_for(inst, vm.owner(), req_deadline_)) {
@@ -405,7 +468,7 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
     case Event::GateSyscall: {
       // The backend's system call inside a call, on its instance's personality; then straight
       // back into the backend (it is in guest supervisor mode, so RIP can be set).
-      auto [be, inst] = pvm_gate_ref(c.backend);
+      auto [be, inst] = pvm_ref(c.backend);
       // A blocking call (sleep, socket) runs until the call's own limit or the request's, not
       // until the next tick.
       // (The request's own limit does not cut a call that has a limit: see Event::Timeout.)
@@ -419,7 +482,7 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
       if (req_deadline_ && (!tick_ || req_deadline_ < tick_)) tick_ = req_deadline_;
       pvm_watch(tick_);
       if (!ok) {
-        pvm_gate_abort(err, why);
+        pvm_abort(err, why);
         return true;
       }
       r.rax = ret;
@@ -431,12 +494,12 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
     case Event::GateCommit: {
       // The call returned and the guest kernel still holds the instance: what it wrote becomes
       // the instance's consistent state (Durability::Call), then the kernel unlocks it.
-      auto [be, inst] = pvm_gate_ref(c.backend);
-      be.commit(inst, vm_.get());
+      auto [be, inst] = pvm_ref(c.backend);
+      be.commit(inst, vm_);
       return true;
     }
     case Event::GateNotify: {
-      auto [be, inst] = pvm_gate_ref(c.backend);
+      auto [be, inst] = pvm_ref(c.backend);
       if (c.entry >= 0 && size_t(c.entry) < be.entries().size())
         be.emit(BackendEvent{BackendEvent::Call, inst.index, be.entries()[size_t(c.entry)].name,
                              pvm::ns_since_tsc(vm.kmem(), c.tsc0), ""});
@@ -448,7 +511,7 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
         // The request's own limit: run() cleans up, but a call in progress with a limit of its
         // own first runs to its end (looked at every millisecond) or to that limit.
         if (!c.active) return false;
-        uint64_t limit = pvm_gate_ref(c.backend).be.call_timeout_ns(), age = pvm::ns_since_tsc(vm.kmem(), c.tsc0);
+        uint64_t limit = pvm_ref(c.backend).be.call_timeout_ns(), age = pvm::ns_since_tsc(vm.kmem(), c.tsc0);
         if (!limit || age >= limit) return false;
         tick_ = now + std::min<uint64_t>(limit - age, 1000000);
         pvm_watch(tick_);
@@ -459,8 +522,8 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
       // again when it would reach it, or one period from now.
       uint64_t next = now + pvm_tick_period();
       if (c.active) {
-        uint64_t limit = pvm_gate_ref(c.backend).be.call_timeout_ns(), age = pvm::ns_since_tsc(vm.kmem(), c.tsc0);
-        if (limit && age >= limit) pvm_gate_abort(kErrBackendTimeout, "backend call timed out");
+        uint64_t limit = pvm_ref(c.backend).be.call_timeout_ns(), age = pvm::ns_since_tsc(vm.kmem(), c.tsc0);
+        if (limit && age >= limit) pvm_abort(kErrBackendTimeout, "backend call timed out");
         else if (limit) next = std::min(next, now + (limit - age));
       }
       tick_ = deadline_ns && deadline_ns < next ? deadline_ns : next;
@@ -471,7 +534,7 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
     case Event::Halt:
     case Event::Unexpected: {
       if (!c.active) return false;
-      pvm_gate_abort(kErrBackendFault, gate_fault_what(ev));
+      pvm_abort(kErrBackendFault, fault_what(ev));
       return true;
     }
     default:
@@ -479,17 +542,17 @@ bool Process::pvm_gate_event(const Event &ev, uint64_t deadline_ns) {
   }
 }
 
-void Process::pvm_watch(uint64_t until_ns) {
+void Gate::pvm_watch(uint64_t until_ns) {
   if (until_ns) watchdog::arm(&vm_->vcpu(), pthread_self(), until_ns);
   else watchdog::disarm(&vm_->vcpu());
 }
 
-void Process::pvm_gate_abort(int64_t result, const std::string &why) {
+void Gate::pvm_abort(int64_t result, const std::string &why) {
   // The call will not return by itself: the caller resumes after its call with `result`, its
   // callee-saved registers, FS and a clean vector state; the instance is restored and freed.
   Vm &vm = *vm_;
   pvm::GateCall c = pvm::current_call(vm.pvm_scratch());
-  auto [be, inst] = pvm_gate_ref(c.backend);
+  auto [be, inst] = pvm_ref(c.backend);
   Vcpu &cpu = vm.vcpu();
   kvm_regs &r = cpu.regs();
   r.rax = uint64_t(result);
@@ -509,20 +572,20 @@ void Process::pvm_gate_abort(int64_t result, const std::string &why) {
   pvm::clear_call(vm.pvm_scratch());
   last_fault_ = why;
   gate__count_fault(be, inst, c, vm.kmem(), why);
-  be.finish(inst, vm_.get(), false, why);
+  be.finish(inst, vm_, false, why);
 }
 
-void Process::pvm_gate_cleanup(const char *why) {
+void Gate::pvm_cleanup(const char *why) {
   if (!vm_->pvm_gate()) return;
   Vm &vm = *vm_;
   pvm::GateCall c = pvm::current_call(vm.pvm_scratch());
   pvm::clear_call(vm.pvm_scratch());
   for (size_t b = 0; b < attached_.size(); b++) {
-    auto [be, inst] = pvm_gate_ref(int(b));
+    auto [be, inst] = pvm_ref(int(b));
     if (inst.line->owner.load() != vm.owner()) continue;  // not holding it: nothing to give back
     bool mid = c.active && c.backend == int(b);
     if (mid) gate__count_fault(be, inst, c, vm.kmem(), why);
-    be.finish(inst, vm_.get(), !mid, why);
+    be.finish(inst, vm_, !mid, why);
   }
 }
 

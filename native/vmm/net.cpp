@@ -11,7 +11,7 @@
 #include <cerrno>
 #include <cstring>
 
-#include "process.h"
+#include "personality.h"
 
 namespace farcall {
 
@@ -26,17 +26,17 @@ enum : uint64_t {
 };
 }  // namespace
 
-int Process::host_fd(int guest_fd) const {
+int Personality::host_fd(int guest_fd) const {
   auto it = sockets_.find(guest_fd);
   return it == sockets_.end() ? -1 : it->second;
 }
 
-void Process::close_sockets() {
+void Personality::close_sockets() {
   for (auto &[g, h] : sockets_) close(h);
   sockets_.clear();
 }
 
-uint64_t Process::net_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+uint64_t Personality::net_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
                               uint64_t a5, bool *handled) {
   (void)a5;
   *handled = true;

@@ -83,7 +83,7 @@ class In {
 
 bool canonical(uint64_t a) { return int64_t(a << 16) >> 16 == int64_t(a); }
 
-void put_mem_state(Out &o, const Process::MemState &m) {
+void put_mem_state(Out &o, const Personality::MemState &m) {
   o.u64(m.brk_start);
   o.u64(m.brk);
   o.u64(m.mmap_top);
@@ -97,9 +97,9 @@ void put_mem_state(Out &o, const Process::MemState &m) {
 }
 
 // Address-space bookkeeping for RAM [lo, hi), checked against the invariants the system-call
-// emulation keeps (Process::sys_brk, sys_mmap): the VMM acts on these numbers.
-Process::MemState get_mem_state(In &in, uint64_t lo, uint64_t hi) {
-  Process::MemState m;
+// emulation keeps (Personality::sys_brk, sys_mmap): the VMM acts on these numbers.
+Personality::MemState get_mem_state(In &in, uint64_t lo, uint64_t hi) {
+  Personality::MemState m;
   m.brk_start = in.u64();
   m.brk = in.u64();
   m.mmap_top = in.u64();
@@ -157,7 +157,7 @@ constexpr uint64_t kXsaveBytes = 4096;  // save_state()'s buffer beyond sizeof(k
 struct MasterMeta {
   uint32_t mode = 0;
   uint64_t memory_bytes = 0, output_limit = 0, arena = 0, arena_size = 0, current = 0;
-  Process::MemState ms;
+  Personality::MemState ms;
   uint64_t regs[18] = {};
   uint64_t fs = 0, gs = 0, kernel_gs = 0;
   std::vector<uint8_t> xsave;
@@ -231,7 +231,7 @@ std::string hex(uint64_t v) {
 
 }  // namespace
 
-Process::Process(const ProcessConfig &cfg, std::shared_ptr<GuestRegion> ram, const MemState &ms) : cfg_(cfg), ms_(ms) {
+Process::Process(const ProcessConfig &cfg, std::shared_ptr<GuestRegion> ram, const Personality::MemState &ms) {
   VmConfig vc;
   vc.ram_bytes = cfg.memory_bytes;
   vc.mode = cfg.mode;
@@ -239,11 +239,9 @@ Process::Process(const ProcessConfig &cfg, std::shared_ptr<GuestRegion> ram, con
   vc.ram_gpa = cfg.ram_gpa;
   vc.ram = std::move(ram);
   vm_ = std::make_unique<Vm>(vc);
-  mem_ = vm_->view();
-  start_ns_ = Vcpu::now_ns();
+  sys_ = std::make_unique<Personality>(cfg, vm_->view(), ms);
+  gate_ = std::make_unique<Gate>(*vm_, vm_->view());
 }
-
-Process::Process(const ProcessConfig &cfg, GuestView view, const MemState &ms) : cfg_(cfg), mem_(view), ms_(ms) {}
 
 // ---- masters ----
 
@@ -252,25 +250,25 @@ uint64_t Master::save(const std::string &path) {
   Vm &vm = proc_->vm();
   o.u32(uint32_t(vm.mode()));
   o.u64(vm.ram_bytes());
-  o.u64(proc_->config().output_limit);
+  o.u64(proc_->sys().config().output_limit);
   o.u64(arena_);
   o.u64(arena_size_);
   o.u64(current_);
-  put_mem_state(o, proc_->mem_state());
+  put_mem_state(o, proc_->sys().mem_state());
   o.raw(&state_.regs, sizeof state_.regs);
   o.u64(state_.sregs.fs.base);
   o.u64(state_.sregs.gs.base);
   o.u64(state_.kernel_gs_base);
   o.u32(uint32_t(state_.xsave.size()));
   o.raw(state_.xsave.data(), state_.xsave.size());
-  o.u32(uint32_t(proc_->attached_count()));
-  for (size_t i = 0; i < proc_->attached_count(); i++) {
-    Backend &b = proc_->attached_backend(i);
-    o.str(proc_->attached_name(i));
+  o.u32(uint32_t(proc_->gate().attached_count()));
+  for (size_t i = 0; i < proc_->gate().attached_count(); i++) {
+    Backend &b = proc_->gate().attached_backend(i);
+    o.str(proc_->gate().attached_name(i));
     o.u64(b.va());
     put_entries(o, b.entries());
   }
-  snapshot::Writer w(path, snapshot::Kind::Master, proc_->config().mode);
+  snapshot::Writer w(path, snapshot::Kind::Master, proc_->sys().config().mode);
   w.add_memory(snapshot::kRam, vm.ram());
   return w.commit(o.b);
 }
@@ -310,8 +308,8 @@ Master::Master(const std::string &path, const std::vector<std::pair<std::string,
   cfg.output_limit = m.output_limit;
   cfg.mode = file->mode();
   proc_ = runnable(path, cfg.mode, [&] { return std::make_unique<Process>(cfg, file->map(ram[0]), m.ms); });
-  for (auto &[name, b] : order) proc_->attach(b.get(), b, name);
-  proc_->finish_attach();
+  for (auto &[name, b] : order) proc_->gate().attach(b.get(), b, name);
+  proc_->gate().finish_attach();
   Vm &vm = proc_->vm();
   if (uint32_t(vm.mode()) != m.mode)
     incompatible(path, std::string("its master ran with the ") + entry_mode__name(EntryMode(m.mode)) +
@@ -354,8 +352,8 @@ namespace {
 struct BackendMeta {
   uint64_t memory_bytes = 0, va = 0, fs = 0, gs = 0, trampoline = 0, stack_top = 0, call_info = 0;
   std::vector<EntryPoint> entries;
-  Process::MemState serve;
-  std::vector<Process::MemState> instances;
+  Personality::MemState serve;
+  std::vector<Personality::MemState> instances;
 };
 
 BackendMeta parse_backend(const std::vector<uint8_t> &meta, const std::string &path) {
@@ -438,11 +436,11 @@ uint64_t Backend::save(const std::string &path, uint64_t deadline_ns) {
     o.u64(stack_top_);
     o.u64(call_info_);
     put_entries(o, entries_);
-    put_mem_state(o, init_->mem_state());
+    put_mem_state(o, serve_->mem_state());
     o.u32(uint32_t(instances_.size()));
     for (auto &i : instances_) put_mem_state(o, i->personality->mem_state());
     snapshot::Writer w(path, snapshot::Kind::Backend, cfg_.mode);
-    w.add_memory(snapshot::kServe, *init_->view().region);
+    w.add_memory(snapshot::kServe, *serve_ram_);
     // No call is in progress, so each instance's memory is its consistent state (for
     // durability 'call' the same as its committed image).
     for (auto &i : instances_) w.add_memory(snapshot::kInstance, *i->region);
@@ -470,7 +468,7 @@ Backend::Backend(const std::string &path, ProcessConfig cfg, uint64_t call_timeo
   try {
     gpas_.push_back(GpaSpace::process().take(ram_bytes_));  // the init's range (restart from the program swaps it)
     serve_ram_ = img.serve;
-    init_ = std::make_unique<Process>(cfg_, GuestView{serve_ram_.get(), va_}, m.serve);
+    serve_ = std::make_unique<Personality>(cfg_, GuestView{serve_ram_.get(), va_}, m.serve);
     entries_ = m.entries;
     fs_base_ = m.fs;
     gs_base_ = m.gs;
@@ -486,7 +484,7 @@ Backend::Backend(const std::string &path, ProcessConfig cfg, uint64_t call_timeo
       inst->gpa = gpas_.back();
       inst->region = GuestRegion::create(ram_bytes_, "farcall-backend");
       img.instances[i]->copy_data_to(*inst->region);
-      inst->personality = std::make_unique<Process>(*init_, GuestView{inst->region.get(), va_});
+      inst->personality = std::make_unique<Personality>(*serve_, GuestView{inst->region.get(), va_});
       inst->personality->mem_state() = m.instances[i];
       Instance *ip = inst.get();
       inst->personality->set_output_sink([this, ip](int fd, const char *p, size_t n) { output(*ip, fd, p, n); });
@@ -501,7 +499,7 @@ Backend::Backend(const std::string &path, ProcessConfig cfg, uint64_t call_timeo
     restart_snapshot_ = path;
   } catch (...) {
     instances_.clear();
-    init_.reset();
+    serve_.reset();
     for (uint64_t g : gpas_) GpaSpace::process().give(g);
     backend_va__give(va_);
     throw;
@@ -519,9 +517,10 @@ void Backend::restart_from_snapshot(const std::string &path, uint64_t deadline_n
   if (!hold_all(deadline_ns, &held))
     throw VmmError(ErrorCode::Timeout, "backend restart timed out waiting for calls in flight");
   {
-    std::lock_guard<std::mutex> lk(mu_);  // init_stats() reads init_
-    init_ = std::make_unique<Process>(cfg_, GuestView{img.serve.get(), va_}, m.serve);
+    std::lock_guard<std::mutex> lk(mu_);  // init_stats() reads init_stats_
+    serve_ = std::make_unique<Personality>(cfg_, GuestView{img.serve.get(), va_}, m.serve);
     serve_ram_ = img.serve;
+    init_stats_ = {};  // no initialization ran
   }
   for (Instance *h : held) {
     size_t i = size_t(h->index);

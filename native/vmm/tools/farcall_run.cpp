@@ -33,14 +33,14 @@ int main(int argc, char **argv) {
     uint64_t t0 = Vcpu::now_ns();
     Stop st = p.run_for(timeout_ms * 1000000);
     uint64_t t1 = Vcpu::now_ns();
-    fwrite(p.out().data(), 1, p.out().size(), stdout);
-    fwrite(p.err().data(), 1, p.err().size(), stderr);
+    fwrite(p.sys().out().data(), 1, p.sys().out().size(), stdout);
+    fwrite(p.sys().err().data(), 1, p.sys().err().size(), stderr);
     fprintf(stderr, "[farcall] stop=%d exit=%d sig=%d msg=%s vec=%d rip=%llx cr2=%llx detail=%s time=%.1fus\n",
             st.kind, st.exit_code, st.signal, st.message.c_str(), st.event.vector,
             (unsigned long long)st.event.rip, (unsigned long long)st.event.cr2, st.event.detail.c_str(),
             (t1 - t0) / 1e3);
-    for (auto &[nr, n] : p.stats().syscalls) fprintf(stderr, "  sys %llu x%llu%s\n", (unsigned long long)nr,
-                                                     (unsigned long long)n, p.stats().unsupported.count(nr) ? " (ENOSYS)" : "");
+    for (auto &[nr, n] : p.sys().stats().syscalls) fprintf(stderr, "  sys %llu x%llu%s\n", (unsigned long long)nr,
+                                                     (unsigned long long)n, p.sys().stats().unsupported.count(nr) ? " (ENOSYS)" : "");
     return st.exit_code;
   } catch (const VmmError &e) {
     fprintf(stderr, "farcall-run: %s: %s\n", error_code__name(e.code()), e.what());

@@ -1,0 +1,160 @@
+// The Linux personality: the system-call layer a guest program sees (memory, files, fds,
+// sockets, clocks, output), over one copy of its memory. Request processes own one each, and so
+// does every backend instance (its system calls inside gated calls act on the instance's memory,
+// whichever VM made the call). It never runs a VM: whoever does hands it the vCPU per call.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "../../guest-sdk/include/farcall_abi.h"
+#include "fdtable.h"
+#include "fileview.h"
+#include "vm.h"
+
+namespace farcall {
+
+struct ProcessConfig {
+  std::vector<std::string> args;  // argv, argv[0] included
+  std::vector<std::string> env;
+  std::string stdin_data;
+  uint64_t memory_bytes = 64ull << 20;
+  uint64_t output_limit = 1ull << 20;  // per stream
+  EntryMode mode = EntryMode::TrapPage;
+  uint64_t ram_va = 0, ram_gpa = 0;  // backends: layout::kBackendVa and their slot's address
+  // TCP destinations (IPv4 address and port, host byte order) the guest may connect to.
+  // Empty: no network at all (socket() is unsupported: ENOSYS). With a list, connect() to
+  // anything else fails with EACCES and is counted in ProcessStats::net_refused.
+  std::vector<std::pair<uint32_t, uint16_t>> net_allow;
+  // A host directory the guest sees read-only as "/" (fileview.h); empty: no files at all.
+  std::string files_root;
+};
+
+// Why Process::run returned control to its owner.
+struct Stop {
+  // Running: not a stop (a system call that lets the program go on leaves it so).
+  enum Kind { Exited, Fault, Timeout, OutputLimit, Farcall, Running } kind = Exited;
+  int exit_code = 0;
+  int signal = 0;          // Exited by a signal (abort(), kill)
+  Event event;             // Fault / Timeout
+  std::string message;     // human-readable reason
+  uint64_t nr = 0;         // Farcall: which call; arguments are in the vCPU registers
+};
+
+struct ProcessStats {
+  std::map<uint64_t, uint64_t> syscalls;     // by number, every call
+  std::map<uint64_t, uint64_t> unsupported;  // by number, the ones answered ENOSYS
+  uint64_t enomem = 0;                       // allocations refused for the memory limit
+  uint64_t net_refused = 0;                  // connect() to a destination not allowed
+  std::string last_refused;                  // the last such destination, "a.b.c.d:port"
+};
+
+// Guest syscall numbers of the farcall ABI (guest-sdk/include/farcall_abi.h, the one definition).
+constexpr uint64_t kFarcallSysFirst = FARCALL_SYS_FIRST, kFarcallSysLast = FARCALL_SYS_LAST;
+constexpr uint64_t kSysReady = FARCALL_SYS_READY, kSysRespond = FARCALL_SYS_RESPOND, kSysFail = FARCALL_SYS_FAIL,
+                   kSysLookup = FARCALL_SYS_LOOKUP, kSysServe = FARCALL_SYS_SERVE;
+// The stats key for system-call numbers outside Linux's and farcall's ranges.
+constexpr uint64_t kOtherSyscalls = 0xffffffffull;
+// Not a guest call: the Stop::Farcall number a host call ends with (result in RAX).
+constexpr uint64_t kHostCallDone = 0x46ff;
+
+// What a Stop was, in words ("exited with code 3", "faulted (vector 14)", ...).
+std::string stop__describe(const Stop &st);
+
+class Personality {
+ public:
+  // Address-space bookkeeping is plain data, so a fork reset can restore it by assignment.
+  struct MemState {
+    uint64_t brk_start = 0, brk = 0, mmap_top = 0, stack_bottom = 0;
+    std::map<uint64_t, uint64_t> maps;  // start -> length, anonymous mappings
+    size_t stdin_pos = 0;
+    FdTable fds = FdTable::standard();  // pipes, eventfds and epoll sets live here, not in the host
+  };
+
+  // A fresh personality for `cfg` over `mem` (its file view opened from cfg.files_root).
+  Personality(const ProcessConfig &cfg, GuestView mem, const MemState &ms);
+  // Another copy of `proto`'s state (configuration, files, address space; not its sockets,
+  // output or counters) over `mem`: a fork, or a backend instance.
+  Personality(const Personality &proto, GuestView mem);
+  ~Personality();
+  Personality(const Personality &) = delete;
+  Personality &operator=(const Personality &) = delete;
+
+  // Answers Linux system call `nr` made on `cpu`. `stop` comes in as Stop::Running; a call that
+  // ends the program (exit, a fatal signal, the output limit, a deadlock) sets it, and its
+  // return value is then not delivered.
+  uint64_t syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5,
+                   Stop *stop);
+
+  const ProcessConfig &config() const { return cfg_; }
+  const GuestView &view() const { return mem_; }
+  MemState &mem_state() { return ms_; }
+  std::string &out() { return out_; }
+  std::string &err() { return err_; }
+  void reset_output() {
+    out_.clear();
+    err_.clear();
+  }
+  // Where writes to stdout/stderr go instead of the capture buffers (backend instances: the
+  // host's output events). With a sink set, output never ends a call.
+  void set_output_sink(std::function<void(int fd, const char *p, size_t n)> sink) { sink_ = std::move(sink); }
+  // Closes every socket the guest opened (a restored instance starts without connections).
+  void close_sockets();
+  ProcessStats &stats() { return stats_; }  // the owning thread only
+  ProcessStats stats_snapshot();             // any thread
+  void count_syscall(uint64_t nr, bool unsupported);
+
+ private:
+  uint64_t sys_read(int fd, uint64_t buf, uint64_t len);
+  uint64_t sys_write(int fd, uint64_t buf, uint64_t len, Stop *stop);
+  uint64_t sys_brk(uint64_t want);
+  uint64_t sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd, uint64_t off);
+  uint64_t sys_munmap(uint64_t addr, uint64_t len);
+  uint64_t sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_len, uint64_t flags);
+  uint64_t sys_sysinfo(uint64_t out);
+  uint64_t sys_prctl(uint64_t op, uint64_t a1);
+  uint64_t find_gap(uint64_t len);
+  void unmap_range(uint64_t a, uint64_t b);
+  // Sockets (net.cpp): guest fd -> host fd, only TCP to allowed destinations.
+  uint64_t net_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5,
+                       bool *handled);
+  int host_fd(int guest_fd) const;
+  std::map<int, int> sockets_;
+  // File descriptors (fds.cpp, over MemState::fds).
+  uint64_t fd_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, bool *handled,
+                      Stop *stop);
+  uint64_t fd_read(int fd, uint64_t buf, uint64_t len, Stop *stop);
+  uint64_t fd_write(int fd, uint64_t buf, uint64_t len, Stop *stop);
+  uint64_t fd_dup(int old, int fd, bool cloexec, bool exact);
+  uint64_t fd_poll(uint64_t fds_at, uint64_t nfds, int64_t ms, Stop *stop);
+  uint64_t fd_epoll_wait(int epfd, uint64_t out, int64_t max, int64_t ms, Stop *stop);
+  uint32_t fd_ready(int fd);  // poll bits of `fd` now (POLLNVAL if it is not open)
+  bool fd_wait(const std::vector<int> &sockets, int64_t ms, Stop *stop, const char *what);
+  bool fd_deadlock(Stop *stop, const char *what);
+  // Paths and the read-only file view (files.cpp).
+  uint64_t file_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, bool *handled);
+  int guest_path(uint64_t at, std::string *out);
+  int guest_path_at(int64_t dirfd, uint64_t at, std::string *out);
+  uint64_t file_open(const std::string &path, uint64_t flags);
+  uint64_t file_read(OpenFile &f, uint64_t buf, uint64_t len, uint64_t *pos);
+  uint64_t file_stat(const OpenFile &f, uint64_t out);
+  uint64_t file_lseek(OpenFile &f, int64_t off, int whence);
+  uint64_t file_mmap_copy(int fd, uint64_t at, uint64_t len, uint64_t off);
+
+  ProcessConfig cfg_;
+  std::shared_ptr<FileView> view_;  // immutable files, shared by a master, its forks and instances
+  GuestView mem_;                   // the memory system calls act on
+  MemState ms_;
+  Vcpu *cpu_ = nullptr;             // the vCPU of the call being answered
+  std::string out_, err_;
+  std::function<void(int fd, const char *p, size_t n)> sink_;
+  ProcessStats stats_;
+  std::mutex stats_mu_;  // syscall counters are read by the JS thread while the guest runs
+  uint64_t start_ns_ = 0;
+};
+
+}  // namespace farcall
