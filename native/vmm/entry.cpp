@@ -4,6 +4,9 @@
 #include <mutex>
 
 #include "error.h"
+#include "flavor_idt.h"
+#include "flavor_pvm.h"
+#include "layout.h"
 #include "vm.h"
 
 namespace farcall {
@@ -57,6 +60,27 @@ EntryMode entry__resolve(const std::string &requested) {
   if (kvm.flavor() != KvmFlavor::Pvm) return EntryMode::OutStub;
   std::call_once(g_checked, pvm__self_check);
   return g_pvm_ok ? EntryMode::PvmNative : EntryMode::TrapPage;
+}
+
+std::unique_ptr<EntryFlavor> EntryFlavor::make(EntryMode mode) {
+  switch (mode) {
+    case EntryMode::TrapPage: return std::make_unique<TrapPageFlavor>();
+    case EntryMode::OutStub: return std::make_unique<OutStubFlavor>();
+    case EntryMode::PvmNative: return std::make_unique<PvmFlavor>();
+  }
+  throw VmmError(ErrorCode::InvalidArgument, "unknown entry flavor " + std::to_string(int(mode)));
+}
+
+uint64_t EntryFlavor::user_gs(const CpuState &st) const { return st.sregs.gs.base; }
+
+bool flavor__trap_jump(Event &ev) {
+  using namespace layout;
+  if (ev.cr2 < kTrapVa || ev.cr2 >= kTrapVa + kPage || ev.rip != ev.cr2) return false;
+  Event j;
+  j.rip = ev.rip;
+  j.detail = "jump into the trap page at offset " + std::to_string(ev.cr2 - kTrapVa);
+  ev = j;
+  return true;
 }
 
 std::string entry__fallback_reason() {

@@ -83,7 +83,7 @@ void Process::build_stack(const ElfImage &img) {
                        {AT_GID, 0},             {AT_EGID, 0},            {AT_SECURE, 0},
                        {AT_RANDOM, blob_at + rand_off}, {AT_HWCAP, hwcap}, {AT_HWCAP2, 0},
                        {AT_CLKTCK, 100},        {AT_PLATFORM, blob_at + plat_off},
-                       {layout::kAtFarcallTrap, cfg.mode == EntryMode::TrapPage ? layout::kTrapVa + layout::kTrapSdkCall : 0},
+                       {layout::kAtFarcallTrap, vm_->flavor().sdk_trap()},
                        {AT_NULL, 0}};
   for (auto &a : aux) {
     v.push_back(a[0]);

@@ -13,8 +13,6 @@
 #include "layout.h"
 #include "pvm.h"
 
-extern "C" const uint8_t farcall_kernel_stubs[];
-extern "C" const uint8_t farcall_kernel_stubs_end[];
 extern "C" const uint8_t farcall_reset_page[];
 
 namespace farcall {
@@ -48,30 +46,19 @@ kvm_segment seg(uint16_t sel, uint8_t type, uint8_t dpl, bool code) {
 Vm::Vm(const VmConfig &cfg) : cfg_(cfg), owner_(g_next_owner++) {
   if (cfg_.ram_bytes < (4u << 20) || cfg_.ram_bytes > kMaxUserRam || cfg_.ram_bytes % kHugePage)
     throw VmmError(ErrorCode::BadState, "guest memory must be a multiple of 2 MiB between 4 MiB and 64 GiB");
-  if (cfg_.mode == EntryMode::PvmNative) pvm::check_host();
-  // Under kvm_pvm `syscall` does not raise the CPL, so the out-stub kernel's supervisor-only
-  // syscall entry cannot even be fetched: every program would die at its first system call.
-  if (cfg_.mode == EntryMode::OutStub && Kvm::get().flavor() == KvmFlavor::Pvm)
-    throw VmmError(ErrorCode::KvmUnavailable,
-                   "FARCALL_ENTRY=out-stub needs hardware KVM: under kvm_pvm a system call reaches its "
-                   "handler at CPL 3 and cannot enter the ring-0 stub; use trap-page or pvm-native here");
+  flavor_ = EntryFlavor::make(cfg_.mode);  // refuses a flavor this host cannot run
   create_vm();
   ram_ = cfg_.ram ? std::move(cfg_.ram) : GuestRegion::create(cfg_.ram_bytes, "farcall-ram");
   if (ram_->size() != cfg_.ram_bytes) throw VmmError(ErrorCode::Internal, "guest RAM region of the wrong size");
   kmem_ = GuestRegion::create(kKernelSize, "farcall-kernel");
   add_slot(0, cfg_.ram_gpa, *ram_, cfg_.dirty_log);
   add_slot(1, kKernelGpa, *kmem_, cfg_.dirty_log);
-  if (cfg_.mode == EntryMode::PvmNative) {
-    pvm_.scratch = GuestRegion::create(kPvmScratchSize, "farcall-pvm");
-    pvm_.slot = next_slot_++;
-    add_slot(pvm_.slot, kPvmScratchGpa, *pvm_.scratch, false);
-  }
   build_kernel();
   setup_vcpu();
 }
 
 Vm::Vm(const Vm &master, const CpuState &state, bool dirty_log)
-    : cfg_(master.cfg_), owner_(g_next_owner++) {
+    : cfg_(master.cfg_), flavor_(master.flavor_->fork()), owner_(g_next_owner++) {
   cfg_.dirty_log = dirty_log;
   reset_page_ = master.reset_page_;
   cr3_ = master.cr3_;
@@ -85,10 +72,10 @@ Vm::Vm(const Vm &master, const CpuState &state, bool dirty_log)
   extra_ = master.extra_;
   next_slot_ = master.next_slot_;
   for (auto &x : extra_) add_slot(x.slot, x.gpa, *x.region, x.log);
-  if (master.pvm_.scratch) {
-    pvm_.scratch = GuestRegion::fork_of(master.pvm_.scratch);
-    pvm_.slot = master.pvm_.slot;
-    add_slot(pvm_.slot, kPvmScratchGpa, *pvm_.scratch, false);
+  if (master.pvm_scratch_) {
+    pvm_scratch_ = GuestRegion::fork_of(master.pvm_scratch_);
+    pvm_slot_ = master.pvm_slot_;
+    add_slot(pvm_slot_, kPvmScratchGpa, *pvm_scratch_, false);
   }
   setup_vcpu();
   restore_state(state);
@@ -144,41 +131,13 @@ void Vm::build_kernel() {
   std::memcpy(t + 0x24, &ist1, 8);
   uint16_t iomap = 0x68;
   std::memcpy(t + 0x66, &iomap, 2);
-  // The out-stub kernel, used when mode == OutStub (always copied: it is one page).
-  size_t stub_len = farcall_kernel_stubs_end - farcall_kernel_stubs;
-  std::memcpy(k + kStubOff, farcall_kernel_stubs, stub_len);
-  if (cfg_.mode == EntryMode::PvmNative) {  // its own IDT, kernel and pair of roots (pvm.cpp)
-    pt_ = std::make_unique<PageTables>(*kmem_, kKernelGpa, kPageTableOff, kResetOff);
-    cr3_ = pvm::build(*kmem_, *pt_, cfg_.ram_va, cfg_.ram_gpa, cfg_.ram_bytes);
-    pt_->map(kResetVa, kKernelGpa + kResetOff, kPage, pte::U, cr3_);  // lower half: the user root sees it
-    return;
-  }
-  // IDT: one interrupt gate per vector, each to its own address so the address names it.
-  uint64_t base = cfg_.mode == EntryMode::TrapPage ? kTrapVa : kKernelVa + kStubOff;
-  uint8_t *idt = k + kIdtOff;
-  for (int v = 0; v < 256; v++) {
-    uint64_t h = cfg_.mode == EntryMode::TrapPage ? base + kTrapVector + 8 * v
-                                                  : base + kTrapVector + 8 * (v < 32 ? v : 32);
-    uint8_t ist = (v == 2 || v == 8 || v == 18) ? 1 : 0;
-    uint8_t dpl = (v == 3 || v == 4) ? 3 : 0;  // int3 / into reach their handlers from user mode
-    uint64_t lo = (h & 0xffff) | (uint64_t(kKernelCs) << 16) | (uint64_t(ist) << 32) |
-                  (uint64_t(0x8e | (dpl << 5)) << 40) | (((h >> 16) & 0xffff) << 48);
-    uint64_t hi = h >> 32;
-    std::memcpy(idt + 16 * v, &lo, 8);
-    std::memcpy(idt + 16 * v + 8, &hi, 8);
-  }
-  // Page tables: user RAM identity-mapped (page 0 left out), the kernel region and the trap page.
-  pt_ = std::make_unique<PageTables>(*kmem_, kKernelGpa, kPageTableOff, kResetOff);
-  pt_->map_user_ram(cfg_.ram_va, cfg_.ram_gpa, cfg_.ram_bytes);
-  pt_->map(kKernelVa, kKernelGpa, kPageTableOff, pte::W | pte::G);
-  pt_->map(kResetVa, kKernelGpa + kResetOff, kPage, pte::U);  // user-executable, never writable
-  if (cfg_.mode == EntryMode::TrapPage) {
-    // User-accessible: on PVM the `syscall` target is fetched at CPL 3, and a far call returns
-    // to it from user mode. A user jump into it is told apart by CS (see exit.cpp).
-    pt_->map(kTrapVa, kTrapGpa, kPage, pte::G | pte::U);
-    pt_->map(kGateVa, kGateGpa, kGateRegionSize, pte::U);
-  }
-  cr3_ = pt_->root_gpa();
+  cr3_ = flavor_->build_kernel(*this);
+}
+
+void Vm::add_pvm_scratch() {
+  pvm_scratch_ = GuestRegion::create(kPvmScratchSize, "farcall-pvm");
+  pvm_slot_ = next_slot_++;
+  add_slot(pvm_slot_, kPvmScratchGpa, *pvm_scratch_, false);
 }
 
 void Vm::setup_vcpu() {
@@ -203,7 +162,7 @@ void Vm::setup_vcpu() {
   kernel_ss_ = seg(kKernelDs, 3, 0, false);
   s.cs = user_cs_;
   s.ss = s.ds = s.es = s.fs = s.gs = user_ss_;
-  if (cfg_.mode == EntryMode::PvmNative) {  // a PVM vCPU starts in (emulated) ring 0
+  if (flavor_->starts_in_kernel()) {  // a PVM vCPU starts in (emulated) ring 0
     s.cs = kernel_cs_;
     s.ss = kernel_ss_;
   }
@@ -223,10 +182,7 @@ void Vm::setup_vcpu() {
   if (ioctl(fd, KVM_SET_SREGS, &s) < 0) error__sys("KVM_SET_SREGS");
 
   set_entry_msrs();
-  if (cfg_.mode == EntryMode::PvmNative) {
-    if (!kmem_->is_fork()) pvm::calibrate(fd, *kmem_, cfg_.ram_va, cfg_.ram_bytes);
-    pvm_.fresh = true;
-  }
+  flavor_->vcpu_ready(*this);
 
   if (kvm.caps().xcrs) {
     kvm_xcrs x = {};
@@ -242,9 +198,7 @@ void Vm::setup_vcpu() {
 }
 
 void Vm::set_entry_msrs() {
-  uint64_t entry = cfg_.mode == EntryMode::TrapPage    ? kTrapVa + kTrapSyscall
-                   : cfg_.mode == EntryMode::PvmNative ? pvm::syscall_va()
-                                                       : kKernelVa + kStubOff + kTrapSyscall;
+  uint64_t entry = flavor_->syscall_entry();
   const uint64_t vals[][2] = {{kMsrStar, (uint64_t(kKernelDs) << 48) | (uint64_t(kKernelCs) << 32)},
                               {kMsrLstar, entry},
                               {kMsrCstar, entry},
@@ -262,6 +216,7 @@ void Vm::fall_back_to_trap_page() {
   // Nothing has run yet: rebuild the kernel tables for the trap page, point LSTAR there and
   // start in user mode. The owner's registers (the program's entry) stay as they are.
   cfg_.mode = EntryMode::TrapPage;
+  flavor_ = EntryFlavor::make(cfg_.mode);
   build_kernel();
   set_entry_msrs();
   kvm_sregs &s = vcpu_->sregs();
@@ -271,31 +226,11 @@ void Vm::fall_back_to_trap_page() {
   vcpu_->sregs_dirty();
 }
 
-void Vm::pvm_user_gs(bool show) {
-  // kvm_pvm flips GS on every user/supervisor transition (the pre-flip flag): while the VMM
-  // handles a forwarded call, GS.base is the kernel's and the user's is in MSR_KERNEL_GS_BASE.
-  // For arch_prctl's GS operations the user's value is shown in the sync area (two MSR ioctls,
-  // only for those calls) and moved back on return; the kernel's GS.base stays as it was.
-  kvm_regs &r = vcpu_->regs();
-  kvm_sregs &s = vcpu_->sregs();
-  if (show) {
-    if (r.rax != 158 || (r.rdi != 0x1001 && r.rdi != 0x1004)) return;  // ARCH_SET_GS, ARCH_GET_GS
-    pvm_.kernel_gs = s.gs.base;
-    s.gs.base = get_msr(kMsrKernelGsBase);
-    pvm_.gs_shown = true;
-    return;
-  }
-  if (!pvm_.gs_shown) return;
-  pvm_.gs_shown = false;
-  set_msr(kMsrKernelGsBase, s.gs.base);
-  s.gs.base = pvm_.kernel_gs;
-}
-
-uint64_t Vm::inguest_syscalls() const { return pvm_.scratch ? pvm::inguest_calls(*pvm_.scratch) : 0; }
+uint64_t Vm::inguest_syscalls() const { return pvm_scratch_ ? pvm::inguest_calls(*pvm_scratch_) : 0; }
 
 uint64_t Vm::attach_region(uint64_t va, uint64_t gpa, const std::shared_ptr<GuestRegion> &region, bool log) {
   if (!pt_) throw VmmError(ErrorCode::BadState, "backends are attached to a master before it runs, not to a fork");
-  if (cfg_.mode == EntryMode::PvmNative) {
+  if (mode() == EntryMode::PvmNative) {
     // The far-call gate exists only in the exit-based flavors for now (docs/pvm.md): a VM that
     // calls backends runs on the trap page; the backends themselves may run PVM-native.
     if (ran_) throw VmmError(ErrorCode::BadState, "backends are attached before the VM first runs");
@@ -317,7 +252,7 @@ void Vm::add_extra(uint64_t gpa, const std::shared_ptr<GuestRegion> &region, boo
 }
 
 bool Vm::pvm_attach_gate(uint64_t caller_lo, uint64_t caller_hi, const std::vector<PvmGateBackend> &bs) {
-  if (cfg_.mode != EntryMode::PvmNative || ran_ || pvm_gate() || !pt_) return false;
+  if (mode() != EntryMode::PvmNative || ran_ || pvm_gate() || !pt_) return false;
   std::vector<pvm::GateBackend> specs;
   for (auto &b : bs) specs.push_back(b.spec);
   if (!pvm::gate_fits(specs)) return false;
@@ -326,7 +261,7 @@ bool Vm::pvm_attach_gate(uint64_t caller_lo, uint64_t caller_hi, const std::vect
     add_extra(kPvmLockGpa + b * kPvmLinesBytes, bs[b].lines, false);
     pvm_backends_.push_back(PvmWindow{specs[b].va, specs[b].bytes, bs[b].instances});
   }
-  pvm_roots_ = pvm::attach_gate(*pvm_.scratch, *pt_, cr3_, caller_lo, caller_hi, specs);
+  pvm_roots_ = pvm::attach_gate(*pvm_scratch_, *pt_, cr3_, caller_lo, caller_hi, specs);
   pvm_select(0);
   return true;
 }
@@ -337,7 +272,7 @@ void Vm::pvm_select(int pair) {
   cr3_ = pvm_roots_.at(size_t(pair));
   std::vector<int> counts;
   for (auto &w : pvm_backends_) counts.push_back(int(w.instances.size()));
-  pvm::select_pair(*pvm_.scratch, pair, owner_, counts);
+  pvm::select_pair(*pvm_scratch_, pair, owner_, counts);
   vcpu_->sregs().cr3 = cr3_;
   vcpu_->sregs_dirty();
 }
@@ -360,25 +295,9 @@ Event Vm::exception_event(int vector) {
   ev.rip = frame[i];
   ev.rsp = frame[i + 3];
   ev.cr2 = vcpu_->sregs().cr2;
-  if (cfg_.mode != EntryMode::TrapPage && vector == 14) {
-    if (cfg_.mode == EntryMode::PvmNative) ev.cr2 = pvm::last_cr2(*pvm_.scratch);
-    if (ev.cr2 >= kTrapVa && ev.cr2 < kTrapVa + kPage && ev.rip == ev.cr2) {
-      // Only the trap-page flavor maps the trap page: a fetch from its address is a #PF here. On
-      // hardware KVM a user fetch from memory without a memslot is not an exit but a #UD, so the
-      // out-stub flavor's far-call return trap is this #PF (one exit, as with `out`). Any other
-      // jump there is reported as the trap-page flavor reports it.
-      if (cfg_.mode == EntryMode::OutStub && ev.cr2 - kTrapVa == kTrapGateReturn) {
-        stats_.gate++;
-        Event g;
-        g.kind = Event::GateReturn;
-        g.rip = ev.rip;
-        return g;
-      }
-      Event j;
-      j.rip = ev.rip;
-      j.detail = "jump into the trap page at offset " + std::to_string(ev.cr2 - kTrapVa);
-      return j;
-    }
+  if (vector == 14 && flavor_->page_fault(*this, ev)) {
+    if (ev.kind == Event::GateReturn) stats_.gate++;
+    return ev;
   }
   stats_.exceptions++;
   if (pvm_gate() && (vector == 3 || vector == 6 || vector == 14)) {
@@ -396,22 +315,12 @@ Event Vm::exception_event(int vector) {
 }
 
 Event Vm::run(uint64_t deadline_ns) {
-  if (cfg_.mode == EntryMode::PvmNative && pvm_.fresh) {
-    pvm::first_entry(*vcpu_, *pvm_.scratch, cr3_, kernel_cs_, kernel_ss_);
-    pvm_.fresh = false;
-  }
+  flavor_->before_run(*this);
   ran_ = true;
   for (;;) {
-    pvm_.in_kernel = false;
     if (vcpu_->run(deadline_ns) == Vcpu::RunResult::Timeout) {
       stats_.interrupted++;
-      if (cfg_.mode == EntryMode::PvmNative) {
-        // Stopped where it was. Kernel and backend addresses are fetchable only in supervisor
-        // mode (the user root maps neither), so RIP tells the mode.
-        uint64_t rip = vcpu_->regs().rip;
-        pvm_.in_kernel = rip >= kKernelVa || (rip >= kBackendVa && rip < kBackendVaEnd) ||
-                         (pvm_gate() && pvm::current_call(*pvm_.scratch).active);  // a backend may run anywhere
-      }
+      flavor_->after_timeout(*this);
       Event ev;
       ev.kind = Event::Timeout;
       return ev;
@@ -419,7 +328,7 @@ Event Vm::run(uint64_t deadline_ns) {
     kvm_run *run = vcpu_->run_struct();
     kvm_regs &r = vcpu_->regs();
     ExitFacts f;
-    f.mode = cfg_.mode;
+    f.mode = mode();
     f.pvm_gate = pvm_gate();
     f.reason = run->exit_reason;
     if (f.reason == KVM_EXIT_IO) {
@@ -437,9 +346,7 @@ Event Vm::run(uint64_t deadline_ns) {
       case KVM_EXIT_INTR: stats_.interrupted++; break;
       default: stats_.other++; break;
     }
-    // Only the guest kernel can `out` (a user-mode `out` is a #GP), so a port exit in
-    // pvm-native mode comes from supervisor mode.
-    if (f.reason == KVM_EXIT_IO && f.port_out) pvm_.in_kernel = cfg_.mode == EntryMode::PvmNative;
+    flavor_->after_exit(*this, f);
     Event ev;
     ev.rip = r.rip;
     switch (d.kind) {
@@ -448,8 +355,8 @@ Event Vm::run(uint64_t deadline_ns) {
       case Decoded::Syscall:
         stats_.syscalls++;
         ev.kind = Event::Syscall;
-        ev.via_call = via_call_ = d.via_call;
-        if (cfg_.mode == EntryMode::PvmNative) pvm_user_gs(true);
+        ev.via_call = d.via_call;
+        flavor_->on_syscall(*this, ev);
         return ev;
       case Decoded::GateReturn: stats_.gate++; ev.kind = Event::GateReturn; return ev;
       case Decoded::GateCall:
@@ -483,58 +390,9 @@ Event Vm::run(uint64_t deadline_ns) {
   }
 }
 
-void Vm::syscall_return(uint64_t ret) {
-  kvm_regs &r = vcpu_->regs();
-  r.rax = ret;
-  if (cfg_.mode == EntryMode::PvmNative) {
-    // Back through the guest kernel's `int $0x19` (RIP = RCX, RFLAGS = R11, RSP as is): the vCPU
-    // stays in guest supervisor mode until then, so no segment or CR3 is touched here.
-    pvm_user_gs(false);
-    r.r11 = (r.r11 & 0x3c0fd5) | 0x202;
-    r.rip = pvm::resume_va();
-    vcpu_->regs_dirty();
-    return;
-  }
-  if (via_call_) {  // the SDK called the trap page: return like `ret` does
-    uint64_t to = 0;
-    view().read(&to, r.rsp, 8);
-    r.rip = to;
-    r.rsp += 8;
-    vcpu_->regs_dirty();
-    via_call_ = false;
-    return;
-  }
-  r.rip = r.rcx;
-  r.rflags = (r.r11 & 0x3c0fd5) | 2;  // user-changeable flags only; never IOPL or IF games
-  vcpu_->regs_dirty();
-  kvm_sregs &s = vcpu_->sregs();
-  if (s.cs.selector != kUserCs || s.ss.selector != kUserDs || s.cs.dpl != 3) {
-    s.cs = user_cs_;
-    s.ss = user_ss_;
-    vcpu_->sregs_dirty();
-  }
-}
+void Vm::syscall_return(uint64_t ret) { flavor_->syscall_return(*this, ret); }
 
-void Vm::resume_user(uint64_t rip, uint64_t rsp, uint64_t rflags) {
-  kvm_regs &r = vcpu_->regs();
-  if (cfg_.mode == EntryMode::PvmNative) {  // as syscall_return: through `int $0x19` (RCX is lost)
-    r.rcx = rip;
-    r.r11 = (rflags & 0x3c0fd5) | 0x202;
-    r.rsp = rsp;
-    r.rip = pvm::resume_va();
-    vcpu_->regs_dirty();
-    return;
-  }
-  via_call_ = false;
-  r.rip = rip;
-  r.rsp = rsp;
-  r.rflags = (rflags & 0x3c0fd5) | 2;
-  vcpu_->regs_dirty();
-  kvm_sregs &s = vcpu_->sregs();
-  s.cs = user_cs_;
-  s.ss = user_ss_;
-  vcpu_->sregs_dirty();
-}
+void Vm::resume_user(uint64_t rip, uint64_t rsp, uint64_t rflags) { flavor_->resume_user(*this, rip, rsp, rflags); }
 
 bool Vm::settle(uint64_t max_pieces) {
   // KVM_RUN with immediate_exit completes what the last exit left pending and returns EINTR
@@ -578,7 +436,7 @@ CpuState Vm::save_state() {
   st.sregs = vcpu_->sregs();
   st.xsave.resize(farcall_sizeof_kvm_xsave + 4096);
   if (ioctl(vcpu_->fd(), farcall_ioc_get_xsave, st.xsave.data()) < 0) error__sys("KVM_GET_XSAVE");
-  if (cfg_.mode == EntryMode::PvmNative) st.kernel_gs_base = get_msr(kMsrKernelGsBase);
+  flavor_->save(*this, st);
   return st;
 }
 
@@ -589,24 +447,17 @@ void Vm::restore_state(const CpuState &st) {
   // kernel keeps in MSR_KERNEL_GS_BASE while it runs.
   if (unsettled_ && !settle(1u << 16))
     throw VmmError(ErrorCode::Internal, "an instruction the guest started could not be finished or cancelled");
-  if (cfg_.mode == EntryMode::PvmNative && !pvm_.fresh && !pvm_.in_kernel) {
-    pvm::enter_kernel(*vcpu_);  // after a timeout: the state below is a guest-kernel state
-    pvm_.in_kernel = true;
-  }
-  pvm_.gs_shown = false;
-  via_call_ = false;
+  flavor_->before_restore(*this);
   vcpu_->regs() = st.regs;
   vcpu_->sregs() = st.sregs;
-  if (cfg_.mode == EntryMode::PvmNative)  // a fork's own root pair (in-guest gate), same half of it
-    vcpu_->sregs().cr3 = cr3_ | (st.sregs.cr3 & 0x1000);
   if (reset_page_) {
     // The vector state and the user GS base are put back by the reset page (reset.S) as the
     // fork's first instructions, at native speed instead of two ioctls.
-    (cfg_.mode == EntryMode::PvmNative ? vcpu_->regs().rcx : vcpu_->regs().rip) = kResetVa + kResetCode;
-  } else {
-    if (!st.xsave.empty() && ioctl(vcpu_->fd(), farcall_ioc_set_xsave, st.xsave.data()) < 0) error__sys("KVM_SET_XSAVE");
-    if (cfg_.mode == EntryMode::PvmNative) set_msr(kMsrKernelGsBase, st.kernel_gs_base);
+    flavor_->resume_reg(vcpu_->regs()) = kResetVa + kResetCode;
+  } else if (!st.xsave.empty() && ioctl(vcpu_->fd(), farcall_ioc_set_xsave, st.xsave.data()) < 0) {
+    error__sys("KVM_SET_XSAVE");
   }
+  flavor_->after_restore(*this, st, reset_page_);
   vcpu_->regs_dirty();
   vcpu_->sregs_dirty();
 }
@@ -627,9 +478,9 @@ void Vm::arm_reset_page(const CpuState &st) {
   std::memcpy(&bv, page + 512, 8);
   bv &= Kvm::get().supported_xcr0();
   std::memcpy(page + 512, &bv, 8);
-  bool pvm = cfg_.mode == EntryMode::PvmNative;
+  kvm_regs r = st.regs;
   uint64_t vals[][2] = {{kResetRax, st.regs.rax}, {kResetRdx, st.regs.rdx}, {kResetRcx, st.regs.rcx},
-                        {kResetGs, pvm ? st.kernel_gs_base : st.sregs.gs.base}, {kResetRip, pvm ? st.regs.rcx : st.regs.rip}};
+                        {kResetGs, flavor_->user_gs(st)}, {kResetRip, flavor_->resume_reg(r)}};
   for (auto &[off, v] : vals) std::memcpy(page + off, &v, 8);
   reset_page_ = true;
 }

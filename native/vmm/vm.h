@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "error.h"
+#include "flavor.h"
 #include "kvm.h"
 #include "memory.h"
 #include "paging.h"
@@ -55,16 +56,6 @@ struct ExitStats {
            interrupted = 0;
 };
 
-// EntryMode::PvmNative state of a Vm (pvm.h/pvm.cpp).
-struct PvmState {
-  std::shared_ptr<GuestRegion> scratch;  // the kernel's writable pages: own memslot, not dirty-logged
-  int slot = -1;
-  bool fresh = true;  // the vCPU has not yet run the guest kernel's enable sequence
-  bool in_kernel = false;  // the last exit came from the guest kernel (supervisor mode)
-  bool gs_shown = false;   // the sync area shows the user's GS base (see Vm::pvm_user_gs)
-  uint64_t kernel_gs = 0;
-};
-
 class Vm {
  public:
   explicit Vm(const VmConfig &cfg);
@@ -79,7 +70,8 @@ class Vm {
   GuestRegion &kmem() { return *kmem_; }
   const std::shared_ptr<GuestRegion> &ram_ptr() const { return ram_; }
   uint64_t ram_bytes() const { return cfg_.ram_bytes; }
-  EntryMode mode() const { return cfg_.mode; }
+  EntryMode mode() const { return flavor_->mode(); }
+  const EntryFlavor &flavor() const { return *flavor_; }
   const ExitStats &exit_stats() const { return stats_; }
   // PvmNative: system calls the guest kernel answered without a VM exit (0 in other modes).
   uint64_t inguest_syscalls() const;
@@ -114,7 +106,7 @@ class Vm {
   int pvm_pair() const { return pvm_pair_; }
   int pvm_pairs() const { return int(pvm_roots_.size()); }
   int pvm_instance(size_t backend) const { return pvm_pair_ % int(pvm_backends_.at(backend).instances.size()); }
-  GuestRegion &pvm_scratch() { return *pvm_.scratch; }
+  GuestRegion &pvm_scratch() { return *pvm_scratch_; }
   // This VM's value in instance lock words (unique in the process).
   uint64_t owner() const { return owner_; }
 
@@ -161,17 +153,23 @@ class Vm {
   void build_kernel();
   void setup_vcpu();
   Event exception_event(int vector);
-  // PvmNative: falls back to the trap page before the first run (attach_region: the far-call
-  // gate has no PVM-native flavor yet).
+  // PvmNative: falls back to the trap page before the first run (attach_region: the exit gate
+  // has no PVM-native flavor).
   void fall_back_to_trap_page();
   void set_entry_msrs();
-  void pvm_user_gs(bool show);
+  void add_pvm_scratch();  // the pvm-native kernel's writable pages
   void set_msr(uint32_t index, uint64_t value);
   uint64_t get_msr(uint32_t index);
   bool unsettled_ = false;  // settle() gave up: something is still pending in KVM
   bool reset_page_ = false;  // arm_reset_page() filled it: restore_state() resumes there
 
+  // The entry flavors set up and drive the vCPU through these members (flavor*.cpp).
+  friend class IdtFlavor;
+  friend class TrapPageFlavor;
+  friend class OutStubFlavor;
+  friend class PvmFlavor;
   VmConfig cfg_;
+  std::unique_ptr<EntryFlavor> flavor_;
   int vm_fd_ = -1;
   std::shared_ptr<GuestRegion> ram_, kmem_;
   std::unique_ptr<Vcpu> vcpu_;
@@ -186,9 +184,9 @@ class Vm {
   std::vector<Extra> extra_;
   int next_slot_ = 2;
   ExitStats stats_;
-  bool via_call_ = false;  // the pending system call came through kTrapSdkCall
   kvm_segment user_cs_{}, user_ss_{}, kernel_cs_{}, kernel_ss_{};
-  PvmState pvm_;
+  std::shared_ptr<GuestRegion> pvm_scratch_;  // pvm-native: the kernel's writable pages, own memslot, not dirty-logged
+  int pvm_slot_ = -1;
   std::vector<uint64_t> pvm_roots_;  // in-guest gate: kernel root per pair
   struct PvmWindow {
     uint64_t va, bytes;
