@@ -361,7 +361,10 @@ gate_return:
         bt %rsi, V(V_COMMIT)           /* bit b: the VMM commits the call's writes, lock held */
         jnc 1f
         out %al, $0xe6
-1:      movq $0, (%rcx)                /* unlock: a plain store is a release on x86 */
+1:      xor %edi, %edi
+        xchg %rdi, (%rcx)              /* unlock, a full barrier before the waiter count is read */
+        cmpq $0, 16(%rcx)              /* VMM threads wait for this instance: wake them */
+        jne gate_notify
         bt %rsi, V(V_NOTIFY)           /* bit b: someone listens to backend b's call events */
         jc gate_notify
 gate_out:
@@ -377,7 +380,7 @@ gate_out:
         int $0x19
         ud2
 gate_notify:
-        out %al, $0xe4                 /* the VMM emits the call event and resumes here */
+        out %al, $0xe4                 /* the VMM wakes waiters, emits the call event, resumes here */
         jmp gate_out
 
 gate_contended:

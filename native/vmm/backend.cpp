@@ -176,29 +176,50 @@ int Backend::find(const std::string &name) const {
 }
 
 bool Backend::take_wait(Instance *want, uint64_t owner, uint64_t deadline_ns, Instance **got) {
-  // The lock words are the truth (guest kernels take them too, without telling the VMM), so a
-  // waiter polls: woken at once by a release from the host, every 50 us otherwise.
-  std::unique_lock<std::mutex> lk(mu_);
-  for (;;) {
+  // The lock words are the truth (guest kernels take them too, without the VMM). A waiter first
+  // tries for a few microseconds (an in-guest call holds its instance ~1 us), then counts itself
+  // in the lines it waits for, tries again and sleeps until whoever frees one of them wakes it
+  // (the count is raised before the retry and read after the free, both full barriers, so one
+  // of the two sees the other), or until its own timer: 50 us at first, doubling up to 2 ms,
+  // so a waiter costs next to no CPU while a holder sleeps or is preempted. The timer is more
+  // than a safety net: on a virtual machine a wake-up sent from another CPU can take
+  // milliseconds to arrive, and a woken waiter may find the instance taken again.
+  auto take = [&]() {
     for (size_t k = 0; k < instances_.size(); k++) {
       // Round robin from after the last one taken: load (and warm connections) spread evenly.
       Instance &i = want ? *want : *instances_[(next_ + k) % instances_.size()];
       uint64_t free = 0;
-      if (i.line->owner.compare_exchange_strong(free, owner)) {
+      if (i.line->owner.load(std::memory_order_relaxed) == 0 && i.line->owner.compare_exchange_strong(free, owner)) {
         if (!want) next_ = (size_t(i.index) + 1) % instances_.size();
         *got = &i;
         return true;
       }
       if (want) break;
     }
-    uint64_t wait = 50000;
-    if (deadline_ns) {
-      uint64_t now = Vcpu::now_ns();
-      if (now >= deadline_ns) return false;
-      wait = std::min<uint64_t>(wait, deadline_ns - now);
+    return false;
+  };
+  uint64_t now = Vcpu::now_ns(), spin = now + kSpinNs, nap = 50000;
+  if (deadline_ns && spin > deadline_ns) spin = deadline_ns;
+  do {
+    {
+      std::lock_guard<std::mutex> g(mu_);  // next_ is guarded by it
+      if (take()) return true;
     }
-    cv_.wait_for(lk, std::chrono::nanoseconds(wait));
+    __builtin_ia32_pause();
+  } while ((now = Vcpu::now_ns()) < spin);
+  std::unique_lock<std::mutex> lk(mu_);
+  auto count = [&](int64_t d) {
+    if (want) want->line->waiters.fetch_add(uint64_t(d));
+    else for (auto &i : instances_) i->line->waiters.fetch_add(uint64_t(d));
+  };
+  count(1);
+  bool ok = false;
+  while (!(ok = take()) && !(deadline_ns && (now = Vcpu::now_ns()) >= deadline_ns)) {
+    cv_.wait_for(lk, std::chrono::nanoseconds(deadline_ns ? std::min(nap, deadline_ns - now) : nap));
+    nap = std::min<uint64_t>(nap * 2, 2000000);
   }
+  count(-1);
+  return ok;
 }
 
 Instance *Backend::acquire(uint64_t deadline_ns) {
@@ -355,7 +376,11 @@ void Backend::release(Instance *inst, bool do_restore, const std::string &why) {
     emit(BackendEvent{BackendEvent::Restore, inst->index, "", Vcpu::now_ns() - t0, why});
   }
   inst->line->owner.store(0);
-  { std::lock_guard<std::mutex> lk(mu_); }  // a waiter between its try and its wait sees the store
+  if (inst->line->waiters.load()) wake();
+}
+
+void Backend::wake() {
+  { std::lock_guard<std::mutex> lk(mu_); }  // a waiter between its try and its wait sees the free
   cv_.notify_all();
 }
 

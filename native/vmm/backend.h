@@ -28,7 +28,10 @@ struct EntryPoint {
 struct InstanceLine {
   std::atomic<uint64_t> owner;
   uint64_t calls;
-  uint64_t pad[6];
+  // VMM threads waiting for `owner` to become 0: whoever frees the line with waiters present
+  // wakes them (Backend::wake; the guest kernel through its notify exit), so they sleep, not poll.
+  std::atomic<uint64_t> waiters;
+  uint64_t pad[5];
 };
 static_assert(sizeof(InstanceLine) == 64);
 constexpr uint64_t kHostOwner = ~0ull;
@@ -136,6 +139,8 @@ class Backend {
   // Gives the instance back; with `restore` its memory is first put back to the state right
   // after farcall_serve().
   void release(Instance *inst, bool restore, const std::string &why);
+  // Wakes the VMM threads waiting for an instance (after a guest kernel freed one with waiters).
+  void wake();
   // Ends a call that `vm` made into `inst` and gives the instance back. A call that returned
   // (`ok`) makes what it wrote the instance's consistent state; one that did not is undone
   // (Durability::Call: the pages it wrote, from `vm`'s dirty log and the VMM's own writes) or
@@ -202,6 +207,7 @@ class Backend {
   std::vector<EntryPoint> entries_;
   std::vector<std::unique_ptr<Instance>> instances_;
   bool take_wait(Instance *want, uint64_t owner, uint64_t deadline_ns, Instance **got);
+  static constexpr uint64_t kSpinNs = 10000;  // a waiter's tries before it sleeps
   std::vector<uint64_t> gpas_;  // guest-physical ranges this backend took (GpaSpace)
   std::shared_ptr<GuestRegion> lines_;  // one InstanceLine per instance
   bool trusted_ = false;
