@@ -1,13 +1,16 @@
 // The scale benchmark (issue 17): thousands of forks, bursts and contention. One run, ratios
 // inside it:
 //   - fork creation and resets of a probe pool with 0, 1,000 and 2,000 other VMs in the process,
-//     and the threads and fds the 2,048 forks hold;
+//     and the threads and fds the 2,048 forks hold; beside it, bare KVM VM creation with as many
+//     VMs present (bench/ipc/vm_create.c, no farcall code: the kernel's share of the growth);
 //   - a burst of 256 requests at a pool of 256 forks vs a pool of the core count;
 //   - the request + reset cycle vs pages written, across maxDirtyMiB (a linear fit, the worst step);
-//   - far calls from 1, 4 and 16 forks sharing one backend instance (CPU per call);
+//   - far calls from 1, 4 and 16 forks sharing one backend instance (CPU per call), and the CPU
+//     that callers waiting behind a 300 ms call spend;
 //   - where the time of a pool.run() goes (VMM run, reset, the rest: hand-offs and JS).
 //
 //   node dist/bench/scale.js [--quick]
+import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
@@ -44,6 +47,43 @@ async function probe(forks: number, resets: number): Promise<{ create: number[];
   } finally {
     await pool.close();
   }
+}
+
+/** bench/ipc/vm_create.c's steps per stage, µs; null when it is not built or fails. */
+function bareVmCreate(probes: number, stages: number[]): Record<number, { total: number[]; createVm: number[] }> | null {
+  const bin = path.join(packageRoot(), 'build', 'bench', 'vm_create');
+  if (!fs.existsSync(bin)) return null;
+  const r = spawnSync(bin, [String(probes), ...stages.map(String)], { encoding: 'utf8', timeout: 600000, maxBuffer: 16 << 20 });
+  if (r.status !== 0) return null;
+  const out: Record<number, { total: number[]; createVm: number[] }> = {};
+  for (const line of r.stdout.trim().split('\n')) {
+    const [stage, createVm, , , , , total] = line.split(' ').map(Number);
+    (out[stage] ??= { total: [], createVm: [] }).total.push(total / 1000);
+    out[stage].createVm.push(createVm / 1000);
+  }
+  return out;
+}
+
+/** Process CPU (ms) over a 300 ms call into a one-instance trusted backend, with `n` callers waiting. */
+async function waitersCpu(n: number): Promise<number[]> {
+  const backend = await Backend.load(guest('counter_backend'), { memoryMiB: 16, trusted: true, durability: 'instance', callTimeoutMs: 5000 });
+  const pool = await RequestPool.create(guest('caller'), { size: 4, concurrency: 4, backends: { counter: backend } });
+  const out: number[] = [];
+  try {
+    await Promise.all([pool.run('add:1'), pool.run('add:1')]);
+    for (let i = 0; i < 3; i++) {
+      const c0 = process.cpuUsage();
+      const holder = pool.run('nap:300');
+      await new Promise((r) => setTimeout(r, 20));
+      await Promise.all([holder, ...Array.from({ length: n }, () => pool.run('add:1'))]);
+      const c = process.cpuUsage(c0);
+      out.push((c.user + c.system) / 1000);
+    }
+  } finally {
+    await pool.close();
+    backend.close();
+  }
+  return out;
 }
 
 export async function run(opts: BenchOptions = {}): Promise<Section> {
@@ -86,7 +126,16 @@ export async function run(opts: BenchOptions = {}): Promise<Section> {
   } finally {
     for (const p of held) await p.close();
   }
+  // The same growth without farcall: a C program that only creates VMs as forks do.
+  log('scale: bare KVM VM creation with VMs accumulating');
+  const bare = bareVmCreate(PROBE, stages);
+  for (const n of stages) {
+    if (!bare) break;
+    rows.push({ ...row(`bare KVM VM creation, ${n} VMs present`, bare[n].total, 'vm_create.c: VM, 2 memslots, vCPU, 1 run'), vs: n ? 'bare KVM VM creation, 0 VMs present' : undefined });
+    rows.push({ ...row(`bare KVM_CREATE_VM alone, ${n} VMs present`, bare[n].createVm, 'the ioctl'), vs: n ? 'bare KVM_CREATE_VM alone, 0 VMs present' : undefined });
+  }
   for (const n of [1000, 2000]) {
+    if (bare) ratios.push({ name: `bare KVM VM creation, ${n} VMs ÷ 0 (p50)`, value: p50(bare[n].total) / p50(bare[0].total) });
     ratios.push({ name: `fork creation, ${n} VMs ÷ 0 (p50)`, value: p50(probes[n].create) / p50(probes[0].create), goal: 1.2 });
     ratios.push({ name: `fast reset, ${n} VMs ÷ 0 (p50)`, value: p50(probes[n].fast) / p50(probes[0].fast), goal: 1.2 });
     ratios.push({ name: `full reset, ${n} VMs ÷ 0 (p50)`, value: p50(probes[n].full) / p50(probes[0].full), goal: 1.2 });
@@ -186,11 +235,18 @@ export async function run(opts: BenchOptions = {}): Promise<Section> {
       } finally {
         await pool.close();
       }
-      rows.push({ ...row(`${gate} far call CPU, ${f} forks per instance`, [perFork[f].cpuPerCall], `µs of process CPU per call (incl. request overhead); p99 ${perFork[f].p99} TSC ticks`), vs: f > 1 ? `${gate} far call CPU, 1 forks per instance` : undefined, goal: f > 1 ? 1.2 : undefined });
+      rows.push({ ...row(`${gate} far call CPU, ${f} forks per instance`, [perFork[f].cpuPerCall], `µs of process CPU per call (incl. request overhead); ${Math.round(perFork[f].callsPerSec)} calls/s; call p50 ${perFork[f].p50}, p99 ${perFork[f].p99} TSC ticks`), vs: f > 1 ? `${gate} far call CPU, 1 forks per instance` : undefined, goal: f > 1 ? 1.2 : undefined });
     }
   } finally {
     backend.close();
   }
+  // Callers waiting behind a call that holds the only instance for 300 ms (asleep inside it):
+  // the process CPU they spend meanwhile, against the same 300 ms with nobody waiting.
+  log('scale: waiters behind a long call');
+  const idle = await waitersCpu(0), waiting = await waitersCpu(3);
+  rows.push({ ...row('300 ms call, nobody waiting', idle, 'ms of process CPU (µs column = ms)') });
+  rows.push({ ...row('300 ms call, 3 callers waiting', waiting, 'ms of process CPU (µs column = ms)'), vs: '300 ms call, nobody waiting' });
+  ratios.push({ name: 'CPU of 3 waiters behind a 300 ms call, ms (p50 of 3 runs, less nobody waiting)', value: p50(waiting) - p50(idle) });
   ratios.push({ name: `far call CPU, 16 forks per instance ÷ 1 (${gate} gate)`, value: perFork[16].cpuPerCall / perFork[1].cpuPerCall, goal: 1.2 });
   ratios.push({ name: `far call throughput, 16 forks per instance ÷ 1 (${gate} gate)`, value: perFork[16].callsPerSec / perFork[1].callsPerSec });
   meta.farCalls = { gate, perFork, latencyUnit: 'TSC ticks' };

@@ -363,7 +363,7 @@ gate_return:
         out %al, $0xe6
 1:      xor %edi, %edi
         xchg %rdi, (%rcx)              /* unlock, a full barrier before the waiter count is read */
-        cmpq $0, 16(%rcx)              /* VMM threads wait for this instance: wake them */
+        cmpq $0, 16(%rcx)              /* VMM threads sleep waiting for it: wake them */
         jne gate_notify
         bt %rsi, V(V_NOTIFY)           /* bit b: someone listens to backend b's call events */
         jc gate_notify

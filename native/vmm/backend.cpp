@@ -177,13 +177,14 @@ int Backend::find(const std::string &name) const {
 
 bool Backend::take_wait(Instance *want, uint64_t owner, uint64_t deadline_ns, Instance **got) {
   // The lock words are the truth (guest kernels take them too, without the VMM). A waiter first
-  // tries for a few microseconds (an in-guest call holds its instance ~1 us), then counts itself
-  // in the lines it waits for, tries again and sleeps until whoever frees one of them wakes it
-  // (the count is raised before the retry and read after the free, both full barriers, so one
-  // of the two sees the other), or until its own timer: 50 us at first, doubling up to 2 ms,
-  // so a waiter costs next to no CPU while a holder sleeps or is preempted. The timer is more
-  // than a safety net: on a virtual machine a wake-up sent from another CPU can take
-  // milliseconds to arrive, and a woken waiter may find the instance taken again.
+  // tries for a few microseconds (an in-guest call holds its instance ~1 us), then raises the
+  // wake flag of the lines it waits for, tries again and sleeps until whoever frees one of them
+  // sees the flag and wakes every sleeper (the flag is raised before the retry and read after
+  // the free, both full barriers, so one of the two sees the other; waking clears it, so a free
+  // costs at most one wake-up per sleep, not one per call), or until its own timer: 50 us at
+  // first, doubling up to 2 ms, so a waiter costs next to no CPU while a holder sleeps or is
+  // preempted. The timer is more than a safety net: on a virtual machine a wake-up sent from
+  // another CPU can take milliseconds to arrive.
   auto take = [&]() {
     for (size_t k = 0; k < instances_.size(); k++) {
       // Round robin from after the last one taken: load (and warm connections) spread evenly.
@@ -208,18 +209,14 @@ bool Backend::take_wait(Instance *want, uint64_t owner, uint64_t deadline_ns, In
     __builtin_ia32_pause();
   } while ((now = Vcpu::now_ns()) < spin);
   std::unique_lock<std::mutex> lk(mu_);
-  auto count = [&](int64_t d) {
-    if (want) want->line->waiters.fetch_add(uint64_t(d));
-    else for (auto &i : instances_) i->line->waiters.fetch_add(uint64_t(d));
-  };
-  count(1);
-  bool ok = false;
-  while (!(ok = take()) && !(deadline_ns && (now = Vcpu::now_ns()) >= deadline_ns)) {
+  for (;;) {
+    if (want) want->line->waiters.store(1);
+    else for (auto &i : instances_) i->line->waiters.store(1);
+    if (take()) return true;
+    if (deadline_ns && (now = Vcpu::now_ns()) >= deadline_ns) return false;
     cv_.wait_for(lk, std::chrono::nanoseconds(deadline_ns ? std::min(nap, deadline_ns - now) : nap));
     nap = std::min<uint64_t>(nap * 2, 2000000);
   }
-  count(-1);
-  return ok;
 }
 
 Instance *Backend::acquire(uint64_t deadline_ns) {
@@ -376,11 +373,15 @@ void Backend::release(Instance *inst, bool do_restore, const std::string &why) {
     emit(BackendEvent{BackendEvent::Restore, inst->index, "", Vcpu::now_ns() - t0, why});
   }
   inst->line->owner.store(0);
-  if (inst->line->waiters.load()) wake();
+  if (inst->line->waiters.load()) wake(*inst);
 }
 
-void Backend::wake() {
-  { std::lock_guard<std::mutex> lk(mu_); }  // a waiter between its try and its wait sees the free
+void Backend::wake(Instance &inst) {
+  {
+    // Under the lock: a waiter raises the flag, tries and sleeps without letting go of it.
+    std::lock_guard<std::mutex> lk(mu_);
+    inst.line->waiters.store(0);
+  }
   cv_.notify_all();
 }
 

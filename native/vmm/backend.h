@@ -28,8 +28,9 @@ struct EntryPoint {
 struct InstanceLine {
   std::atomic<uint64_t> owner;
   uint64_t calls;
-  // VMM threads waiting for `owner` to become 0: whoever frees the line with waiters present
-  // wakes them (Backend::wake; the guest kernel through its notify exit), so they sleep, not poll.
+  // Non-zero while VMM threads sleep waiting for `owner` to become 0: whoever frees the line
+  // and sees it wakes them (Backend::wake, which clears it; the guest kernel through its notify
+  // exit), so they sleep, not poll.
   std::atomic<uint64_t> waiters;
   uint64_t pad[5];
 };
@@ -139,8 +140,9 @@ class Backend {
   // Gives the instance back; with `restore` its memory is first put back to the state right
   // after farcall_serve().
   void release(Instance *inst, bool restore, const std::string &why);
-  // Wakes the VMM threads waiting for an instance (after a guest kernel freed one with waiters).
-  void wake();
+  // Wakes the VMM threads waiting for an instance (after a guest kernel freed `inst` with its
+  // wake flag raised) and clears the flag.
+  void wake(Instance &inst);
   // Ends a call that `vm` made into `inst` and gives the instance back. A call that returned
   // (`ok`) makes what it wrote the instance's consistent state; one that did not is undone
   // (Durability::Call: the pages it wrote, from `vm`'s dirty log and the VMM's own writes) or

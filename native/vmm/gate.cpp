@@ -501,7 +501,7 @@ bool Gate::pvm_event(const Event &ev, uint64_t deadline_ns) {
     case Event::GateNotify: {
       // After a call: the kernel freed the instance and saw waiters, or call events are wanted.
       auto [be, inst] = pvm_ref(c.backend);
-      if (inst.line->waiters.load()) be.wake();
+      if (inst.line->waiters.load()) be.wake(inst);
       if (be.want_call_events && c.entry >= 0 && size_t(c.entry) < be.entries().size())
         be.emit(BackendEvent{BackendEvent::Call, inst.index, be.entries()[size_t(c.entry)].name,
                              pvm::ns_since_tsc(vm.kmem(), c.tsc0), ""});
