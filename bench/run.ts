@@ -49,6 +49,7 @@ const SECTIONS: Array<{ name: string; load: Loader }> = [
   { name: 'forks', load: async () => import('./forks') },
   { name: 'gate', load: async () => import('./gate') },
   { name: 'scale', load: async () => import('./scale') },
+  { name: 'http', load: async () => import('./http') },
   { name: 'snapshot', load: async () => import('./snapshot') },
   {
     name: 'stubs',
