@@ -134,11 +134,14 @@ describeKvm('scale', () => {
     try {
       await Promise.all([pool.run('add:1'), pool.run('add:1')]);
       const c0 = process.cpuUsage();
-      const holder = pool.run('nap:300'); // holds the only instance for 300 ms, asleep
+      let freedAt = 0;
+      const holder = pool.run('nap:300').then((b) => ((freedAt = Date.now()), b)); // holds the only instance 300 ms, asleep
       await new Promise((r) => setTimeout(r, 20));
       const waiters = Array.from({ length: 3 }, () => pool.run('add:1'));
       const [napped, ...added] = (await Promise.all([holder, ...waiters])).map((b) => Number(b.toString()));
       const c = process.cpuUsage(c0);
+      // Asleep, the waiters still take the instance as soon as it is free.
+      expect(Date.now() - freedAt).toBeLessThan(ms(100));
       expect(napped).toBeGreaterThanOrEqual(295);
       expect(added.sort((a, b) => a - b)).toEqual([3, 4, 5]);
       // Before: a waiter looked every 50 us, ~40 ms of CPU over these 300 ms; now ~8 ms, most of
