@@ -9,9 +9,9 @@
 //    writable across requests (re-protecting them costs a fault per page on the next write);
 //    tracking is re-armed every kTrimEvery resets, and right after a request that left many
 //    more pages writable than a request writes (as measured after the last re-arm).
-//  - full reset: every private page is dropped (MADV_DONTNEED, back to the master's pages)
-//    and the whole vCPU state, FPU included, is restored. Used after a fault or timeout, and
-//    when the fork's private memory passes its limit.
+//  - full reset: after a fault or timeout every private page is copied back; when the fork's
+//    private memory passes its limit, the private pages outside the current write set are
+//    dropped (MADV_DONTNEED, back to the master's pages) and the write set is copied back.
 #pragma once
 #include <atomic>
 #include <cstdint>
