@@ -1,6 +1,7 @@
 // Every benchmark of the project in one process, one report: foundation (exits, system calls, VM
 // creation), forks (reset, request cycle, fork creation), gate (far calls beside traps and IPC),
-// scale (many forks, bursts, resets across maxDirtyMiB, callers per backend instance), snapshot
+// scale (many forks, bursts, resets across maxDirtyMiB, callers per backend instance), http (the
+// http sample against node:http + Map under autocannon), snapshot
 // (pools and backends from files),
 // and bench/stubs.ts when it exists. Prints ONE table — each figure with its baseline from the same
 // run (or a published reference) and the ratio — writes bench-results/<section>.json,
