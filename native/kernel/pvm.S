@@ -362,7 +362,7 @@ gate_return:
         jnc 1f
         out %al, $0xe6
 1:      xor %edi, %edi
-        xchg %rdi, (%rcx)              /* unlock, a full barrier before the waiter count is read */
+        xchg %rdi, (%rcx)              /* unlock, a full barrier before the wake flag is read */
         cmpq $0, 16(%rcx)              /* VMM threads sleep waiting for it: wake them */
         jne gate_notify
         bt %rsi, V(V_NOTIFY)           /* bit b: someone listens to backend b's call events */

@@ -190,7 +190,7 @@ bool Backend::take_wait(Instance *want, uint64_t owner, uint64_t deadline_ns, In
       // Round robin from after the last one taken: load (and warm connections) spread evenly.
       Instance &i = want ? *want : *instances_[(next_ + k) % instances_.size()];
       uint64_t free = 0;
-      if (i.line->owner.load(std::memory_order_relaxed) == 0 && i.line->owner.compare_exchange_strong(free, owner)) {
+      if (i.line->owner.load() == 0 && i.line->owner.compare_exchange_strong(free, owner)) {
         if (!want) next_ = (size_t(i.index) + 1) % instances_.size();
         *got = &i;
         return true;
