@@ -115,9 +115,23 @@ export async function run(opts: BenchOptions = {}): Promise<Section> {
   } finally {
     await s.close();
   }
+  log('http: the same, kv backend trusted with durability instance (the in-guest gate on pvm-native)');
+  const t = await startHttpSample({ trustedBackend: true });
+  let trusted: Load;
+  try {
+    await load(t.url, 1);
+    trusted = await load(t.url, seconds);
+  } finally {
+    await t.close();
+  }
   const fig = (name: string, l: Load, note: string) => ({ ...row(name, [l.cpuUsPerReq], `${Math.round(l.reqPerSec)} req/s, latency p50 ${l.p50Ms} ms p99 ${l.p99Ms} ms, ${l.errors} errors, ${l.non2xx} non-2xx; ${note}`) });
   rows.push(fig('node:http + Map, server CPU per request', plain, 'PUT of 100 B, 8 connections'));
   rows.push({ ...fig('http sample (fresh fork per request), server CPU per request', forked, 'same load'), vs: 'node:http + Map, server CPU per request', goal: 2 });
+  rows.push({
+    ...fig('http sample, trusted kv backend, server CPU per request', trusted, 'same load; durability instance'),
+    vs: 'node:http + Map, server CPU per request',
+    goal: 2,
+  });
   return {
     name: 'http',
     title: 'Per-request cost over HTTP (issue 17)',
@@ -127,8 +141,10 @@ export async function run(opts: BenchOptions = {}): Promise<Section> {
       // The table's goals are upper bounds: ≥ 0.8 of the throughput is ≤ 1.25 the other way round.
       { name: 'node:http + Map ÷ http sample, throughput', value: plain.reqPerSec / forked.reqPerSec, goal: 1.25 },
       { name: 'http sample ÷ node:http + Map, server CPU per request', value: forked.cpuUsPerReq / plain.cpuUsPerReq, goal: 2 },
+      { name: 'http sample with a trusted backend ÷ node:http + Map, throughput', value: trusted.reqPerSec / plain.reqPerSec },
+      { name: 'http sample with a trusted backend ÷ node:http + Map, server CPU per request', value: trusted.cpuUsPerReq / plain.cpuUsPerReq, goal: 2 },
     ],
-    meta: { seconds, connections: 8, plain, forked },
+    meta: { seconds, connections: 8, plain, forked, trusted },
   };
 }
 

@@ -110,8 +110,10 @@ export function kvHttpHandler(demo: KvDemo, counters: HttpSampleCounters): http.
 }
 
 /** Starts the kv broker and an HTTP server over it on host:port (port 0: any free port). */
-export async function startHttpSample(opts: { port?: number; host?: string; poolSize?: number } = {}): Promise<HttpSample> {
-  const demo = await startKvDemo({ poolSize: opts.poolSize });
+export async function startHttpSample(
+  opts: { port?: number; host?: string; poolSize?: number; trustedBackend?: boolean } = {},
+): Promise<HttpSample> {
+  const demo = await startKvDemo({ poolSize: opts.poolSize, trustedBackend: opts.trustedBackend });
   const counters: HttpSampleCounters = { requests: 0, byStatus: {}, incrOk: 0, isolationViolations: 0 };
   const server = http.createServer(kvHttpHandler(demo, counters));
   server.keepAliveTimeout = 5000;

@@ -33,6 +33,12 @@ export const KV_BACKEND = 'kv';
 export interface KvDemoOptions {
   /** Forks in the request pool (default: the config's). */
   poolSize?: number;
+  /**
+   * Runs the kv backend trusted, with durability 'instance': on pvm-native its calls take the
+   * in-guest gate (no exit per call) and nothing is committed per call. For measurements; the
+   * sample's config keeps it untrusted.
+   */
+  trustedBackend?: boolean;
 }
 
 export interface KvDemo {
@@ -51,6 +57,7 @@ export interface KvDemo {
 export async function startKvDemo(opts: KvDemoOptions = {}): Promise<KvDemo> {
   const config = loadConfigFile(configPath());
   if (opts.poolSize !== undefined) config.pools![KV_POOL].size = opts.poolSize;
+  if (opts.trustedBackend) Object.assign(config.backends![KV_BACKEND], { trusted: true, durability: 'instance' });
   const broker = await Broker.start(config);
   const backend = broker.backend(KV_BACKEND);
   return {
