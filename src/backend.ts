@@ -5,7 +5,7 @@ import { EventEmitter } from 'eventemitter3';
 import { BackendUnavailableError, ClosedError, fromNative, InvalidArgumentError } from './errors';
 import { native, NativeHandle } from './native';
 import { checkOptions, OptionKind } from './options';
-import { checkEntry, checkFiles, checkMemoryMiB, checkTimeoutMs, EntryFlavor, envList, FilesOptions, labelled, loadProgram, programLabel } from './run';
+import { checkEntry, checkFiles, checkMemoryMiB, checkTimeoutMs, EntryFlavor, envList, FilesOptions, labelled, loadProgram, NativeFiles, programLabel } from './run';
 import { SnapshotInfo, snapshotToRead, snapshotToWrite } from './snapshot';
 import { LatencySummary, LatencyWindow } from './stats';
 
@@ -14,7 +14,7 @@ export interface BackendOptions {
   instances?: number;
   /** Guest memory of each instance, in MiB (even, 4..16384). Default 32. */
   memoryMiB?: number;
-  /** A host directory the program sees read-only as "/" (docs/api.md, files). */
+  /** Files the program sees: a read-only view of a host directory, a scratch directory (docs/api.md, files). */
   files?: FilesOptions;
   /**
    * Limit for one call; a call past it returns FARCALL_E_BACKEND_TIMEOUT to its caller and its
@@ -265,7 +265,7 @@ export class Backend extends EventEmitter<BackendEvents> {
 
   private static async create(elf: Buffer, name: string, label: string, options: SnapshotBackendOptions,
     how: { args: string[]; env: string[]; memoryMiB: number; instances: number; initTimeoutMs: number; entry?: string; snapshot?: string;
-      files?: { readOnly?: string } }): Promise<Backend> {
+      files?: NativeFiles }): Promise<Backend> {
     const who = options?.context ?? 'backend';
     checkOptions(options.restart, RESTART_OPTIONS, `${who}: restart`);
     checkOptions(options.network, { allow: 'strings' } satisfies Record<keyof NonNullable<BackendOptions['network']>, OptionKind>, `${who}: network`);

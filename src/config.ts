@@ -8,6 +8,7 @@ import { z } from 'zod';
 
 import { RestartPolicy } from './backend';
 import { ConfigError } from './errors';
+import { FilesOptions, scratchProblem } from './run';
 
 export interface BackendConfig {
   /** Path of the backend program (built with farcall_add_program(... BACKEND)). */
@@ -22,7 +23,7 @@ export interface BackendConfig {
   instances?: number;
   memoryMiB?: number;
   /** A directory (relative to the config file) the backend sees read-only as "/". */
-  files?: { readOnly?: string };
+  files?: FilesOptions;
   callTimeoutMs?: number;
   initTimeoutMs?: number;
   args?: string[];
@@ -49,7 +50,7 @@ export interface PoolConfig {
   initTimeoutMs?: number;
   memoryMiB?: number;
   /** A directory (relative to the config file) the program sees read-only as "/". */
-  files?: { readOnly?: string };
+  files?: FilesOptions;
   maxDirtyMiB?: number;
   maxQueue?: number;
   maxResponseBytes?: number;
@@ -119,6 +120,15 @@ function schema(baseDir: string) {
       .string({ error: 'must be the path of a directory' })
       .transform((p) => path.resolve(baseDir, p))
       .refine((p) => fs.existsSync(p) && fs.statSync(p).isDirectory(), { error: (iss) => `no such directory: ${iss.input}` })
+      .optional(),
+    // Checked by the same function the API uses (src/run.ts), so both say the same thing.
+    scratch: z
+      .unknown()
+      .superRefine((v, ctx) => {
+        const problem = v === undefined ? undefined : scratchProblem(v);
+        if (problem) ctx.addIssue({ code: 'custom', message: problem });
+      })
+      .transform((v) => v as FilesOptions['scratch'])
       .optional(),
   });
   const snapshot = z

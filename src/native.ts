@@ -4,6 +4,7 @@ import * as fs from 'fs';
 import * as path from 'path';
 
 import { AddonUnavailableError } from './errors';
+import type { NativeFiles } from './run';
 
 export interface NativeStats {
   syscalls: Record<string, number>;
@@ -28,7 +29,7 @@ export interface NativeRunOptions {
   memoryMiB: number;
   outputLimit: number;
   entry?: string;
-  files?: { readOnly?: string };
+  files?: NativeFiles;
 }
 
 export interface NativeDoctor {
@@ -66,7 +67,7 @@ export interface NativeRequestResult {
 
 export interface NativeMasterOptions {
   backends?: Array<{ name: string; handle: NativeHandle }>;
-  files?: { readOnly?: string };
+  files?: NativeFiles;
   /** Restore from this snapshot file instead of running the program. */
   snapshot?: string;
   args: string[];
@@ -93,7 +94,7 @@ export interface NativeBackendStats {
 
 export interface NativeBinding {
   createBackend(elf: Buffer, opts: {
-    args: string[]; env: string[]; memoryMiB: number; files?: { readOnly?: string }; instances: number; initTimeoutMs: number; callTimeoutMs: number; netAllow: string[]; trusted: boolean; durability: 'call' | 'instance'; entry?: string;
+    args: string[]; env: string[]; memoryMiB: number; files?: NativeFiles; instances: number; initTimeoutMs: number; callTimeoutMs: number; netAllow: string[]; trusted: boolean; durability: 'call' | 'instance'; entry?: string;
     onEvent: (e: { kind: string; instance: number; entry: string; us: number; message: string }) => void;
     /** Restore from this snapshot file instead of running the program. */
     snapshot?: string;

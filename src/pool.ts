@@ -28,7 +28,7 @@ export interface RequestPoolOptions {
   initTimeoutMs?: number;
   /** Guest memory per VM in MiB. Default 64. */
   memoryMiB?: number;
-  /** A host directory the program sees read-only as "/" (docs/api.md, files). */
+  /** Files the program sees: a read-only view of a host directory, a scratch directory (docs/api.md, files). */
   files?: FilesOptions;
   /** A fork whose private (copy-on-write) memory passes this is reset fully. Default 16 MiB. */
   maxDirtyMiB?: number;

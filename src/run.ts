@@ -26,7 +26,7 @@ export interface RunOptions {
    * its start-up self-check passes, trap-page otherwise; out-stub on hardware KVM). docs/entry.md.
    */
   entry?: EntryFlavor;
-  /** Files: `readOnly` is a host directory the guest sees, read-only, as "/". Default: no files. */
+  /** Files: a read-only view of a host directory and a scratch directory (FilesOptions). Default: no files. */
   files?: FilesOptions;
 }
 
@@ -40,16 +40,54 @@ export function checkEntry(v: unknown, who = 'entry'): EntryFlavor | undefined {
 }
 
 export interface FilesOptions {
+  /** A host directory the guest sees, read-only, as "/". */
   readOnly?: string;
+  /**
+   * A writable directory held in the VMM (docs/files.md): reset with every request of a pool,
+   * kept between the calls of a backend instance (and undone with a failed call). `path`: where
+   * the guest sees it (absolute, not "/"; default "/tmp"); `maxMiB`: file data it may hold
+   * (default 16; a write past it fails with ENOSPC).
+   */
+  scratch?: { path?: string; maxMiB?: number };
 }
 
-/** Checks `files` and returns what the native layer takes (an absolute directory path). */
-export function checkFiles(files: FilesOptions | undefined, what = 'files'): { readOnly?: string } | undefined {
+/** What the native layer takes: an absolute host directory, the scratch mount and size. */
+export interface NativeFiles {
+  readOnly?: string;
+  scratch?: { path: string; maxMiB: number };
+}
+
+/** Why `s` is not a usable files.scratch option, or undefined when it is. */
+export function scratchProblem(s: unknown): string | undefined {
+  if (typeof s !== 'object' || s === null || Array.isArray(s)) return 'must be an object { path?, maxMiB? }';
+  for (const k of Object.keys(s)) if (k !== 'path' && k !== 'maxMiB') return `${k} is not a known option`;
+  const { path: p, maxMiB } = s as { path?: unknown; maxMiB?: unknown };
+  if (p !== undefined) {
+    if (typeof p !== 'string' || !p.startsWith('/') || p.length > 1024 || p.includes('\0'))
+      return `path must be an absolute guest path, got ${JSON.stringify(p)}`;
+    const parts = p.split('/').filter((c) => c !== '');
+    if (parts.length === 0) return 'path must not be "/" (the scratch directory overlays one directory of the view)';
+    if (parts.some((c) => c === '.' || c === '..' || c.length > 255)) return `path must be normalized (no "." or ".."), got ${JSON.stringify(p)}`;
+  }
+  if (maxMiB !== undefined && (typeof maxMiB !== 'number' || !Number.isInteger(maxMiB) || maxMiB < 1 || maxMiB > 65536))
+    return `maxMiB must be a whole number from 1 to 65536, got ${String(maxMiB)}`;
+  return undefined;
+}
+
+/** Checks `files` and returns what the native layer takes. */
+export function checkFiles(files: FilesOptions | undefined, what = 'files'): NativeFiles | undefined {
   if (files === undefined) return undefined;
   if (typeof files !== 'object' || files === null) throw new InvalidArgumentError('InvalidArgument', `${what} must be an object`);
   for (const k of Object.keys(files))
-    if (k !== 'readOnly') throw new InvalidArgumentError('InvalidArgument', `${what}.${k} is not a known option`);
-  if (files.readOnly === undefined) return {};
+    if (k !== 'readOnly' && k !== 'scratch') throw new InvalidArgumentError('InvalidArgument', `${what}.${k} is not a known option`);
+  const out: NativeFiles = {};
+  if (files.scratch !== undefined) {
+    const problem = scratchProblem(files.scratch);
+    if (problem) throw new InvalidArgumentError('InvalidArgument', `${what}.scratch: ${problem}`);
+    const parts = (files.scratch.path ?? '/tmp').split('/').filter((c) => c !== '');
+    out.scratch = { path: '/' + parts.join('/'), maxMiB: files.scratch.maxMiB ?? 16 };
+  }
+  if (files.readOnly === undefined) return out;
   let st: fsSync.Stats | undefined;
   try {
     st = fsSync.statSync(files.readOnly);
@@ -58,7 +96,8 @@ export function checkFiles(files: FilesOptions | undefined, what = 'files'): { r
   }
   if (typeof files.readOnly !== 'string' || !st || !st.isDirectory())
     throw new InvalidArgumentError('InvalidArgument', `${what}.readOnly must be an existing directory, got ${String(files.readOnly)}`);
-  return { readOnly: path.resolve(files.readOnly) };
+  out.readOnly = path.resolve(files.readOnly);
+  return out;
 }
 
 export interface RunStats {

@@ -51,7 +51,7 @@ static ProcessConfig process_config(const Napi::Object &o) {
   cfg.memory_bytes = opt_u64(o, "memoryMiB", 64) << 20;
   cfg.output_limit = opt_u64(o, "outputLimit", 1 << 20);
   cfg.mode = entry__resolve(opt_string(o, "entry"));
-  cfg.files_root = files_root(o);
+  files_config(o, &cfg);
   return cfg;
 }
 

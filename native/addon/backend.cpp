@@ -51,7 +51,7 @@ Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
   cfg.env = to_strings(o.Get("env"));
   cfg.memory_bytes = opt_u64(o, "memoryMiB", 32) << 20;
   cfg.output_limit = opt_u64(o, "outputLimit", 1 << 20);
-  cfg.files_root = files_root(o);
+  files_config(o, &cfg);
   int instances = int(opt_u64(o, "instances", 1));
   for (auto &ep : to_strings(o.Get("netAllow"))) {
     unsigned a, b, c, d, port;

@@ -101,10 +101,15 @@ Napi::Buffer<uint8_t> to_buffer(Napi::Env env, const std::string &s) {
   return Napi::Buffer<uint8_t>::Copy(env, reinterpret_cast<const uint8_t *>(s.data()), s.size());
 }
 
-std::string files_root(const Napi::Object &o) {
-  Napi::Value f = o.Get("files");
-  if (!f.IsObject() || !f.As<Napi::Object>().Get("readOnly").IsString()) return "";
-  return f.As<Napi::Object>().Get("readOnly").As<Napi::String>();
+void files_config(const Napi::Object &o, ProcessConfig *cfg) {
+  Napi::Value v = o.Get("files");
+  if (!v.IsObject()) return;
+  Napi::Object f = v.As<Napi::Object>();
+  if (f.Get("readOnly").IsString()) cfg->files_root = f.Get("readOnly").As<Napi::String>();
+  if (!f.Get("scratch").IsObject()) return;
+  Napi::Object s = f.Get("scratch").As<Napi::Object>();
+  cfg->scratch_path = opt_string(s, "path");
+  cfg->scratch_bytes = opt_u64(s, "maxMiB", 0) << 20;
 }
 
 uint64_t opt_u64(const Napi::Object &o, const char *k, uint64_t def) {

@@ -26,8 +26,9 @@ std::vector<uint8_t> to_bytes(const Napi::Value &v);
 std::vector<std::string> to_strings(const Napi::Value &v);
 Napi::Object stats_object(Napi::Env env, const ProcessStats &ps, const ExitStats &es);
 Napi::Buffer<uint8_t> to_buffer(Napi::Env env, const std::string &s);
-// options.files.readOnly (the read-only file view of a program), or "" for none.
-std::string files_root(const Napi::Object &o);
+// options.files (checked by src/run.ts checkFiles): the read-only view's root and the scratch
+// directory's mount path and size.
+void files_config(const Napi::Object &o, ProcessConfig *cfg);
 uint64_t opt_u64(const Napi::Object &o, const char *k, uint64_t def);
 // A string option, or "" when absent.
 std::string opt_string(const Napi::Object &o, const char *k);

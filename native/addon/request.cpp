@@ -51,7 +51,7 @@ Napi::Value CreateMaster(const Napi::CallbackInfo &info) {
   cfg.env = to_strings(o.Get("env"));
   cfg.memory_bytes = opt_u64(o, "memoryMiB", 64) << 20;
   cfg.output_limit = opt_u64(o, "outputLimit", 1 << 20);
-  cfg.files_root = files_root(o);
+  files_config(o, &cfg);
   uint64_t timeout_ns = opt_u64(o, "initTimeoutMs", 10000) * 1000000;
   std::string snapshot = o.Get("snapshot").IsString() ? o.Get("snapshot").ToString().Utf8Value() : "";
   std::vector<std::pair<std::string, std::shared_ptr<Backend>>> backends;

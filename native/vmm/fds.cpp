@@ -65,7 +65,9 @@ uint32_t Personality::fd_ready(int fd) {
     case OpenFile::Stdout:
     case OpenFile::Stderr: return kOutEvents;
     case OpenFile::ViewFile:
-    case OpenFile::ViewDir: return kInEvents | kOutEvents;  // files never make a reader wait
+    case OpenFile::ViewDir:
+    case OpenFile::ScratchFile:
+    case OpenFile::ScratchDir: return kInEvents | kOutEvents;  // files never make a reader wait
     case OpenFile::PipeRead: {
       const Pipe &p = ms_.fds.pipes.at(f->pipe);
       return (p.buf.empty() ? 0 : kInEvents) | (p.writers ? 0 : POLLHUP);
@@ -109,6 +111,8 @@ uint64_t Personality::fd_read(int fd, uint64_t buf, uint64_t len, Stop *stop) {
     case OpenFile::Stdin: return sys_read(0, buf, len);
     case OpenFile::ViewFile:
     case OpenFile::ViewDir: return file_read(*f, buf, len, &f->pos);
+    case OpenFile::ScratchFile:
+    case OpenFile::ScratchDir: return scratch_rw(*f, buf, len, &f->pos, false);
     case OpenFile::PipeRead: {
       Pipe &p = ms_.fds.pipes.at(f->pipe);
       if (p.buf.empty()) {
@@ -144,6 +148,7 @@ uint64_t Personality::fd_write(int fd, uint64_t buf, uint64_t len, Stop *stop) {
   switch (f->kind) {
     case OpenFile::Stdout: return sys_write(1, buf, len, stop);
     case OpenFile::Stderr: return sys_write(2, buf, len, stop);
+    case OpenFile::ScratchFile: return scratch_rw(*f, buf, len, &f->pos, true);
     case OpenFile::PipeWrite: {
       Pipe &p = ms_.fds.pipes.at(f->pipe);
       if (!p.readers) return neg(EPIPE);  // SIGPIPE is not delivered: the writer sees EPIPE
@@ -382,6 +387,7 @@ uint64_t Personality::fd_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t
         case F_GETFD: return ms_.fds.fds.at(fd).cloexec ? FD_CLOEXEC : 0;
         case F_SETFD: ms_.fds.fds.at(fd).cloexec = a2 & FD_CLOEXEC; return 0;
         case F_GETFL: {
+          if (f->kind == OpenFile::ScratchFile || f->kind == OpenFile::ScratchDir) return f->access | f->flags;
           uint32_t acc = f->kind == OpenFile::Stdin || f->kind == OpenFile::PipeRead || f->kind == OpenFile::ViewFile ||
                                  f->kind == OpenFile::ViewDir
                              ? O_RDONLY
@@ -393,8 +399,13 @@ uint64_t Personality::fd_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t
         case F_GETPIPE_SZ:
         case F_SETPIPE_SZ:
           return f->kind == OpenFile::PipeRead || f->kind == OpenFile::PipeWrite ? FdTable::kPipeBytes : neg(EBADF);
-        case F_GETLK: case F_SETLK: case F_SETLKW: case F_OFD_GETLK: case F_OFD_SETLK: case F_OFD_SETLKW:
-          return 0;  // no other process to contend with
+        case F_GETLK:
+        case F_OFD_GETLK: {  // no other process holds a lock: l_type = F_UNLCK, the rest as given
+          uint16_t unlocked = F_UNLCK;
+          return mem_.write(a2, &unlocked, 2) ? 0 : neg(EFAULT);
+        }
+        case F_SETLK: case F_SETLKW: case F_OFD_SETLK: case F_OFD_SETLKW:
+          return 0;  // one process: every lock it asks for is free
         default: return neg(EINVAL);
       }
     }

@@ -11,7 +11,7 @@ namespace farcall {
 
 // One open file description (what dup'ed fds share: the offset, the status flags).
 struct OpenFile {
-  enum Kind : uint8_t { Stdin, Stdout, Stderr, PipeRead, PipeWrite, EventFd, Epoll, ViewFile, ViewDir } kind = Stdin;
+  enum Kind : uint8_t { Stdin, Stdout, Stderr, PipeRead, PipeWrite, EventFd, Epoll, ViewFile, ViewDir, ScratchFile, ScratchDir } kind = Stdin;
   int refs = 0;          // fds pointing here
   uint32_t flags = 0;    // O_NONBLOCK and the other status flags F_GETFL reports
   int pipe = -1;         // PipeRead/PipeWrite: the pipe
@@ -19,7 +19,9 @@ struct OpenFile {
   bool semaphore = false;
   int obj = -1;          // ViewFile/ViewDir: the FileView object
   uint64_t pos = 0;      // ViewFile: the offset; ViewDir: the host's directory cookie
-  std::string path;      // ViewDir: the guest path it was opened by (openat relative to it)
+  std::string path;      // ViewDir, ScratchDir: the guest path it was opened by (openat relative to it)
+  uint64_t ino = 0;      // ScratchFile/ScratchDir: the inode in MemState::scratch (scratch.h)
+  uint32_t access = 0;   // ScratchFile: O_RDONLY, O_WRONLY or O_RDWR
   struct Watch {
     uint32_t events;
     uint64_t data;

@@ -67,6 +67,13 @@ void to_guest_statx(const struct stat &st, uint8_t out[256]) {
 }
 }  // namespace
 
+bool write_guest_stat(const GuestView &mem, uint64_t at, const struct stat &st, bool statx) {
+  uint8_t b[256];
+  if (statx) to_guest_statx(st, b);
+  else to_guest_stat(st, b);
+  return mem.write(at, b, statx ? 256 : 144);
+}
+
 // A NUL-terminated path from guest memory: 0, or a negative errno.
 int Personality::guest_path(uint64_t at, std::string *out) {
   out->clear();
@@ -85,7 +92,7 @@ int Personality::guest_path_at(int64_t dirfd, uint64_t at, std::string *out) {
   if (out->empty() || (*out)[0] == '/' || dirfd == kAtFdcwd) return 0;
   const OpenFile *d = ms_.fds.file_of(int(dirfd));
   if (!d) return -EBADF;
-  if (d->kind != OpenFile::ViewDir) return -ENOTDIR;
+  if (d->kind != OpenFile::ViewDir && d->kind != OpenFile::ScratchDir) return -ENOTDIR;
   *out = d->path + "/" + *out;  // resolved again from the root, inside it (fileview.h)
   return 0;
 }
@@ -126,9 +133,7 @@ uint64_t Personality::file_read(OpenFile &f, uint64_t buf, uint64_t len, uint64_
 uint64_t Personality::file_stat(const OpenFile &f, uint64_t out) {
   struct stat st;
   if (int r = view_->stat(f.obj, &st); r < 0) return neg(-r);
-  uint8_t b[144];
-  to_guest_stat(st, b);
-  return mem_.write(out, b, sizeof b) ? 0 : neg(EFAULT);
+  return write_guest_stat(mem_, out, st, false) ? 0 : neg(EFAULT);
 }
 
 uint64_t Personality::file_lseek(OpenFile &f, int64_t off, int whence) {
@@ -149,10 +154,11 @@ uint64_t Personality::file_lseek(OpenFile &f, int64_t off, int whence) {
 uint64_t Personality::file_mmap_copy(int fd, uint64_t at, uint64_t len, uint64_t off) {
   OpenFile *f = ms_.fds.file_of(fd);
   if (!f) return neg(EBADF);
-  if (f->kind != OpenFile::ViewFile) return neg(ENODEV);
+  if (f->kind != OpenFile::ViewFile && f->kind != OpenFile::ScratchFile) return neg(ENODEV);
   uint8_t *p = mem_.ptr(at, len);
   if (!p) return neg(ENOMEM);
-  int64_t r = view_->pread(f->obj, p, len, off);  // the rest of the mapping stays zero, as past a file's end
+  int64_t r = f->kind == OpenFile::ScratchFile ? ms_.scratch.read(f->ino, p, len, off)  // a private copy
+                                               : view_->pread(f->obj, p, len, off);  // the rest of the mapping stays zero, as past a file's end
   if (r < 0) return neg(int(-r));
   mem_.mark(at, uint64_t(r));
   return at;
@@ -198,14 +204,7 @@ uint64_t Personality::file_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64
         bool follow = nr != NR_lstat && !(flags & kAtSymlinkNofollow);
         if (int e = view_->stat_path(path, follow, &st); e < 0) return neg(-e);
       }
-      if (nr == NR_statx) {
-        uint8_t b[256];
-        to_guest_statx(st, b);
-        return mem_.write(out, b, sizeof b) ? 0 : neg(EFAULT);
-      }
-      uint8_t b[144];
-      to_guest_stat(st, b);
-      return mem_.write(out, b, sizeof b) ? 0 : neg(EFAULT);
+      return write_guest_stat(mem_, out, st, nr == NR_statx) ? 0 : neg(EFAULT);
     }
     case NR_access:
     case NR_faccessat:

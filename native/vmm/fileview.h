@@ -21,6 +21,11 @@
 
 namespace farcall {
 
+struct GuestView;
+// Writes `st` at guest address `at` as the x86-64 kernel lays out struct stat (or struct statx),
+// every byte set (files.cpp); false if the guest range is not writable.
+bool write_guest_stat(const GuestView &mem, uint64_t at, const struct stat &st, bool statx);
+
 class FileView {
  public:
   // Opens `dir` (a host directory); throws VmmError(InvalidArgument) if it is not one.

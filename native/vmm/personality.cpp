@@ -140,7 +140,7 @@ uint64_t Personality::sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint6
   if (file) {  // a copy of the file's bytes (the view is read-only: nothing to write back)
     const OpenFile *f = ms_.fds.file_of(int(fd));
     if (!f) return neg(EBADF);
-    if (f->kind != OpenFile::ViewFile) return neg(ENODEV);
+    if (f->kind != OpenFile::ViewFile && (f->kind != OpenFile::ScratchFile || (flags & MAP_SHARED_))) return neg(ENODEV);
     if ((flags & MAP_SHARED_) && (prot & PROT_WRITE_)) return neg(EACCES);
     if (off % kPage) return neg(EINVAL);
   }
@@ -292,7 +292,9 @@ uint64_t Personality::syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, 
   cpu_ = &cpu;
   count_syscall(nr, false);
   bool handled = false;
-  uint64_t r = fd_syscall(nr, a0, a1, a2, a3, a4, &handled, stop);
+  uint64_t r = scratch_syscall(nr, a0, a1, a2, a3, a4, &handled);
+  if (handled) return r;
+  r = fd_syscall(nr, a0, a1, a2, a3, a4, &handled, stop);
   if (handled) return r;
   r = net_syscall(nr, a0, a1, a2, a3, a4, a5, &handled);
   if (handled) return r;

@@ -14,6 +14,7 @@
 #include "../../guest-sdk/include/farcall_abi.h"
 #include "fdtable.h"
 #include "fileview.h"
+#include "scratch.h"
 #include "vm.h"
 
 namespace farcall {
@@ -32,6 +33,10 @@ struct ProcessConfig {
   std::vector<std::pair<uint32_t, uint16_t>> net_allow;
   // A host directory the guest sees read-only as "/" (fileview.h); empty: no files at all.
   std::string files_root;
+  // The writable scratch directory (scratch.h): where the guest sees it, and how many bytes
+  // of file data it may hold (0: none).
+  std::string scratch_path;
+  uint64_t scratch_bytes = 0;
 };
 
 // Why Process::run returned control to its owner.
@@ -73,6 +78,7 @@ class Personality {
     std::map<uint64_t, uint64_t> maps;  // start -> length, anonymous mappings
     size_t stdin_pos = 0;
     FdTable fds = FdTable::standard();  // pipes, eventfds and epoll sets live here, not in the host
+    ScratchFs scratch;                  // the scratch directory's files (a cheap copy: scratch.h)
   };
 
   // A fresh personality for `cfg` over `mem` (its file view opened from cfg.files_root).
@@ -144,6 +150,16 @@ class Personality {
   uint64_t file_stat(const OpenFile &f, uint64_t out);
   uint64_t file_lseek(OpenFile &f, int64_t off, int whence);
   uint64_t file_mmap_copy(int fd, uint64_t at, uint64_t len, uint64_t off);
+  // The scratch directory (scratchcalls.cpp): calls on its paths and fds; handled=false for others.
+  uint64_t scratch_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,
+                           bool *handled);
+  uint64_t scratch_rw(OpenFile &f, uint64_t buf, uint64_t len, uint64_t *pos, bool write);
+  struct ScratchPath;
+  int scratch_path(int64_t dirfd, uint64_t at, ScratchPath *out);
+  uint64_t scratch_open(const ScratchPath &p, uint64_t flags, uint64_t mode);
+  uint64_t scratch_fd_call(uint64_t nr, OpenFile &f, uint64_t a1, uint64_t a2, uint64_t a3);
+  uint64_t scratch_path_call(uint64_t nr, const uint64_t a[5], bool *handled);
+  uint64_t scratch_stat_out(uint64_t ino, uint64_t out, bool statx);
 
   ProcessConfig cfg_;
   std::shared_ptr<FileView> view_;  // immutable files, shared by a master, its forks and instances
