@@ -5,7 +5,8 @@
  *   fill P       write 64 KiB blocks to P until a write fails: "BYTES errno N"
  *   ls P         the names in directory P, sorted       stat P     "SIZE dir|file"
  *   rm P | mkdir P | rmdir P | mv A B | sym T P | link A B | trunc P N     the system call's result
- *   inst         the backend instance (farcall_instance)    crash   a fault
+ *   mem N        dirty N bytes of guest memory (malloc)
+ *   inst         the backend instance (farcall_instance)    crash | spin   a fault, a loop
  *   excl P       open P with O_CREAT|O_EXCL
  * As a request program (scratch_req): argv[1], if given, is run once before farcall_ready()
  * (the master's files); a request's bytes are a script, the answer its output.
@@ -128,6 +129,14 @@ static void one(char *c) {
     say("inst: %d\n", farcall_instance());
   } else if (!strcmp(cmd, "crash")) {
     *(volatile int *)16 = 1;
+  } else if (!strcmp(cmd, "mem")) { /* dirties P bytes of guest memory */
+    size_t n = (size_t)atol(p);
+    char *m = malloc(n);
+    if (m) memset(m, 1, n);
+    say("mem: %s\n", m ? "ok" : "failed");
+  } else if (!strcmp(cmd, "spin")) {
+    for (volatile int i = 0;; i++) {
+    }
   } else {
     say("%s: unknown\n", cmd);
   }
