@@ -6,7 +6,7 @@ import * as fs from 'fs';
 import * as os from 'os';
 import * as path from 'path';
 
-import { runProgram } from '../src/run';
+import { RunResult, runProgram } from '../src/run';
 import { describeKvm, guest } from './helpers';
 
 const BUSYBOX = '/bin/busybox';
@@ -18,6 +18,11 @@ interface Case {
   stdin?: string;
   /** Run natively with this directory as the working directory, and in the VM as its file view. */
   files?: boolean;
+  /** A writable directory: natively a fresh temporary one, in the VM the scratch directory at
+   * /tmp; "@TMP" in the arguments names it. */
+  scratch?: boolean;
+  /** More checks on the VM's run. */
+  check?: (vm: RunResult) => void;
 }
 
 // A small tree the file-view cases read: natively it is the working directory, in the VM "/".
@@ -30,14 +35,23 @@ afterAll(() => fs.rmSync(tree, { recursive: true, force: true }));
 
 async function same(c: Case): Promise<void> {
   if (!fs.existsSync(c.program)) throw new Error(`${c.program} is missing: run node scripts/setup.js (as root it installs it)`);
-  const native = spawnSync(c.program, c.args, { input: c.stdin ?? '', env: {}, argv0: c.program, cwd: c.files ? tree : undefined });
-  const vm = await runProgram(c.program, { args: c.args, stdin: c.stdin ?? '', argv0: c.program, files: c.files ? { readOnly: tree } : undefined });
+  const dir = c.scratch ? fs.mkdtempSync(path.join(os.tmpdir(), 'farcall-compat-scratch-')) : '';
+  const args = (at: string) => c.args.map((a) => a.split('@TMP').join(at));
+  let native;
+  try {
+    native = spawnSync(c.program, args(dir), { input: c.stdin ?? '', env: {}, argv0: c.program, cwd: c.files ? tree : undefined });
+  } finally {
+    if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const files = { ...(c.files ? { readOnly: tree } : {}), ...(c.scratch ? { scratch: { path: '/tmp', maxMiB: 64 } } : {}) };
+  const vm = await runProgram(c.program, { args: args('/tmp'), stdin: c.stdin ?? '', argv0: c.program, files });
   expect({ stdout: vm.stdout.toString(), stderr: vm.stderr.toString(), code: vm.exitCode }).toEqual({
     stdout: native.stdout.toString(),
     stderr: native.stderr.toString(),
     code: native.status,
   });
   expect(vm.stdout.equals(native.stdout)).toBe(true);
+  c.check?.(vm);
 }
 
 const bb = (args: string[], stdin = ''): Case => ({ name: `busybox ${args.join(' ')}`, program: BUSYBOX, args, stdin });
@@ -118,6 +132,28 @@ const cases: Case[] = [
         'print(io.open("nope.txt"))',
     ],
     files: true,
+  },
+  // Through the scratch directory (a writable /tmp held in the VMM).
+  {
+    ...bb(['ash', '-c', 'cd @TMP && seq 1 500 > a && sort -r a > b && mkdir -p d/e && mv b d/e/c && wc -l d/e/c && ls -R . && ' +
+      'cp a d/f && cmp a d/f && echo same; truncate -s 10 a; cat a; echo x >> a; tail -c 6 a; rm -r d; ls; test -e d || echo gone']),
+    scratch: true,
+  },
+  {
+    name: 'sqlite: an on-disk database with its journal, an index, VACUUM and a sorter that spills to temporary files',
+    program: guest('sqlite'),
+    args: ['@TMP/test.db'],
+    stdin: fs.readFileSync(path.join(__dirname, 'compat', 'sqlite-disk.sql'), 'utf8'),
+    scratch: true,
+    // Every write transaction deletes its journal (5 here); more unlinks are the temporary files
+    // SQLite removes as soon as it opens them (its sorter's spill, VACUUM's copy).
+    check: (vm) => expect(vm.stats.syscalls[87]).toBeGreaterThan(5),
+  },
+  {
+    name: 'lua: io.open writes, appends, seeks and reads back; os.rename, os.remove, io.tmpfile, os.tmpname',
+    program: guest('lua'),
+    args: [fs.readFileSync(path.join(__dirname, 'compat', 'scratch.lua'), 'utf8'), '@TMP'],
+    scratch: true,
   },
 ];
 
