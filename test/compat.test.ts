@@ -135,8 +135,10 @@ const cases: Case[] = [
   },
   // Through the scratch directory (a writable /tmp held in the VMM).
   {
-    ...bb(['ash', '-c', 'cd @TMP && seq 1 500 > a && sort -r a > b && mkdir -p d/e && mv b d/e/c && wc -l d/e/c && ls -R . && ' +
-      'cp a d/f && cmp a d/f && echo same; truncate -s 10 a; cat a; echo x >> a; tail -c 6 a; rm -r d; ls; test -e d || echo gone']),
+    // Shell builtins only: an applet that is not one would fork, which farcall does not do.
+    ...bb(['ash', '-c', 'cd @TMP && echo one > a && echo two >> a && while read l; do echo "got $l"; done < a; ' +
+      'read x < a; echo "$x"; [ -f a ] && echo file; [ -d . ] && echo dir; cd /; [ -f @TMP/a ] && echo still; ' +
+      'echo nope > /no/such/dir/f; echo "exit $?"']),
     scratch: true,
   },
   {

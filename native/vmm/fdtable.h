@@ -48,6 +48,7 @@ struct FdTable {
   int next_file = 0, next_pipe = 0;
   uint32_t umask = 022;
   std::string comm = "farcall";  // prctl(PR_SET_NAME)
+  std::string cwd = "/";         // chdir: a guest path, normalized (scratchcalls.cpp)
 
   // A table with fds 0, 1 and 2 open on the program's stdin, stdout and stderr.
   static FdTable standard();

@@ -86,10 +86,14 @@ int Personality::guest_path(uint64_t at, std::string *out) {
   return -ENAMETOOLONG;
 }
 
-// The path `at` names relative to `dirfd` (AT_FDCWD: the root, the guest's working directory).
+// The path `at` names relative to `dirfd` (AT_FDCWD: the guest's working directory).
 int Personality::guest_path_at(int64_t dirfd, uint64_t at, std::string *out) {
   if (int r = guest_path(at, out); r < 0) return r;
-  if (out->empty() || (*out)[0] == '/' || dirfd == kAtFdcwd) return 0;
+  if (out->empty() || (*out)[0] == '/') return 0;
+  if (dirfd == kAtFdcwd) {
+    if (ms_.fds.cwd != "/") *out = ms_.fds.cwd + "/" + *out;  // resolved from the root like any path
+    return 0;
+  }
   const OpenFile *d = ms_.fds.file_of(int(dirfd));
   if (!d) return -EBADF;
   if (d->kind != OpenFile::ViewDir && d->kind != OpenFile::ScratchDir) return -ENOTDIR;
@@ -172,7 +176,7 @@ uint64_t Personality::file_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64
   switch (nr) {
     case NR_open:
     case NR_openat: {
-      int r = nr == NR_open ? guest_path(a0, &path) : guest_path_at(int(a0), a1, &path);
+      int r = nr == NR_open ? guest_path_at(kAtFdcwd, a0, &path) : guest_path_at(int(a0), a1, &path);
       if (r < 0) return neg(-r);
       return file_open(path, nr == NR_open ? a1 : a2);
     }
@@ -183,7 +187,7 @@ uint64_t Personality::file_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64
       bool at = nr == NR_newfstatat || nr == NR_statx;
       uint64_t flags = nr == NR_newfstatat ? a3 : nr == NR_statx ? a2 : 0;
       uint64_t out = nr == NR_statx ? a4 : at ? a2 : a1;
-      int r = at ? guest_path_at(int(a0), a1, &path) : guest_path(a0, &path);
+      int r = at ? guest_path_at(int(a0), a1, &path) : guest_path_at(kAtFdcwd, a0, &path);
       if (r < 0) return neg(-r);
       if (path.empty()) {  // AT_EMPTY_PATH: the fd itself
         if (!(flags & kAtEmptyPath)) return neg(ENOENT);
@@ -209,7 +213,7 @@ uint64_t Personality::file_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64
     case NR_access:
     case NR_faccessat:
     case NR_faccessat2: {
-      int r = nr == NR_access ? guest_path(a0, &path) : guest_path_at(int(a0), a1, &path);
+      int r = nr == NR_access ? guest_path_at(kAtFdcwd, a0, &path) : guest_path_at(int(a0), a1, &path);
       if (r < 0) return neg(-r);
       uint64_t mode = nr == NR_access ? a1 : a2;
       if (mode & ~uint64_t(7)) return neg(EINVAL);
@@ -222,7 +226,7 @@ uint64_t Personality::file_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64
     }
     case NR_readlink:
     case NR_readlinkat: {
-      int r = nr == NR_readlink ? guest_path(a0, &path) : guest_path_at(int(a0), a1, &path);
+      int r = nr == NR_readlink ? guest_path_at(kAtFdcwd, a0, &path) : guest_path_at(int(a0), a1, &path);
       if (r < 0) return neg(-r);
       uint64_t buf = nr == NR_readlink ? a1 : a2, len = nr == NR_readlink ? a2 : a3;
       if (int64_t(len) <= 0) return neg(EINVAL);

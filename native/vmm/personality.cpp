@@ -457,8 +457,9 @@ uint64_t Personality::syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, 
     case NR_sysinfo: return sys_sysinfo(a0);
     case NR_prctl: return sys_prctl(a0, a1);
     case NR_getcwd: {
-      if (a1 < 2) return neg(ERANGE);
-      return mem_.write(a0, "/", 2) ? 2 : neg(EFAULT);
+      const std::string &cwd = ms_.fds.cwd;
+      if (a1 < cwd.size() + 1) return neg(ERANGE);
+      return mem_.write(a0, cwd.c_str(), cwd.size() + 1) ? cwd.size() + 1 : neg(EFAULT);
     }
     default:
       (void)a4;

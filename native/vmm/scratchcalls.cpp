@@ -30,7 +30,7 @@ enum : uint64_t {
   NR_getdents64 = 217, NR_fadvise64 = 221, NR_openat = 257, NR_mkdirat = 258, NR_fchownat = 260,
   NR_newfstatat = 262, NR_unlinkat = 263, NR_renameat = 264, NR_linkat = 265, NR_symlinkat = 266,
   NR_readlinkat = 267, NR_fchmodat = 268, NR_faccessat = 269, NR_utimensat = 280, NR_fallocate = 285,
-  NR_renameat2 = 316, NR_statx = 332, NR_faccessat2 = 439,
+  NR_renameat2 = 316, NR_statx = 332, NR_faccessat2 = 439, NR_chdir = 80, NR_fchdir = 81,
 };
 constexpr int64_t kAtFdcwd = -100;
 constexpr uint64_t kAtRemovedir = 0x200, kAtEmptyPath = 0x1000, kRenameNoreplace = 1;
@@ -370,6 +370,31 @@ uint64_t Personality::scratch_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uin
                                   bool *handled) {
   *handled = true;
   switch (nr) {
+    case NR_chdir:
+    case NR_fchdir: {  // the working directory is a path, checked to be a directory now
+      ScratchPath p;
+      const OpenFile *f = nr == NR_fchdir ? ms_.fds.file_of(int(a0)) : nullptr;
+      if (nr == NR_fchdir) {
+        if (!f) return neg(EBADF);
+        if (f->kind != OpenFile::ViewDir && f->kind != OpenFile::ScratchDir) return neg(ENOTDIR);
+        p.full.clear();
+        for (auto &c : components(f->path)) p.full += "/" + c;
+        if (p.full.empty()) p.full = "/";
+      } else {
+        if (int r = scratch_path(kAtFdcwd, a0, &p); r < 0) return neg(-r);
+        struct stat st;
+        int64_t ino = p.inside ? ms_.scratch.lookup(p.rest) : -ENOENT;
+        if (p.inside && ino < 0) return neg(int(-ino));
+        if (p.inside ? !ms_.scratch.is_dir(uint64_t(ino)) : false) return neg(ENOTDIR);
+        if (!p.inside && p.full != "/") {  // "/" is always there, with or without a view
+          if (!view_) return neg(ENOENT);
+          if (int e = view_->stat_path(p.full, true, &st); e < 0) return neg(-e);
+          if (!S_ISDIR(st.st_mode)) return neg(ENOTDIR);
+        }
+      }
+      ms_.fds.cwd = p.full;
+      return 0;
+    }
     case NR_lseek: case NR_pread64: case NR_pwrite64: case NR_fstat: case NR_ftruncate: case NR_fallocate:
     case NR_fsync: case NR_fdatasync: case NR_fadvise64: case NR_fchown: case NR_fchmod: case NR_getdents64: {
       OpenFile *f = ms_.fds.file_of(int(a0));
