@@ -1,8 +1,9 @@
 // Every benchmark of the project in one process, one report: foundation (exits, system calls, VM
 // creation), forks (reset, request cycle, fork creation), gate (far calls beside traps and IPC),
 // scale (many forks, bursts, resets across maxDirtyMiB, callers per backend instance), http (the
-// http sample against node:http + Map under autocannon), snapshot
-// (pools and backends from files),
+// http sample against node:http + Map under autocannon), snapshot (pools and backends from
+// files), files (reads through the read-only view and the scratch directory, a forwarded system
+// call per entry flavor, each against native),
 // and bench/stubs.ts when it exists. Prints ONE table — each figure with its baseline from the same
 // run (or a published reference) and the ratio — writes bench-results/<section>.json,
 // bench-results/summary.json and bench-results/latency.svg (call-latency distributions beside
@@ -52,6 +53,7 @@ const SECTIONS: Array<{ name: string; load: Loader }> = [
   { name: 'scale', load: async () => import('./scale') },
   { name: 'http', load: async () => import('./http') },
   { name: 'snapshot', load: async () => import('./snapshot') },
+  { name: 'files', load: async () => import('./files') },
   {
     name: 'stubs',
     // Another part of the project; optional. Skipped when bench/stubs.ts is absent.
