@@ -65,7 +65,10 @@ const headers = [['/usr/include/linux/kvm.h', 'linux-libc-dev'], ...(pack ? [] :
   ['/usr/include/doctest/doctest.h', 'doctest-dev'],
   // Third-party programs of the compatibility suite (test/compat.test.ts).
   ['/bin/busybox', 'busybox-static'], ['/usr/lib/x86_64-linux-gnu/liblua5.4.a', 'liblua5.4-dev'],
-  ['/usr/lib/x86_64-linux-gnu/libsqlite3.a', 'libsqlite3-dev']])];
+  ['/usr/lib/x86_64-linux-gnu/libsqlite3.a', 'libsqlite3-dev'],
+  // CPython, dynamically linked, run through a file view (test/python.test.ts): the interpreter,
+  // its standard library with json, hashlib and ctypes.
+  ['/usr/bin/python3', 'python3-minimal'], ['/usr/share/doc/libpython3-stdlib', 'libpython3-stdlib']])];
 
 async function main() {
   const missing = new Set();
@@ -95,8 +98,39 @@ async function main() {
     // Native addon + guest programs: cmake-js is incremental (ninja), so always run it.
     await step('building the native addon and guest programs', process.execPath, [...cmakeJs, ...(quiet ? ['--log-level', 'error'] : [])]);
     await step('compiling TypeScript', process.execPath, [path.join(root, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', 'tsconfig.json']);
+    pythonRoot();
   }
   log('ready');
+}
+
+// build/pyroot: a directory a guest sees as "/" that holds Debian's CPython (dynamically linked),
+// the libraries ldd names for it and its extension modules (the ELF interpreter included), and
+// its standard library. Rebuilt when the interpreter changes.
+function pythonRoot() {
+  const bin = fs.readdirSync('/usr/bin').filter((f) => /^python3\.\d+$/.test(f)).sort().pop();
+  if (!bin) return log('no /usr/bin/python3.N: build/pyroot skipped');
+  const dest = path.join(root, 'build', 'pyroot');
+  const stamp = path.join(dest, '.stamp');
+  const want = `${bin} ${fs.statSync(path.join('/usr/bin', bin)).mtimeMs}`;
+  if (fs.existsSync(stamp) && fs.readFileSync(stamp, 'utf8') === want) return;
+  fs.rmSync(dest, { recursive: true, force: true });
+  const stdlib = path.join('/usr/lib', bin);
+  const modules = fs.readdirSync(path.join(stdlib, 'lib-dynload')).map((f) => path.join(stdlib, 'lib-dynload', f));
+  const libs = new Set();
+  for (const f of [path.join('/usr/bin', bin), ...modules]) {
+    const r = spawnSync('ldd', [f], { encoding: 'utf8' });
+    for (const m of (r.stdout || '').matchAll(/(\/\S+\.so[.\d]*)/g)) libs.add(m[1]);
+  }
+  const copy = (from) => {
+    const to = path.join(dest, from);
+    fs.mkdirSync(path.dirname(to), { recursive: true });
+    fs.copyFileSync(fs.realpathSync(from), to);
+  };
+  copy(path.join('/usr/bin', bin));
+  for (const l of libs) copy(l);
+  fs.cpSync(stdlib, path.join(dest, stdlib), { recursive: true, verbatimSymlinks: true });
+  fs.writeFileSync(stamp, want);
+  log(`build/pyroot: ${bin}, ${libs.size} libraries, its standard library`);
 }
 
 // The addon as the package ships it: stripped, in node-gyp-build's prebuilds/<platform>-<arch>/

@@ -20,7 +20,7 @@ static const Elf64_Phdr *phdrs(const std::vector<uint8_t> &f, const Elf64_Ehdr &
   return reinterpret_cast<const Elf64_Phdr *>(f.data() + eh.e_phoff);
 }
 
-ElfImage elf__inspect(const std::vector<uint8_t> &f, uint64_t region) {
+ElfImage elf__inspect(const std::vector<uint8_t> &f, uint64_t region, bool interp_ok, uint64_t at) {
   if (f.size() < 4 || std::memcmp(f.data(), ELFMAG, SELFMAG) != 0)
     throw VmmError(ErrorCode::NotElf, "not an ELF file (bad magic)");
   if (f.size() < sizeof(Elf64_Ehdr)) corrupt("file is shorter than an ELF header (truncated)");
@@ -40,10 +40,18 @@ ElfImage elf__inspect(const std::vector<uint8_t> &f, uint64_t region) {
   uint64_t lo = UINT64_MAX, hi = 0;
   bool has_dynamic = false;
   for (int i = 0; i < eh.e_phnum; i++) {
-    if (ph[i].p_type == PT_INTERP)
-      throw VmmError(ErrorCode::Dynamic,
-                     "dynamically linked program (it asks for an ELF interpreter): farcall runs static programs; "
-                     "link with -static (gcc -static, or musl-gcc -static), or -static-pie");
+    if (ph[i].p_type == PT_INTERP) {
+      if (!interp_ok)
+        throw VmmError(ErrorCode::Dynamic,
+                       "dynamically linked program (it asks for an ELF interpreter): farcall runs static programs, "
+                       "or dynamic ones whose interpreter and libraries are in files.readOnly; "
+                       "link with -static (gcc -static, or musl-gcc -static), or -static-pie");
+      const Elf64_Phdr &p = ph[i];
+      if (p.p_offset > f.size() || p.p_filesz > f.size() - p.p_offset || p.p_filesz < 2 || p.p_filesz > 4096)
+        corrupt("PT_INTERP lies past the end of the file or is not a path");
+      img.interp.assign(reinterpret_cast<const char *>(f.data() + p.p_offset), p.p_filesz);
+      img.interp.resize(std::strlen(img.interp.c_str()));
+    }
     if (ph[i].p_type == PT_DYNAMIC) has_dynamic = true;
     if (ph[i].p_type != PT_LOAD) continue;
     const Elf64_Phdr &p = ph[i];
@@ -57,7 +65,7 @@ ElfImage elf__inspect(const std::vector<uint8_t> &f, uint64_t region) {
   }
   if (hi == 0) corrupt("no loadable segments");
   (void)has_dynamic;  // static-PIE has PT_DYNAMIC but no PT_INTERP: it relocates itself
-  img.base = eh.e_type == ET_DYN ? region + layout::kProgramBase - (lo & ~0xfffull) : 0;
+  img.base = eh.e_type == ET_DYN ? (at ? at : region + layout::kProgramBase) - (lo & ~0xfffull) : 0;
   img.lowest = (lo & ~0xfffull) + img.base;
   img.end = hi + img.base;
   img.entry = eh.e_entry + img.base;
@@ -76,8 +84,9 @@ ElfImage elf__inspect(const std::vector<uint8_t> &f, uint64_t region) {
   return img;
 }
 
-ElfImage elf__load(const std::vector<uint8_t> &f, Vm &vm, uint64_t region, uint64_t limit) {
-  ElfImage img = elf__inspect(f, region);
+ElfImage elf__load(const std::vector<uint8_t> &f, Vm &vm, uint64_t region, uint64_t limit, bool interp_ok,
+                   uint64_t at) {
+  ElfImage img = elf__inspect(f, region, interp_ok, at);
   // Linked for the other region: below this one, or (a request program) up in the backend region.
   if (img.lowest < region + layout::kPage || (region == 0 && img.lowest >= layout::kBackendVa)) {
     bool backend_region = region >= layout::kBackendVa;

@@ -122,4 +122,18 @@ int64_t FileView::readlink(const std::string &path, char *buf, uint64_t len) {
   return r < 0 ? -(e == ENOENT ? EINVAL : e) : r;
 }
 
+int FileView::read_file(const std::string &path, uint64_t max, std::vector<uint8_t> *out) {
+  int id = open(path, true, false);
+  if (id < 0) return id;
+  struct stat st;
+  if (int r = stat(id, &st); r < 0) return r;
+  if (!S_ISREG(st.st_mode)) return -EACCES;
+  if (uint64_t(st.st_size) > max) return -EFBIG;
+  out->resize(uint64_t(st.st_size));
+  int64_t n = pread(id, out->data(), out->size(), 0);
+  if (n < 0) return int(n);
+  out->resize(uint64_t(n));
+  return 0;
+}
+
 }  // namespace farcall

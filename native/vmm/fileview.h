@@ -42,6 +42,8 @@ class FileView {
   // getdents64 from the directory position `*pos` (a host cookie); advances it.
   int64_t getdents(int id, void *buf, uint64_t len, uint64_t *pos);
   int64_t readlink(const std::string &path, char *buf, uint64_t len);
+  // The whole regular file `path` (at most `max` bytes) into `out`: 0, or a negative errno.
+  int read_file(const std::string &path, uint64_t max, std::vector<uint8_t> *out);
   uint64_t max_objects() const { return 4096; }
 
  private:

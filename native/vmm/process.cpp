@@ -14,8 +14,18 @@ namespace farcall {
 using layout::kPage;
 
 Process::Process(const std::vector<uint8_t> &elf, const ProcessConfig &cfg) {
-  ElfImage probe = elf__inspect(elf);  // typed errors before any VM exists
-  (void)probe;
+  // A dynamic program needs its interpreter and libraries from the read-only view.
+  bool dynamic_ok = !cfg.files_root.empty();
+  ElfImage probe = elf__inspect(elf, 0, dynamic_ok);  // typed errors before any VM exists
+  std::vector<uint8_t> ld;
+  if (!probe.interp.empty()) {
+    int r = FileView::open_root(cfg.files_root)->read_file(probe.interp, 64ull << 20, &ld);
+    if (r < 0)
+      throw VmmError(ErrorCode::Dynamic, "the program's ELF interpreter " + probe.interp +
+                                             " cannot be read from files.readOnly: " + std::strerror(-r));
+    ElfImage li = elf__inspect(ld);  // itself static (ld.so is)
+    if (!li.interp.empty()) throw VmmError(ErrorCode::Dynamic, "the ELF interpreter " + probe.interp + " is itself dynamic");
+  }
   VmConfig vc;
   vc.ram_bytes = cfg.memory_bytes;
   vc.mode = cfg.mode;
@@ -26,11 +36,21 @@ Process::Process(const std::vector<uint8_t> &elf, const ProcessConfig &cfg) {
   Personality::MemState ms;
   ms.stack_bottom = layout::stack__guard_hi(mem.va, vm_->ram_bytes());
   ms.mmap_top = layout::stack__guard_lo(mem.va, vm_->ram_bytes());  // the guard is never mapped (Vm)
-  ElfImage img = elf__load(elf, *vm_, mem.va, ms.mmap_top);
+  ElfImage img = elf__load(elf, *vm_, mem.va, ms.mmap_top, dynamic_ok), interp;
   ms.brk_start = ms.brk = (img.end + kPage - 1) & ~(kPage - 1);
+  if (!ld.empty()) {
+    // The interpreter goes at the top of the mmap area, as Linux puts it high: recorded as a
+    // mapping, so the program's own mmaps and brk go around it.
+    ElfImage li = elf__inspect(ld);
+    uint64_t size = ((li.end - li.lowest) + kPage - 1) & ~(kPage - 1);
+    uint64_t at = size + (2 << 20) < ms.mmap_top - ms.brk ? (ms.mmap_top - size) & ~uint64_t((2 << 20) - 1) : 0;
+    if (at <= ms.brk) throw VmmError(ErrorCode::TooBig, "no room for the ELF interpreter: raise memoryMiB");
+    interp = elf__load(ld, *vm_, mem.va, ms.mmap_top, false, at);
+    ms.maps[at] = size;
+  }
   sys_ = std::make_unique<Personality>(cfg, mem, ms);
   gate_ = std::make_unique<Gate>(*vm_, mem);
-  build_stack(img);
+  build_stack(img, interp);
 }
 
 Process::Process(const Process &master, const CpuState &state, bool dirty_log) {
@@ -47,7 +67,7 @@ Process::Process(const VmConfig &vc) {
   gate_ = std::make_unique<Gate>(*vm_, vm_->view(), true);
 }
 
-void Process::build_stack(const ElfImage &img) {
+void Process::build_stack(const ElfImage &img, const ElfImage &interp) {
   const GuestView &mem = sys_->view();
   const ProcessConfig &cfg = sys_->config();
   // Strings and random bytes at the very top, then auxv, envp, argv, argc below, 16-aligned.
@@ -78,7 +98,7 @@ void Process::build_stack(const ElfImage &img) {
   for (size_t o : env_off) v.push_back(blob_at + o);
   v.push_back(0);
   uint64_t aux[][2] = {{AT_PHDR, img.phdr},     {AT_PHENT, img.phent},   {AT_PHNUM, img.phnum},
-                       {AT_PAGESZ, kPage},      {AT_BASE, 0},            {AT_FLAGS, 0},
+                       {AT_PAGESZ, kPage},      {AT_BASE, interp.base},            {AT_FLAGS, 0},
                        {AT_ENTRY, img.entry},   {AT_UID, 0},             {AT_EUID, 0},
                        {AT_GID, 0},             {AT_EGID, 0},            {AT_SECURE, 0},
                        {AT_RANDOM, blob_at + rand_off}, {AT_HWCAP, hwcap}, {AT_HWCAP2, 0},
@@ -95,7 +115,7 @@ void Process::build_stack(const ElfImage &img) {
   mem.write(sp, v.data(), v.size() * 8);
   kvm_regs &r = vm_->vcpu().regs();
   r = {};
-  r.rip = img.entry;
+  r.rip = interp.entry ? interp.entry : img.entry;  // a dynamic program starts in its interpreter
   r.rsp = sp;
   r.rflags = 2;
   vm_->vcpu().regs_dirty();

@@ -42,7 +42,8 @@ class Process {
   Stop host_call(size_t index, int entry, const uint64_t args[4], uint64_t deadline_ns);
 
  private:
-  void build_stack(const ElfImage &img);
+  // The initial stack; `interp`: the ELF interpreter of a dynamic program (entry 0: none).
+  void build_stack(const ElfImage &img, const ElfImage &interp);
   Stop run_events(uint64_t deadline_ns);
   // An event that is not the gate's: a system call for the personality or farcall, or a stop.
   bool on_event(const Event &ev, uint64_t deadline_ns, Stop *st);
