@@ -265,14 +265,16 @@ int64_t ScratchFs::getdents(uint64_t ino, uint8_t *buf, uint64_t len, uint64_t *
     return true;
   };
   constexpr uint8_t kDtDir = 4, kDtReg = 8;
+  // One walk to the position per call, then one step per entry.
+  auto it = i < 2 ? d->entries.begin() : i - 2 < d->entries.size() ? std::next(d->entries.begin(), long(i - 2)) : d->entries.end();
   for (;; i++) {
     bool ok;
     if (i == 0) ok = put(ino, ".", kDtDir);
     else if (i == 1) ok = put(d->parent, "..", kDtDir);
     else {
-      if (i - 2 >= d->entries.size()) break;
-      auto it = std::next(d->entries.begin(), long(i - 2));
+      if (it == d->entries.end()) break;
       ok = put(it->second, it->first, node(it->second)->dir ? kDtDir : kDtReg);
+      if (ok) ++it;
     }
     if (!ok) {
       if (!out) return -EINVAL;  // the buffer holds not even one record
@@ -283,10 +285,10 @@ int64_t ScratchFs::getdents(uint64_t ino, uint8_t *buf, uint64_t len, uint64_t *
   return int64_t(out);
 }
 
-void ScratchFs::collect(const std::function<bool(uint64_t)> &open) {
+void ScratchFs::collect(const std::set<uint64_t> &open) {
   std::vector<uint64_t> gone;
   for (uint64_t ino : t_->orphans)
-    if (!open(ino)) gone.push_back(ino);
+    if (!open.count(ino)) gone.push_back(ino);
   if (gone.empty()) return;
   Tree &t = w();
   for (uint64_t ino : gone) drop(t, ino);

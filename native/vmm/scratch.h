@@ -16,7 +16,6 @@
 #pragma once
 #include <array>
 #include <cstdint>
-#include <functional>
 #include <map>
 #include <memory>
 #include <set>
@@ -57,8 +56,8 @@ class ScratchFs {
   bool is_dir(uint64_t ino) const;
   // linux_dirent64 records from position `*pos` (0 ".", 1 "..", then entries by name).
   int64_t getdents(uint64_t ino, uint8_t *buf, uint64_t len, uint64_t *pos) const;
-  // Frees files that have no name left and that `open` (is this inode still open?) rejects.
-  void collect(const std::function<bool(uint64_t)> &open);
+  // Frees the files that have no name left and are not in `open` (the inodes fds refer to).
+  void collect(const std::set<uint64_t> &open);
   bool has_orphans() const { return !t_->orphans.empty(); }
   uint64_t pages() const { return t_->pages; }
 

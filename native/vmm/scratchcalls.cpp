@@ -14,6 +14,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <set>
 
 #include "personality.h"
 
@@ -116,12 +117,12 @@ uint64_t Personality::scratch_rw(OpenFile &f, uint64_t buf, uint64_t len, uint64
     }
     return ret(r);
   }
-  if (ms_.scratch.has_orphans())  // files unlinked and since closed give their pages back first
-    ms_.scratch.collect([&](uint64_t ino) {
-      for (auto &[id, o] : ms_.fds.files)
-        if (o.kind == OpenFile::ScratchFile && o.ino == ino) return true;
-      return false;
-    });
+  if (ms_.scratch.has_orphans()) {  // files unlinked and since closed give their pages back first
+    std::set<uint64_t> open;
+    for (auto &[id, o] : ms_.fds.files)
+      if (o.kind == OpenFile::ScratchFile) open.insert(o.ino);
+    ms_.scratch.collect(open);
+  }
   if (f.flags & O_APPEND) {
     ScratchStat s;
     ms_.scratch.stat(f.ino, &s);
