@@ -39,6 +39,23 @@ describe('config validation', () => {
     expect(validateConfig(good()).http).toEqual({ expose: ['kv.host_echo'] });
   });
 
+  test('files.scratch: accepted as the API takes it, and refused with the same words', () => {
+    const cfg = good() as Record<string, any>;
+    cfg.pools.web.files = { scratch: { path: '/var/tmp', maxMiB: 8 } };
+    cfg.backends.kv.files = { scratch: {} };
+    const ok = validateConfig(cfg);
+    expect(ok.pools!.web.files).toEqual({ scratch: { path: '/var/tmp', maxMiB: 8 } });
+    cfg.pools.web.files = { scratch: { path: '/' } };
+    cfg.backends.kv.files = { scratch: { maxMiB: 0, size: 1 } };
+    const { issues } = issuesOf(() => validateConfig(cfg));
+    expect(issues).toEqual(
+      expect.arrayContaining([
+        { path: 'pools.web.files.scratch', message: 'path must not be "/" (the scratch directory overlays one directory of the view)' },
+        { path: 'backends.kv.files.scratch', message: 'size is not a known option' },
+      ]),
+    );
+  });
+
   test('every bad field is reported at once, each with its path', () => {
     const cfg = good() as Record<string, any>;
     cfg.pools.web.size = 0;
