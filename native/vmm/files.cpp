@@ -162,7 +162,7 @@ uint64_t Personality::file_mmap_copy(int fd, uint64_t at, uint64_t len, uint64_t
   uint8_t *p = mem_.ptr(at, len);
   if (!p) return neg(ENOMEM);
   int64_t r = f->kind == OpenFile::ScratchFile ? ms_.scratch.read(f->ino, p, len, off)  // a private copy
-                                               : view_->pread(f->obj, p, len, off);  // the rest of the mapping stays zero, as past a file's end
+                                               : view_->pread_all(f->obj, p, len, off);  // the rest stays zero, as past a file's end
   if (r < 0) return neg(int(-r));
   mem_.mark(at, uint64_t(r));
   return at;

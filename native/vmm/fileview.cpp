@@ -122,6 +122,17 @@ int64_t FileView::readlink(const std::string &path, char *buf, uint64_t len) {
   return r < 0 ? -(e == ENOENT ? EINVAL : e) : r;
 }
 
+int64_t FileView::pread_all(int id, void *buf, uint64_t len, uint64_t off) {
+  uint64_t done = 0;
+  while (done < len) {
+    int64_t r = pread(id, static_cast<uint8_t *>(buf) + done, len - done, off + done);
+    if (r < 0) return done ? int64_t(done) : r;
+    if (r == 0) break;
+    done += uint64_t(r);
+  }
+  return int64_t(done);
+}
+
 int FileView::read_file(const std::string &path, uint64_t max, std::vector<uint8_t> *out) {
   int id = open(path, true, false);
   if (id < 0) return id;
@@ -130,7 +141,7 @@ int FileView::read_file(const std::string &path, uint64_t max, std::vector<uint8
   if (!S_ISREG(st.st_mode)) return -EACCES;
   if (uint64_t(st.st_size) > max) return -EFBIG;
   out->resize(uint64_t(st.st_size));
-  int64_t n = pread(id, out->data(), out->size(), 0);
+  int64_t n = pread_all(id, out->data(), out->size(), 0);
   if (n < 0) return int(n);
   out->resize(uint64_t(n));
   return 0;

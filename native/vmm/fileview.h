@@ -39,6 +39,9 @@ class FileView {
   int stat_path(const std::string &path, bool follow, struct stat *st);
   int stat(int id, struct stat *st);
   int64_t pread(int id, void *buf, uint64_t len, uint64_t off);
+  // Reads until `len` bytes or the end of the file: a host read can be short (9p, FUSE), and a
+  // mapping's copy must not be.
+  int64_t pread_all(int id, void *buf, uint64_t len, uint64_t off);
   // getdents64 from the directory position `*pos` (a host cookie); advances it.
   int64_t getdents(int id, void *buf, uint64_t len, uint64_t *pos);
   int64_t readlink(const std::string &path, char *buf, uint64_t len);
