@@ -8,6 +8,8 @@
  *   mem N        dirty N bytes of guest memory (malloc)
  *   inst         the backend instance (farcall_instance)    crash | spin   a fault, a loop
  *   excl P       open P with O_CREAT|O_EXCL
+ *   map P        mmap P MAP_PRIVATE (write to the copy, print it), then try MAP_SHARED
+ *   lock P       F_SETLK then F_GETLK of a write lock on P      cd P   chdir, then getcwd
  * As a request program (scratch_req): argv[1], if given, is run once before farcall_ready()
  * (the master's files); a request's bytes are a script, the answer its output.
  * As a backend (scratch_backend, argv[1] "backend", argv[2] an optional script run before
@@ -16,9 +18,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -125,10 +129,35 @@ static void one(char *c) {
     int fd = open(p, O_RDWR | O_CREAT | O_EXCL, 0600);
     if (fd >= 0) close(fd);
     result(cmd, p, fd < 0 ? -1 : 0);
+  } else if (!strcmp(cmd, "map")) { /* MAP_PRIVATE copy: its first bytes; then MAP_SHARED */
+    int fd = open(p, O_RDWR);
+    if (fd < 0) return result(cmd, p, -1);
+    char *m = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
+    if (m == MAP_FAILED) return close(fd), result(cmd, p, -1);
+    m[0] = '!'; /* a private copy: the file does not change */
+    say("map %s: %.8s\n", p, m);
+    munmap(m, 4096);
+    m = mmap(NULL, 4096, PROT_READ, MAP_SHARED, fd, 0);
+    say("mapshared %s: %s\n", p, m == MAP_FAILED ? "refused" : "mapped");
+    close(fd);
+  } else if (!strcmp(cmd, "lock")) { /* F_SETLK then F_GETLK of a write lock */
+    int fd = open(p, O_RDWR);
+    if (fd < 0) return result(cmd, p, -1);
+    struct flock l = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 1};
+    int a = fcntl(fd, F_SETLK, &l);
+    l.l_type = F_WRLCK;
+    int b = fcntl(fd, F_GETLK, &l);
+    say("lock %s: %d %d %s\n", p, a, b, l.l_type == F_UNLCK ? "unlocked" : "locked");
+    close(fd);
+  } else if (!strcmp(cmd, "cd")) {
+    char cwd[256];
+    int r = chdir(p);
+    say("cd %s: %d %s\n", p, r, r == 0 && getcwd(cwd, sizeof cwd) ? cwd : "-");
   } else if (!strcmp(cmd, "inst")) {
     say("inst: %d\n", farcall_instance());
   } else if (!strcmp(cmd, "crash")) {
-    *(volatile int *)16 = 1;
+    volatile uintptr_t bad = 16;
+    *(volatile int *)bad = 1;
   } else if (!strcmp(cmd, "mem")) { /* dirties P bytes of guest memory */
     size_t n = (size_t)atol(p);
     char *m = malloc(n);

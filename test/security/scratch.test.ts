@@ -186,6 +186,20 @@ describeKvm('security: the scratch directory', () => {
     }
   });
 
+  test('mmap is a private copy, MAP_SHARED is refused, locks are granted, the working directory moves', async () => {
+    const pool = await RequestPool.create(req, { size: 1, files: { scratch: {} } });
+    try {
+      expect((await pool.run('w /tmp/m abcdefgh;map /tmp/m;r /tmp/m;lock /tmp/m;mkdir /tmp/d;cd /tmp/d;w f rel;r /tmp/d/f;cd ..;r d/f;cd /nowhere'))
+        .toString()).toBe([
+        'w /tmp/m: 8', 'map /tmp/m: !bcdefgh', 'mapshared /tmp/m: refused', 'r /tmp/m: abcdefgh', 'lock /tmp/m: 0 0 unlocked',
+        'mkdir /tmp/d: 0', 'cd /tmp/d: 0 /tmp/d', 'w f: 3', 'r /tmp/d/f: rel', 'cd ..: 0 /tmp', 'r d/f: rel', 'cd /nowhere: -1 -', '',
+      ].join('\n'));
+      expect((await pool.run('r d/f;r /tmp/d/f')).toString()).toBe('r d/f: errno 2\nr /tmp/d/f: errno 2\n'); // cwd back at /
+    } finally {
+      await pool.close();
+    }
+  });
+
   test('bad scratch options are refused with a typed error', async () => {
     for (const scratch of [{ path: '/' }, { path: 'tmp' }, { path: '/a/../b' }, { maxMiB: 0 }, { maxMiB: 1.5 }, { size: 1 }, 'x'])
       await expect(runProgram(guest('hello_musl'), { files: { scratch: scratch as never } })).rejects.toBeInstanceOf(InvalidArgumentError);
