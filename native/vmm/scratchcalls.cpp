@@ -24,7 +24,7 @@ namespace {
 uint64_t neg(int e) { return uint64_t(-int64_t(e)); }
 uint64_t ret(int64_t r) { return r < 0 ? neg(int(-r)) : uint64_t(r); }
 enum : uint64_t {
-  NR_read = 0, NR_write = 1, NR_open = 2, NR_stat = 4, NR_fstat = 5, NR_lstat = 6, NR_lseek = 8, NR_pread64 = 17,
+  NR_open = 2, NR_stat = 4, NR_fstat = 5, NR_lstat = 6, NR_lseek = 8, NR_pread64 = 17,
   NR_pwrite64 = 18, NR_access = 21, NR_fsync = 74, NR_fdatasync = 75, NR_truncate = 76, NR_ftruncate = 77,
   NR_rename = 82, NR_mkdir = 83, NR_rmdir = 84, NR_creat = 85, NR_link = 86, NR_unlink = 87, NR_symlink = 88,
   NR_readlink = 89, NR_chmod = 90, NR_fchmod = 91, NR_chown = 92, NR_fchown = 93, NR_lchown = 94,
