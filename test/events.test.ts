@@ -59,7 +59,10 @@ const callerProgram = ${JSON.stringify(guest('caller'))};
       else if (s === 'traceOff') broker.traceCalls(false);
       else if (s === 'crash3') {
         for (let i = 0; i < 3; i++) await pool.run('crash').catch(() => {});
-        rec.push(backend.isRestarting || backend.stats().restarts > 0 ? 'restarting' : 'not restarting');
+        // The fault events reach the policy through the event loop: give them up to 3 s.
+        const restarting = () => backend.isRestarting || backend.stats().restarts > 0;
+        for (let t = 0; t < 30 && !restarting(); t++) await new Promise((r) => setTimeout(r, 100));
+        rec.push(restarting() ? 'restarting' : 'not restarting');
       }
     }
     await quiet();

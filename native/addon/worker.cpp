@@ -5,16 +5,16 @@ namespace farcall::addon {
 void Worker::run_once(Napi::Env env, Job job) { (new Worker(env, true))->post(env, std::move(job)); }
 
 Worker::Worker(Napi::Env env, bool single_use) : single_use_(single_use) {
-  tsfn_ = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo &) {}),
-                                        "farcall-worker", 0, 1);
-  tsfn_.Unref(env);  // an idle worker must not keep Node alive
+  sh_->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo &) {}),
+                                            "farcall-worker", 0, 1);
+  sh_->tsfn.Unref(env);  // an idle worker must not keep Node alive
   thread_ = std::thread([this] { loop(); });
 }
 
 Worker::~Worker() { stop(); }
 
 void Worker::post(Napi::Env env, Job job, Napi::Object owner) {
-  if (pending_++ == 0) tsfn_.Ref(env);
+  if (sh_->pending++ == 0) sh_->tsfn.Ref(env);
   std::shared_ptr<Napi::ObjectReference> keep;
   if (!owner.IsEmpty()) keep = std::make_shared<Napi::ObjectReference>(Napi::Persistent(owner));
   {
@@ -45,15 +45,15 @@ void Worker::loop() {
     Completion done = job();
     // What the job captured (handles of the VM owner) is released on the JS thread, with the
     // completion: were the last reference dropped here, the owner's destructor would have this
-    // thread join itself. The completion may also stop and delete this worker (closing a fork
-    // does), so it touches nothing of the worker after `done`.
+    // thread join itself. The worker may be stopped and deleted before the completion runs
+    // (closing a backend), or by it (closing a fork): the completion holds only the shared part.
     auto *c = new Completion(
-        [this, done = std::move(done), job = std::move(job), single = single_use_](Napi::Env env) {
-          if (--pending_ == 0) tsfn_.Unref(env);
+        [sh = sh_, done = std::move(done), job = std::move(job), self = single_use_ ? this : nullptr](Napi::Env env) {
+          if (--sh->pending == 0) sh->tsfn.Unref(env);
           done(env);
-          if (single) delete this;  // joins the thread, which returns right after posting
+          delete self;  // single use: joins the thread, which returns right after posting
         });
-    if (tsfn_.BlockingCall(c, deliver) != napi_ok) delete c;
+    if (sh_->tsfn.BlockingCall(c, deliver) != napi_ok) delete c;
     if (single_use_) return;
   }
 }
@@ -66,7 +66,7 @@ void Worker::stop() {
   }
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
-  tsfn_.Release();
+  sh_->tsfn.Release();
 }
 
 }  // namespace farcall::addon

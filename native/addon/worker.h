@@ -6,6 +6,7 @@
 #include <condition_variable>
 #include <deque>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <thread>
 
@@ -24,19 +25,24 @@ class Worker {
   void post(Napi::Env env, Job job, Napi::Object owner = Napi::Object());
   // Stops after the queued jobs; joins the thread. Idempotent.
   void stop();
-  size_t pending() const { return pending_; }
+  size_t pending() const { return sh_->pending; }
 
  private:
   void loop();
   static void deliver(Napi::Env env, Napi::Function, Completion *c);
-  Napi::ThreadSafeFunction tsfn_;
+  // What a completion still queued in the thread-safe function needs after the Worker is gone
+  // (closing a backend deletes it while its last completion may be waiting for the JS thread).
+  struct Shared {
+    Napi::ThreadSafeFunction tsfn;
+    size_t pending = 0;  // JS-thread only: jobs posted and not yet completed
+  };
+  std::shared_ptr<Shared> sh_ = std::make_shared<Shared>();
   std::thread thread_;
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<Job> queue_;
   bool stopping_ = false;
   bool single_use_ = false;
-  size_t pending_ = 0;  // JS-thread only: jobs posted and not yet completed
 };
 
 }  // namespace farcall::addon
