@@ -68,3 +68,32 @@ describeKvm('backend lifecycle', () => {
     }
   });
 });
+
+describeKvm('closing with work in flight', () => {
+  // A backend closed while host calls are queued on its worker: the worker is deleted while the
+  // completions of its last jobs still wait for the JS thread. They must run (or be dropped)
+  // without touching it; node once died with SIGSEGV here. A child process, so that a crash is
+  // an exit status, not the end of the test run.
+  test('closing a backend with host calls, a restart and a snapshot in flight never crashes node', async () => {
+    const child = `
+      const { Backend } = require(${JSON.stringify(require('path').join(__dirname, '..', 'dist', 'src'))});
+      const dir = require('fs').mkdtempSync(require('path').join(require('os').tmpdir(), 'farcall-close-'));
+      (async () => {
+        let settled = 0;
+        for (let round = 0; round < 15; round++) {
+          const b = await Backend.load(${JSON.stringify(guest('counter_backend'))}, { memoryMiB: 16 });
+          const calls = Array.from({ length: 6 }, () => b.call('host_echo', 'x').then(() => 1, () => 1));
+          calls.push(b.restart().then(() => 1, () => 1), b.snapshot(require('path').join(dir, 'b' + round + '.snap')).then(() => 1, () => 1));
+          if (round % 2) await new Promise((r) => setImmediate(r));
+          b.close();
+          settled += (await Promise.all(calls)).length;
+        }
+        await new Promise((r) => setTimeout(r, 200));
+        require('fs').rmSync(dir, { recursive: true, force: true });
+        process.stdout.write(String(settled));
+      })().catch((e) => { process.stdout.write('error: ' + e.message); process.exitCode = 3; });`;
+    const { spawnSync } = require('child_process');
+    const r = spawnSync(process.execPath, ['-e', child], { encoding: 'utf8', timeout: 120000 });
+    expect({ status: r.status, signal: r.signal, out: r.stdout }).toEqual({ status: 0, signal: null, out: '120' });
+  });
+});
