@@ -1,7 +1,7 @@
 // Backends and the far-call gate: persistent state, zero-copy, instances, serialization,
 // and every security invariant of DESIGN.md against a hostile caller.
 import { Backend, BackendFaultError, BackendUnavailableError, GuestFaultError, RestartPolicy, RequestPool, TimeoutError, WrongLayoutError } from '../src';
-import { describeKvm, guest, kvmThreadCount, ms, openFds } from './helpers';
+import { defaultEntry, describeKvm, guest, kvmThreadCount, ms, openFds } from './helpers';
 
 const backendPath = guest('counter_backend');
 const callerPath = guest('caller');
@@ -9,7 +9,7 @@ const callerPath = guest('caller');
 // The whole suite runs twice: with an ordinary backend (the exit gate) and with a trusted one,
 // which under FARCALL_ENTRY=pvm-native takes the in-guest gate (docs/pvm.md); elsewhere the
 // trusted run is the exit gate again and must behave the same.
-const pvmNative = process.env.FARCALL_ENTRY === 'pvm-native';
+const pvmNative = defaultEntry() === 'pvm-native';
 
 for (const trusted of [false, true]) {
   const inGuest = trusted && pvmNative;

@@ -10,7 +10,7 @@ import * as path from 'path';
 import { Backend } from '../src/backend';
 import { ALL_LANGS, generate, GenError, loadSchema, Model } from '../src/gen';
 import { RequestPool } from '../src/pool';
-import { describeKvm, guest, ms, root } from './helpers';
+import { defaultEntry, describeKvm, guest, ms, root } from './helpers';
 import { KeyValueClient, RpcError, SchemaMismatchError } from '../build/generated/kv/ts/kv_farcall';
 import { DeleteRequestT, GetRequestT, PutRequestT, ScanRequestT } from '../build/generated/kv/ts/kv_generated';
 import { KeyValueClient as KeyValueClientV2 } from './idl/golden/kv_v2/ts/kv_v2_farcall';
@@ -282,7 +282,7 @@ describeKvm('farcall gen: KV sample end to end on KVM', () => {
   });
 
   test('C++, C and TypeScript clients see one consistent store', async () => {
-    expect(c.stats().gate).toBe(process.env.FARCALL_ENTRY === 'pvm-native' ? 'in-guest' : 'exit');
+    expect(c.stats().gate).toBe(defaultEntry() === 'pvm-native' ? 'in-guest' : 'exit');
     expect(await ask(cxx, 'put alpha one')).toBe('ok replaced=0 size=1');
     expect(await ask(c, 'get alpha')).toBe('found one');
     expect((await kv.get(new GetRequestT('alpha'))).value).toEqual([...Buffer.from('one')]);

@@ -60,3 +60,17 @@ export function rssBytes(): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
   return m ? Number(m[1]) * 1024 : 0;
 }
+
+/**
+ * The entry flavor VMs get without an `entry` option: FARCALL_ENTRY when set, else the host's
+ * default (pvm-native on kvm_pvm once its self-check passes). Tests that expect a flavor-specific
+ * outcome (which gate a trusted backend takes) ask this, not the environment.
+ */
+export function defaultEntry(): string {
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-var-requires
+    return (require('../src/native') as typeof import('../src/native')).native().doctor().entryMode ?? 'none';
+  } catch {
+    return 'none'; // no addon or no KVM: the suites that need one skip or fail on their own
+  }
+}

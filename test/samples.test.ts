@@ -12,7 +12,7 @@ import { configPath as kvConfigPath, startKvDemo } from '../samples/kv-store';
 import { configFor, RespClient, RedisServer, redisAvailable, startRedis } from '../samples/connection-pool';
 import { startHttpSample } from '../samples/http/server';
 import { formatReport, soak } from '../samples/http/soak';
-import { describeKvm, kvmThreadCount, ms, openFds, root, timeScale } from './helpers';
+import { defaultEntry, describeKvm, kvmThreadCount, ms, openFds, root, timeScale } from './helpers';
 
 const dist = (p: string) => path.join(root, 'dist', 'samples', p);
 
@@ -124,7 +124,7 @@ describeKvm('sample kv-store', () => {
     try {
       expect((await b.request('kv', 'SEEN')).toString()).toBe('INT 1');
       // Under pvm-native the kv pool calls its one trusted backend inside its own VM.
-      expect(b.pool('kv').stats().gate).toBe(process.env.FARCALL_ENTRY === 'pvm-native' ? 'in-guest' : 'exit');
+      expect(b.pool('kv').stats().gate).toBe(defaultEntry() === 'pvm-native' ? 'in-guest' : 'exit');
     } finally {
       await b.close();
     }

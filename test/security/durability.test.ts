@@ -3,11 +3,11 @@
 // Runs with an ordinary backend (the exit gate) and a trusted one (the in-guest gate under
 // FARCALL_ENTRY=pvm-native; elsewhere the exit gate again).
 import { Backend, BackendRestoreEvent, RequestPool, TimeoutError } from '../../src';
-import { describeKvm, guest, ms } from '../helpers';
+import { defaultEntry, describeKvm, guest, ms } from '../helpers';
 
 const backendPath = guest('counter_backend');
 const callerPath = guest('caller');
-const pvmNative = process.env.FARCALL_ENTRY === 'pvm-native';
+const pvmNative = defaultEntry() === 'pvm-native';
 
 for (const trusted of [false, true]) {
   const gate = trusted && pvmNative ? 'in-guest' : 'exit';
