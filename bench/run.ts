@@ -4,6 +4,7 @@
 // http sample against node:http + Map under autocannon), snapshot (pools and backends from
 // files), files (reads through the read-only view and the scratch directory, a forwarded system
 // call per entry flavor, each against native),
+// threads (thread creation and a futex ping-pong against native),
 // and bench/stubs.ts when it exists. Prints ONE table — each figure with its baseline from the same
 // run (or a published reference) and the ratio — writes bench-results/<section>.json,
 // bench-results/summary.json and bench-results/latency.svg (call-latency distributions beside
@@ -54,6 +55,7 @@ const SECTIONS: Array<{ name: string; load: Loader }> = [
   { name: 'http', load: async () => import('./http') },
   { name: 'snapshot', load: async () => import('./snapshot') },
   { name: 'files', load: async () => import('./files') },
+  { name: 'threads', load: async () => import('./threads') },
   {
     name: 'stubs',
     // Another part of the project; optional. Skipped when bench/stubs.ts is absent.

@@ -59,7 +59,8 @@ function step(title, cmd, args, env = process.env) {
 // Tool -> Debian package that provides it. A package build needs only the addon's tools.
 const needs = [
   ['gcc', 'build-essential'], ['g++', 'g++'], ['make', 'make'], ['cmake', 'cmake'], ['ninja', 'ninja-build'],
-  ...(pack ? [] : [['musl-gcc', 'musl-tools'], ['flatc', 'flatbuffers-compiler'], ['redis-server', 'redis-server']]),
+  ...(pack ? [] : [['musl-gcc', 'musl-tools'], ['flatc', 'flatbuffers-compiler'], ['redis-server', 'redis-server'],
+    ['go', 'golang-go']]), // go: the Go program of the compatibility suite
 ];
 const headers = [['/usr/include/linux/kvm.h', 'linux-libc-dev'], ...(pack ? [] : [['/usr/include/flatbuffers/flatbuffers.h', 'libflatbuffers-dev'],
   ['/usr/include/doctest/doctest.h', 'doctest-dev'],

@@ -100,7 +100,7 @@ export class Broker extends EventEmitter<BrokerEvents> {
     };
     const pool = await (p.snapshot
       ? RequestPool.fromSnapshot(p.snapshot, common)
-      : RequestPool.create(p.program!, { ...common, initTimeoutMs: p.initTimeoutMs, memoryMiB: p.memoryMiB, args: p.args, env: p.env, entry: p.entry, files: p.files })
+      : RequestPool.create(p.program!, { ...common, initTimeoutMs: p.initTimeoutMs, memoryMiB: p.memoryMiB, maxThreads: p.maxThreads, reserveMiB: p.reserveMiB, args: p.args, env: p.env, entry: p.entry, files: p.files })
     ).catch((e) => Promise.reject(p.snapshot ? naming(e, `pools.${name}.snapshot`, p.snapshot) : naming(e, `pools.${name}.program`, p.program!)));
     pool.on('request', (e) => this.emit('request', { pool: name, fork: e.fork, ok: e.ok, us: e.us }));
     pool.on('reset', (e) => this.emit('reset', { pool: name, ...e }));

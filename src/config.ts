@@ -54,6 +54,10 @@ export interface PoolConfig {
   maxDirtyMiB?: number;
   maxQueue?: number;
   maxResponseBytes?: number;
+  /** Guest threads alive at once per VM (RequestPoolOptions.maxThreads). */
+  maxThreads?: number;
+  /** Address space beyond memoryMiB (RequestPoolOptions.reserveMiB). */
+  reserveMiB?: number;
   /** Entry flavor of the pool's VMs (RequestPoolOptions.entry). */
   entry?: 'trap-page' | 'out-stub' | 'pvm-native';
   /** Names of the backends this pool's program may call. */
@@ -171,6 +175,8 @@ function schema(baseDir: string) {
     maxDirtyMiB: whole(1, 65536).optional(),
     maxQueue: whole(0, 1e6).optional(),
     maxResponseBytes: whole(0, bufferConstants.MAX_LENGTH).optional(),
+    maxThreads: whole(1, 4096).optional(),
+    reserveMiB: whole(0, 65536, true).optional(),
     entry: entry.optional(),
     backends: strings.optional(),
     args: strings.optional(),
@@ -220,7 +226,7 @@ function crossChecks(raw: unknown, baseDir: string): Issue[] {
   }
   for (const [name, p] of Object.entries(pools)) {
     if (has(p, 'program') === has(p, 'snapshot')) out.push({ path: `pools.${name}`, message: 'needs a program or a snapshot (one of the two)' });
-    for (const k of ['memoryMiB', 'initTimeoutMs', 'args', 'env', 'entry'])
+    for (const k of ['memoryMiB', 'initTimeoutMs', 'args', 'env', 'entry', 'maxThreads', 'reserveMiB'])
       if (has(p, 'snapshot') && has(p, k)) out.push({ path: `pools.${name}.${k}`, message: 'comes from the snapshot (leave it out)' });
   }
   const known = Object.keys(backends).join(', ') || 'none';

@@ -30,6 +30,8 @@ export interface NativeRunOptions {
   outputLimit: number;
   entry?: string;
   files?: NativeFiles;
+  maxThreads?: number;
+  reserveMiB?: number;
 }
 
 export interface NativeDoctor {
@@ -75,6 +77,8 @@ export interface NativeMasterOptions {
   memoryMiB: number;
   initTimeoutMs: number;
   entry?: string;
+  maxThreads?: number;
+  reserveMiB?: number;
 }
 
 /** Opaque handles: External values owned by the addon. */

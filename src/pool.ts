@@ -9,7 +9,7 @@ import { ClosedError, FarcallError, fromNative, InvalidArgumentError, Overloaded
 import { Backend } from './backend';
 import { native, NativeRequestResult } from './native';
 import { checkOptions, OptionKind } from './options';
-import { checkEntry, checkFiles, checkMemoryMiB, checkTimeoutMs, EntryFlavor, envList, FilesOptions, labelled, loadProgram, programLabel } from './run';
+import { checkEntry, checkFiles, checkMaxThreads, checkMemoryMiB, checkReserveMiB, checkTimeoutMs, EntryFlavor, envList, FilesOptions, labelled, loadProgram, programLabel } from './run';
 import { SnapshotInfo, snapshotToRead, snapshotToWrite } from './snapshot';
 import { LatencySummary, LatencyWindow } from './stats';
 
@@ -30,6 +30,13 @@ export interface RequestPoolOptions {
   memoryMiB?: number;
   /** Files the program sees: a read-only view of a host directory, a scratch directory (docs/api.md, files). */
   files?: FilesOptions;
+  /** Guest threads alive at once per VM, the main thread included; clone beyond it fails with EAGAIN. Default 64 (docs/threads.md). */
+  maxThreads?: number;
+  /**
+   * Address space beyond memoryMiB for reservations, as for runProgram. Default 1024. Every reset
+   * reads the dirty log over the whole space: 0 makes a fork's resets as cheap as before (docs/threads.md).
+   */
+  reserveMiB?: number;
   /** A fork whose private (copy-on-write) memory passes this is reset fully. Default 16 MiB. */
   maxDirtyMiB?: number;
   /** Requests waiting for a fork beyond this are refused with OverloadedError. Default 64. */
@@ -65,7 +72,7 @@ function checkMaxResponse(v: number | undefined): number {
 const POOL_OPTIONS = {
   size: 'number', timeoutMs: 'number', initTimeoutMs: 'number', memoryMiB: 'number', maxDirtyMiB: 'number', maxQueue: 'number',
   maxResponseBytes: 'number', args: 'strings', env: 'env', backends: 'object', context: 'string', entry: 'string', concurrency: 'number',
-  files: 'object',
+  files: 'object', maxThreads: 'number', reserveMiB: 'number',
 } as const satisfies Record<keyof RequestPoolOptions, OptionKind>;
 
 /**
@@ -74,8 +81,8 @@ const POOL_OPTIONS = {
  * had, by the same name, with the same entry points at the same place (a backend loaded in the
  * same order, or from its own snapshot), else a SnapshotIncompatibleError.
  */
-export type SnapshotPoolOptions = Omit<RequestPoolOptions, 'memoryMiB' | 'initTimeoutMs' | 'args' | 'env' | 'entry'>;
-const { memoryMiB: _m, initTimeoutMs: _i, args: _a, env: _e, entry: _n, ...SNAPSHOT_POOL_OPTIONS } = POOL_OPTIONS;
+export type SnapshotPoolOptions = Omit<RequestPoolOptions, 'memoryMiB' | 'initTimeoutMs' | 'args' | 'env' | 'entry' | 'maxThreads' | 'reserveMiB'>;
+const { memoryMiB: _m, initTimeoutMs: _i, args: _a, env: _e, entry: _n, maxThreads: _t, reserveMiB: _r, ...SNAPSHOT_POOL_OPTIONS } = POOL_OPTIONS;
 
 interface CheckedPool { size: number; maxQueue: number; concurrency: number; maxDirty: number; timeoutMs: number; maxResponseBytes: number }
 
@@ -202,6 +209,8 @@ export class RequestPool extends EventEmitter<RequestPoolEvents> {
         env: envList(options.env),
         memoryMiB: checkMemoryMiB(options.memoryMiB ?? 64),
         files: checkFiles(options.files),
+        maxThreads: checkMaxThreads(options.maxThreads),
+        reserveMiB: checkReserveMiB(options.reserveMiB),
         initTimeoutMs: checkTimeoutMs(options.initTimeoutMs ?? 10000, 'initTimeoutMs'),
         entry: checkEntry(options.entry, who),
       });

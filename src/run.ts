@@ -28,6 +28,10 @@ export interface RunOptions {
   entry?: EntryFlavor;
   /** Files: a read-only view of a host directory and a scratch directory (FilesOptions). Default: no files. */
   files?: FilesOptions;
+  /** Guest threads alive at once, the main thread included; clone beyond it fails with EAGAIN. Default 64 (docs/threads.md). */
+  maxThreads?: number;
+  /** Address space beyond memoryMiB for reservations (PROT_NONE, untouched mappings), 0..65536. Default 1024 (docs/threads.md). */
+  reserveMiB?: number;
 }
 
 export type EntryFlavor = 'trap-page' | 'out-stub' | 'pvm-native';
@@ -130,6 +134,20 @@ export function checkMemoryMiB(m: number, what = 'memoryMiB', max = 65536): numb
   return m;
 }
 
+export function checkMaxThreads(n: number | undefined): number {
+  if (n === undefined) return 64;
+  if (!Number.isInteger(n) || n < 1 || n > 4096)
+    throw new InvalidArgumentError('InvalidArgument', `maxThreads must be a whole number from 1 to 4096, got ${n}`);
+  return n;
+}
+
+export function checkReserveMiB(n: number | undefined): number {
+  if (n === undefined) return 1024;
+  if (!Number.isInteger(n) || n < 0 || n % 2 !== 0 || n > 65536)
+    throw new InvalidArgumentError('InvalidArgument', `reserveMiB must be an even whole number from 0 to 65536, got ${n}`);
+  return n;
+}
+
 export function checkTimeoutMs(t: number, what = 'timeoutMs'): number {
   if (!Number.isFinite(t) || t <= 0) throw new InvalidArgumentError('InvalidArgument', `${what} must be a positive number, got ${t}`);
   return t;
@@ -165,7 +183,7 @@ export function labelled(e: unknown, label: string): FarcallError {
 // `satisfies` makes an option added to RunOptions but not here a compile error.
 const RUN_OPTIONS = {
   args: 'strings', argv0: 'string', env: 'env', stdin: 'bytes', timeoutMs: 'number', memoryMiB: 'number', outputLimit: 'number',
-  entry: 'string', files: 'object',
+  entry: 'string', files: 'object', maxThreads: 'number', reserveMiB: 'number',
 } as const satisfies Record<keyof RunOptions, OptionKind>;
 
 /** Runs a static x86-64 Linux program in a fresh VM and resolves when it exits. */
@@ -184,6 +202,8 @@ export async function runProgram(program: string | Buffer, opts: RunOptions = {}
       outputLimit: opts.outputLimit ?? 1 << 20,
       entry: checkEntry(opts.entry, 'runProgram'),
       files: checkFiles(opts.files),
+      maxThreads: checkMaxThreads(opts.maxThreads),
+      reserveMiB: checkReserveMiB(opts.reserveMiB),
     });
     return { exitCode: r.exitCode, stdout: r.stdout, stderr: r.stderr, stats: toRunStats(r.stats) };
   } catch (e) {

@@ -1,6 +1,7 @@
 // Compatibility: real third-party programs that setup installs or builds (Debian's busybox-static,
-// Lua 5.4 and SQLite from Debian's static libraries, a Rust CLI built with cargo), each run in a
-// VM and natively; stdout, stderr and the exit code must be the same, byte for byte.
+// Lua 5.4 and SQLite from Debian's static libraries, Rust programs built with cargo, a Go program
+// built with Debian's Go, C with POSIX threads), each run in a VM and natively; stdout, stderr and
+// the exit code must be the same, byte for byte.
 import { spawnSync } from 'child_process';
 import * as fs from 'fs';
 import * as os from 'os';
@@ -113,6 +114,16 @@ const cases: Case[] = [
       `select json_object('a', 1, 'b', json_array(1, 2));`,
   },
   { name: 'rust: wordfreq (HashMap, sort, stdin, args)', program: guest('wordfreq'), args: ['--top'], stdin: words },
+  // Threads (docs/threads.md), at the default memoryMiB: Go reserves ~700 MiB of address space.
+  {
+    name: 'go: goroutines, channels, sync.WaitGroup, a mutex, encoding/json (exit 3)',
+    program: guest('gojson'),
+    args: [],
+    stdin: JSON.stringify({ texts: words.split('\n').filter((l) => l).slice(0, 12).concat(['Go, go. GO!']), top: 6 }),
+  },
+  { name: 'go: bad input to stderr, exit 2', program: guest('gojson'), args: [], stdin: '{"texts": [1' },
+  { name: 'rust: std::thread, mpsc, Mutex/Condvar/Barrier, scoped threads', program: guest('rthreads'), args: [], stdin: words },
+  { name: 'c: POSIX threads (glibc, static)', program: guest('pthreads'), args: [] },
   // Through the read-only file view.
   { ...bb(['wc', 'data.txt', 'link.txt']), files: true },
   { ...bb(['sha256sum', 'data.txt', 'etc/config.lua']), files: true },

@@ -148,7 +148,7 @@ describeKvm('runProgram: limits', () => {
     expect(m).not.toBeNull();
     const mib = Number(m![1]);
     expect(mib).toBeGreaterThan(8);
-    expect(mib).toBeLessThan(32);
+    expect(mib).toBeLessThanOrEqual(32); // what it touched is charged, checked when it asks for more (docs/threads.md)
     expect(r.stats.enomem).toBeGreaterThan(0);
   });
 

@@ -245,7 +245,7 @@ describeKvm('snapshots', () => {
     // Sound files this farcall cannot use.
     const version = withHeader(snap, file('version.snap'), (h) => h.write('0.0.9\0\0', 16, 'latin1'));
     await expect(RequestPool.fromSnapshot(version)).rejects.toThrow(/made by farcall 0.0.9/);
-    const format = withHeader(snap, file('format.snap'), (h) => h.writeUInt32LE(2, 8));
+    const format = withHeader(snap, file('format.snap'), (h) => h.writeUInt32LE(h.readUInt32LE(8) + 1, 8));
     await expect(RequestPool.fromSnapshot(format)).rejects.toThrow(SnapshotIncompatibleError);
     const cpu = withHeader(snap, file('cpu.snap'), (h) => h.writeUInt32LE(h.readUInt32LE(80 + 4 * 5) ^ 0x20, 80 + 4 * 5));
     await expect(RequestPool.fromSnapshot(cpu)).rejects.toThrow(/CPUID 7.0 EBX differs/);

@@ -52,6 +52,8 @@ static ProcessConfig process_config(const Napi::Object &o) {
   cfg.output_limit = opt_u64(o, "outputLimit", 1 << 20);
   cfg.mode = entry__resolve(opt_string(o, "entry"));
   files_config(o, &cfg);
+  cfg.max_threads = opt_u64(o, "maxThreads", 64);
+  cfg.reserve_bytes = opt_u64(o, "reserveMiB", 1024) << 20;
   return cfg;
 }
 

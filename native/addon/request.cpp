@@ -52,6 +52,8 @@ Napi::Value CreateMaster(const Napi::CallbackInfo &info) {
   cfg.memory_bytes = opt_u64(o, "memoryMiB", 64) << 20;
   cfg.output_limit = opt_u64(o, "outputLimit", 1 << 20);
   files_config(o, &cfg);
+  cfg.max_threads = opt_u64(o, "maxThreads", 64);
+  cfg.reserve_bytes = opt_u64(o, "reserveMiB", 1024) << 20;
   uint64_t timeout_ns = opt_u64(o, "initTimeoutMs", 10000) * 1000000;
   std::string snapshot = o.Get("snapshot").IsString() ? o.Get("snapshot").ToString().Utf8Value() : "";
   std::vector<std::pair<std::string, std::shared_ptr<Backend>>> backends;
@@ -82,7 +84,7 @@ Napi::Value CreateMaster(const Napi::CallbackInfo &info) {
       r.Set("handle", wrap_handle(env, h));
       r.Set("initUs", double(h->master->init_ns()) / 1000.0);
       r.Set("arenaSize", double(h->master->arena_size()));
-      r.Set("memoryMiB", double(h->master->process().vm().ram_bytes() >> 20));
+      r.Set("memoryMiB", double(h->master->process().sys().config().memory_bytes >> 20));
       deferred->Resolve(r);
     };
   });

@@ -122,20 +122,17 @@ farcall_pvm_syscall:
         jb 1f
         cmp G(G_STUBHI), %rcx
         jb gate_stub                   /* from the stub page: a far call, or a refused one */
+/* gettid and sched_yield go to the VMM: it keeps the guest's threads (docs/threads.md). */
 1:      cmp $228, %rax                 /* clock_gettime */
         je clock_gettime
         cmp $110, %rax                 /* getppid */
         je ret_zero
         cmp $39, %rax                  /* getpid */
         je ret_one
-        cmp $186, %rax                 /* gettid */
-        je ret_one
         cmp $96, %rax                  /* gettimeofday */
         je gettimeofday
         cmp $201, %rax                 /* time */
         je time
-        cmp $24, %rax                  /* sched_yield */
-        je ret_zero
         cmp $102, %rax                 /* getuid */
         je ret_zero
         cmp $104, %rax                 /* getgid */

@@ -10,7 +10,7 @@
  * kernel returns to) here at every reset.
  *
  * Layout (layout.h kReset*): the XSAVE image at 0 (64-byte aligned, standard format, at most
- * 0xf00 bytes), this code at 0xf00, the values at 0xf80.
+ * 0xf00 bytes), this code at 0xf00, the values at 0xf80, the thread-resume code at 0xfc0.
  */
         .section .rodata
         .globl farcall_reset_page
@@ -29,5 +29,13 @@ farcall_reset_page:
         jmp *.Lpage + 0xfa0(%rip)
         .org .Lpage + 0xf80
         .quad 0, 0, 0, 0, 0                         /* RAX RDX RCX GS RIP, filled by the VMM */
+/* A guest thread preempted at the tick resumes here (threads.cpp): the VMM returns to it as from
+ * a system call (which loses RCX, R11 and RFLAGS), with RSP at a record it wrote below the
+ * thread's red zone: R11, RCX, RFLAGS, RIP. The record is popped and RSP put back. */
+        .org .Lpage + 0xfc0
+        pop %r11
+        pop %rcx
+        popfq
+        ret $128
         .org farcall_reset_page + 0x1000
         .section .note.GNU-stack,"",@progbits

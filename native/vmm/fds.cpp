@@ -45,6 +45,7 @@ bool timeout_ms(const GuestView &mem, uint64_t at, int64_t *ms) {
 }  // namespace
 
 bool Personality::fd_deadlock(Stop *stop, const char *what) {
+  if (thread_retry()) return true;  // another guest thread may end the wait
   stop->kind = Stop::Fault;
   stop->event = Event{};
   stop->event.kind = Event::Unexpected;

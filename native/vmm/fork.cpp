@@ -174,11 +174,7 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
   if (exceptions != last_exceptions_ || vm.mode() != EntryMode::TrapPage || since_trim_ + 1 >= kTrimEvery || force_full)
     vm.dirty_pages(1, [&](uint64_t pg) { kpages.push_back(pg); }, false);
   last_exceptions_ = exceptions;
-  auto &hd = ram.host_dirty();
-  for (uint64_t w = 0; w < hd.size(); w++) {
-    for (uint64_t bits = hd[w]; bits; bits &= bits - 1) pages.push_back(w * 64 + __builtin_ctzll(bits));
-    hd[w] = 0;
-  }
+  ram.take_host_dirty([&](uint64_t pg) { pages.push_back(pg); });
   for (uint64_t pg : pages) mark_private(pg);
   if (measure_next_) {  // the first request after a re-arm: what one request really writes
     measured_ = pages.size();

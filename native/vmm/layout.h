@@ -41,7 +41,7 @@ constexpr uint64_t kPageTableOff = 0x10000;  // page-table pages are allocated f
 constexpr uint64_t kResetOff = kKernelSize - kPage;
 constexpr uint64_t kResetVa = FARCALL_GATE_VA - 0x10000;
 constexpr uint64_t kResetImageMax = 0xf00, kResetCode = 0xf00, kResetRax = 0xf80, kResetRdx = 0xf88, kResetRcx = 0xf90,
-                   kResetGs = 0xf98, kResetRip = 0xfa0;
+                   kResetGs = 0xf98, kResetRip = 0xfa0, kThreadResume = 0xfc0;
 
 // The trap page: mapped present (supervisor) to a guest-physical page that has no
 // memslot. Fetching from it exits to the VMM, at the address that names the event.

@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/falloc.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -48,6 +49,13 @@ std::shared_ptr<GuestRegion> GuestRegion::map_file(int fd, uint64_t offset, size
   return r;
 }
 
+uint64_t GuestRegion::allocated_bytes() const {
+  const GuestRegion *r = master_ ? master_.get() : this;
+  struct stat st;
+  if (fstat(r->fd_, &st) < 0) return 0;
+  return std::min<uint64_t>(uint64_t(st.st_blocks) * 512, r->size_);
+}
+
 GuestRegion::~GuestRegion() {
   if (host_) munmap(host_, size_);
   if (fd_ >= 0) close(fd_);
@@ -76,8 +84,11 @@ void GuestRegion::set_host_tracking(bool on) {
 
 void GuestRegion::mark_host_dirty(size_t off, size_t len) {
   if (!tracking_ || len == 0) return;
-  for (size_t p = off / 4096, e = (off + len - 1) / 4096; p <= e && p < pages(); p++)
-    host_dirty_[p / 64] |= 1ull << (p % 64);
+  size_t p = off / 4096, e = (off + len - 1) / 4096;
+  if (p >= pages()) return;
+  hd_lo_ = std::min(hd_lo_, p / 64);
+  hd_hi_ = std::max(hd_hi_, std::min(e, pages() - 1) / 64 + 1);
+  for (; p <= e && p < pages(); p++) host_dirty_[p / 64] |= 1ull << (p % 64);
 }
 
 std::vector<std::pair<size_t, size_t>> GuestRegion::data_ranges() const {

@@ -23,6 +23,8 @@ class GuestRegion {
   uint8_t *host() const { return host_; }
   size_t size() const { return size_; }
   size_t pages() const { return size_ / 4096; }
+  // Bytes of the memfd (a fork's: its master's) that hold pages: what the guest has touched.
+  uint64_t allocated_bytes() const;
   bool is_fork() const { return master_ != nullptr; }
   // Private pages over a file or a master: never punched (that would change what is below).
   bool is_private() const { return master_ != nullptr || file_; }
@@ -35,6 +37,17 @@ class GuestRegion {
   void set_host_tracking(bool on);
   void mark_host_dirty(size_t off, size_t len);
   std::vector<uint64_t> &host_dirty() { return host_dirty_; }
+  // Calls fn(page) for each page marked since the last call, and clears the marks. Only the
+  // words between the lowest and highest mark are read: a large sparse region costs nothing.
+  template <class F>
+  void take_host_dirty(F fn) {
+    for (size_t w = hd_lo_; w < hd_hi_ && w < host_dirty_.size(); w++) {
+      for (uint64_t bits = host_dirty_[w]; bits; bits &= bits - 1) fn(w * 64 + __builtin_ctzll(bits));
+      host_dirty_[w] = 0;
+    }
+    hd_lo_ = SIZE_MAX;
+    hd_hi_ = 0;
+  }
   // The [offset, length) ranges of the memfd that hold pages (everything else reads as zero and
   // takes no memory); found with SEEK_DATA/SEEK_HOLE, so holes are never touched.
   std::vector<std::pair<size_t, size_t>> data_ranges() const;
@@ -56,6 +69,7 @@ class GuestRegion {
   std::shared_ptr<GuestRegion> master_;
   bool tracking_ = false;
   std::vector<uint64_t> host_dirty_;  // one bit per page
+  size_t hd_lo_ = SIZE_MAX, hd_hi_ = 0;  // words [lo, hi) hold every mark since take_host_dirty()
 };
 
 // A region as the guest sees it: guest-virtual [va, va + size) backed by `region`.

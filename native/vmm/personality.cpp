@@ -5,6 +5,7 @@
 #include <sys/random.h>
 #include <time.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -132,6 +133,18 @@ void Personality::unmap_range(uint64_t a, uint64_t b) {
   mem_.zero(a, b - a);
 }
 
+uint64_t process__space(const ProcessConfig &cfg) {
+  if (cfg.ram_va) return cfg.memory_bytes;
+  if (cfg.space_bytes) return std::max(cfg.space_bytes, cfg.memory_bytes);
+  return std::min(layout::kMaxUserRam, cfg.memory_bytes + cfg.reserve_bytes);
+}
+
+bool Personality::over_memory() {
+  if (!touched_ || touched_() <= cfg_.memory_bytes) return false;
+  stats_.enomem++;
+  return true;
+}
+
 uint64_t Personality::sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint64_t flags, int64_t fd, uint64_t off) {
   constexpr uint64_t MAP_FIXED_ = 0x10, MAP_ANON_ = 0x20, MAP_FIXED_NOREPLACE_ = 0x100000;
   if (len == 0) return neg(EINVAL);
@@ -146,6 +159,7 @@ uint64_t Personality::sys_mmap(uint64_t addr, uint64_t len, uint64_t prot, uint6
   }
   uint64_t want = len;
   len = page_len(len);
+  if (over_memory()) return neg(ENOMEM);
   if (len == 0 || len > ms_.mmap_top - mem_.va) {
     stats_.enomem++;
     return neg(ENOMEM);
@@ -197,7 +211,7 @@ uint64_t Personality::sys_mremap(uint64_t old, uint64_t old_len, uint64_t new_le
     ms_.maps[old] = new_len;
     return old;
   }
-  if (!(flags & MREMAP_MAYMOVE_)) return neg(ENOMEM);
+  if (!(flags & MREMAP_MAYMOVE_) || over_memory()) return neg(ENOMEM);
   uint64_t at = find_gap(new_len);
   if (!at) {
     stats_.enomem++;
@@ -218,6 +232,7 @@ uint64_t Personality::sys_brk(uint64_t want) {
     stats_.enomem++;
     return ms_.brk;
   }
+  if (page_up(want) > page_up(ms_.brk) && over_memory()) return ms_.brk;
   if (page_up(want) < page_up(ms_.brk)) mem_.zero(page_up(want), page_up(ms_.brk) - page_up(want));
   ms_.brk = want;
   return ms_.brk;
@@ -240,8 +255,9 @@ uint64_t Personality::sys_sysinfo(uint64_t out) {
   uint64_t used = page_up(ms_.brk) - mem_.va;
   for (auto &[a, len] : ms_.maps) used += len;
   used += mem_.end() - ms_.stack_bottom;
+  if (touched_) used = touched_();  // lazy reservations: what it touched
   si.uptime = int64_t((Vcpu::now_ns() - start_ns_) / 1000000000);
-  si.totalram = mem_.region->size();
+  si.totalram = std::min<uint64_t>(mem_.region->size(), cfg_.memory_bytes);
   si.freeram = si.totalram - std::min<uint64_t>(used, si.totalram);
   si.procs = 1;
   si.mem_unit = 1;
@@ -292,7 +308,9 @@ uint64_t Personality::syscall(Vcpu &cpu, uint64_t nr, uint64_t a0, uint64_t a1, 
   cpu_ = &cpu;
   count_syscall(nr, false);
   bool handled = false;
-  uint64_t r = scratch_syscall(nr, a0, a1, a2, a3, a4, &handled);
+  uint64_t r = thread_syscall(nr, a0, a1, a2, a3, a4, a5, &handled);
+  if (handled) return r;
+  r = scratch_syscall(nr, a0, a1, a2, a3, a4, &handled);
   if (handled) return r;
   r = fd_syscall(nr, a0, a1, a2, a3, a4, &handled, stop);
   if (handled) return r;

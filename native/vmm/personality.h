@@ -15,6 +15,7 @@
 #include "fdtable.h"
 #include "fileview.h"
 #include "scratch.h"
+#include "threads.h"
 #include "vm.h"
 
 namespace farcall {
@@ -23,7 +24,11 @@ struct ProcessConfig {
   std::vector<std::string> args;  // argv, argv[0] included
   std::vector<std::string> env;
   std::string stdin_data;
-  uint64_t memory_bytes = 64ull << 20;
+  uint64_t memory_bytes = 64ull << 20;  // what the guest may touch (docs/threads.md, lazy reservations)
+  // The guest's address space beyond memory_bytes (request programs only): reservations there
+  // cost nothing until touched. A backend's space is its memory.
+  uint64_t reserve_bytes = 1ull << 30;
+  uint64_t space_bytes = 0;  // the whole address space, when known (a snapshot's)
   uint64_t output_limit = 1ull << 20;  // per stream
   EntryMode mode = EntryMode::TrapPage;
   uint64_t ram_va = 0, ram_gpa = 0;  // backends: layout::kBackendVa and their slot's address
@@ -37,7 +42,12 @@ struct ProcessConfig {
   // of file data it may hold (0: none).
   std::string scratch_path;
   uint64_t scratch_bytes = 0;
+  size_t max_threads = 64;  // guest threads alive at once, the first included; clone beyond: EAGAIN
 };
+
+// The address space of a request program: its memory plus reserve_bytes (Go reserves about
+// 700 MiB at start), at most layout::kMaxUserRam; a backend's is its memory.
+uint64_t process__space(const ProcessConfig &cfg);
 
 // Why Process::run returned control to its owner.
 struct Stop {
@@ -79,6 +89,7 @@ class Personality {
     size_t stdin_pos = 0;
     FdTable fds = FdTable::standard();  // pipes, eventfds and epoll sets live here, not in the host
     ScratchFs scratch;                  // the scratch directory's files (a cheap copy: scratch.h)
+    ThreadTable threads;                // guest threads (threads.cpp; switched by Process)
   };
 
   // A fresh personality for `cfg` over `mem` (its file view opened from cfg.files_root).
@@ -113,6 +124,9 @@ class Personality {
   ProcessStats &stats() { return stats_; }  // the owning thread only
   ProcessStats stats_snapshot();             // any thread
   void count_syscall(uint64_t nr, bool unsupported);
+  // Lazy reservations: how many bytes of its memory the guest has touched (set by the owner of
+  // the VM; unset, the address space is the limit and nothing is counted).
+  void set_touched(std::function<uint64_t()> f) { touched_ = std::move(f); }
 
  private:
   uint64_t sys_read(int fd, uint64_t buf, uint64_t len);
@@ -124,6 +138,19 @@ class Personality {
   uint64_t sys_sysinfo(uint64_t out);
   uint64_t sys_prctl(uint64_t op, uint64_t a1);
   uint64_t find_gap(uint64_t len);
+  // True (counted in stats.enomem) when the guest has touched more than memory_bytes, so a new
+  // mapping or brk is refused.
+  bool over_memory();
+  std::function<uint64_t()> touched_;
+  // Guest threads (threads.cpp, over MemState::threads): the calls; Process switches threads.
+  bool threads_ok() const { return cfg_.ram_va == 0; }  // request programs; backends get none
+  uint64_t thread_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5,
+                          bool *handled);
+  bool thread_retry();  // a descriptor wait: let another thread run, make the call again later
+  int64_t thread_deadline(uint64_t at, int abs_clock);
+  uint64_t futex_wake(uint64_t addr, uint64_t n, uint32_t bitset);
+  uint64_t sys_futex(uint64_t addr, uint64_t op, uint64_t val, uint64_t a3, uint64_t addr2, uint64_t val3);
+  uint64_t sys_clone(uint64_t flags, uint64_t stack, uint64_t ptid, uint64_t ctid, uint64_t tls);
   void unmap_range(uint64_t a, uint64_t b);
   // Sockets (net.cpp): guest fd -> host fd, only TCP to allowed destinations.
   uint64_t net_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, uint64_t a5,

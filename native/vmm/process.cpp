@@ -4,6 +4,7 @@
 #include <elf.h>
 #include <sys/random.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "backend.h"
@@ -27,7 +28,7 @@ Process::Process(const std::vector<uint8_t> &elf, const ProcessConfig &cfg) {
     if (!li.interp.empty()) throw VmmError(ErrorCode::Dynamic, "the ELF interpreter " + probe.interp + " is itself dynamic");
   }
   VmConfig vc;
-  vc.ram_bytes = cfg.memory_bytes;
+  vc.ram_bytes = process__space(cfg);
   vc.mode = cfg.mode;
   vc.ram_va = cfg.ram_va;
   vc.ram_gpa = cfg.ram_gpa;
@@ -36,7 +37,9 @@ Process::Process(const std::vector<uint8_t> &elf, const ProcessConfig &cfg) {
   Personality::MemState ms;
   ms.stack_bottom = layout::stack__guard_hi(mem.va, vm_->ram_bytes());
   ms.mmap_top = layout::stack__guard_lo(mem.va, vm_->ram_bytes());  // the guard is never mapped (Vm)
-  ElfImage img = elf__load(elf, *vm_, mem.va, ms.mmap_top, dynamic_ok), interp;
+  // The image is memory the program uses: it must fit where it would without the reservation space.
+  ElfImage img = elf__load(elf, *vm_, mem.va, std::min(ms.mmap_top, layout::stack__guard_lo(mem.va, cfg.memory_bytes)),
+                           dynamic_ok), interp;
   ms.brk_start = ms.brk = (img.end + kPage - 1) & ~(kPage - 1);
   if (!ld.empty()) {
     // The interpreter goes at the top of the mmap area, as Linux puts it high: recorded as a
@@ -50,6 +53,7 @@ Process::Process(const std::vector<uint8_t> &elf, const ProcessConfig &cfg) {
   }
   sys_ = std::make_unique<Personality>(cfg, mem, ms);
   gate_ = std::make_unique<Gate>(*vm_, mem);
+  watch_memory();
   build_stack(img, interp);
 }
 
@@ -57,6 +61,18 @@ Process::Process(const Process &master, const CpuState &state, bool dirty_log) {
   vm_ = std::make_unique<Vm>(*master.vm_, state, dirty_log);
   sys_ = std::make_unique<Personality>(*master.sys_, vm_->view());
   gate_ = std::make_unique<Gate>(*master.gate_, *vm_, vm_->view());
+  watch_memory();
+}
+
+void Process::watch_memory() {
+  if (vm_->ram_bytes() <= sys_->config().memory_bytes) return;  // the address space is the limit
+  sys_->set_touched([this] {
+    // The memfd's pages (a fork's: its master's), and a fork's own pages since the last re-arm
+    // of its dirty log (pages it kept writable from before are not counted: at most maxDirtyMiB).
+    uint64_t t = vm_->ram().allocated_bytes();
+    if (vm_->ram().is_fork()) t += vm_->dirty_count(0) * kPage;
+    return t;
+  });
 }
 
 Process::Process(const VmConfig &vc) {
@@ -154,8 +170,10 @@ Stop Process::host_call(size_t index, int entry, const uint64_t args[4], uint64_
 
 Stop Process::run_events(uint64_t deadline_ns) {
   gate_->begin_run(deadline_ns);
+  tick_at_ = 0;  // the watchdog is armed for this run's limit: the next slice arms it anew
   for (;;) {
-    Event ev = vm_->run(gate_->wake_at(deadline_ns));
+    uint64_t wake = gate_->wake_at(deadline_ns);
+    Event ev = vm_->run(wake == deadline_ns ? thread_tick(deadline_ns) : wake);  // no slices in a far call
     Stop st;
     switch (gate_->on_event(ev, deadline_ns, &st)) {
       case Gate::Handled::Resume: continue;
@@ -196,6 +214,7 @@ bool Process::on_event(const Event &ev, uint64_t deadline_ns, Stop *st) {
       st->kind = Stop::Running;
       gate_->pause_tick(deadline_ns);
       uint64_t ret = sys_->syscall(vm_->vcpu(), nr, r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9, st);
+      ret = thread_after(ret, deadline_ns, st);
       gate_->resume_tick();
       if (st->kind != Stop::Running) return true;
       vm_->syscall_return(ret);
@@ -218,6 +237,8 @@ bool Process::on_event(const Event &ev, uint64_t deadline_ns, Stop *st) {
       st->event.detail = "jump to the far-call return address outside a call";
       return true;
     case Event::Timeout:
+      st->kind = Stop::Running;
+      if (thread_preempt(deadline_ns, st)) return st->kind != Stop::Running;
       st->kind = Stop::Timeout;
       st->event = ev;
       st->message = "execution timed out";

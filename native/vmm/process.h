@@ -47,6 +47,19 @@ class Process {
   Stop run_events(uint64_t deadline_ns);
   // An event that is not the gate's: a system call for the personality or farcall, or a stop.
   bool on_event(const Event &ev, uint64_t deadline_ns, Stop *st);
+  // Lazy reservations: the personality counts what this VM touched of its RAM.
+  void watch_memory();
+  // Guest threads (threads.cpp): after a system call that blocked, exited or yielded a thread,
+  // the vCPU is switched to the next runnable one; returns the result that thread resumes with.
+  uint64_t thread_after(uint64_t ret, uint64_t deadline_ns, Stop *stop);
+  uint64_t thread_schedule(bool live, uint64_t deadline_ns, Stop *stop);
+  void thread_save(GuestThread &t);
+  void thread_load(GuestThread &t);
+  std::string thread_describe();
+  bool thread_resume_preempted(GuestThread &t, Stop *stop);
+  uint64_t thread_tick(uint64_t deadline_ns);  // when the VM must come back for the next slice
+  bool thread_preempt(uint64_t deadline_ns, Stop *stop);
+  uint64_t tick_at_ = 0;  // the slice's end the watchdog is armed for (0: none)
 
   std::unique_ptr<Vm> vm_;
   std::unique_ptr<Personality> sys_;

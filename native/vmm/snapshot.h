@@ -33,7 +33,7 @@ namespace snapshot {
 enum class Kind : uint32_t { Master = 1, Backend = 2 };
 enum SectionType : uint32_t { kMeta = 1, kRam = 2, kServe = 3, kInstance = 4 };
 
-constexpr uint32_t kFormat = 1;
+constexpr uint32_t kFormat = 2;  // 2: a master records its memory limit apart from its address space, and its thread limit
 constexpr uint64_t kHeaderBytes = 4096;
 constexpr uint32_t kMaxSections = 64;
 constexpr uint64_t kMaxMeta = 16ull << 20;

@@ -156,7 +156,7 @@ constexpr uint64_t kXsaveBytes = 4096;  // save_state()'s buffer beyond sizeof(k
 
 struct MasterMeta {
   uint32_t mode = 0;
-  uint64_t memory_bytes = 0, output_limit = 0, arena = 0, arena_size = 0, current = 0;
+  uint64_t memory_bytes = 0, limit = 0, max_threads = 0, output_limit = 0, arena = 0, arena_size = 0, current = 0;
   Personality::MemState ms;
   uint64_t regs[18] = {};
   uint64_t fs = 0, gs = 0, kernel_gs = 0;
@@ -177,6 +177,8 @@ MasterMeta parse_master(const std::vector<uint8_t> &meta, const std::string &pat
   MasterMeta m;
   m.mode = in.u32();
   m.memory_bytes = in.u64();
+  m.limit = in.u64();
+  m.max_threads = in.u64();
   m.output_limit = in.u64();
   m.arena = in.u64();
   m.arena_size = in.u64();
@@ -184,6 +186,8 @@ MasterMeta parse_master(const std::vector<uint8_t> &meta, const std::string &pat
   if (m.mode > uint32_t(EntryMode::PvmNative)) in.bad("bad entry mode");
   if (m.memory_bytes < (4u << 20) || m.memory_bytes > kMaxUserRam || m.memory_bytes % kHugePage)
     in.bad("bad guest memory size");
+  if (m.limit < (4u << 20) || m.limit > m.memory_bytes) in.bad("bad guest memory limit");
+  if (m.max_threads < 1 || m.max_threads > 4096) in.bad("bad thread limit");
   m.ms = get_mem_state(in, kPage, m.memory_bytes);
   for (auto &r : m.regs) r = in.u64();
   m.fs = in.u64();
@@ -233,7 +237,7 @@ std::string hex(uint64_t v) {
 
 Process::Process(const ProcessConfig &cfg, std::shared_ptr<GuestRegion> ram, const Personality::MemState &ms) {
   VmConfig vc;
-  vc.ram_bytes = cfg.memory_bytes;
+  vc.ram_bytes = process__space(cfg);
   vc.mode = cfg.mode;
   vc.ram_va = cfg.ram_va;
   vc.ram_gpa = cfg.ram_gpa;
@@ -241,15 +245,21 @@ Process::Process(const ProcessConfig &cfg, std::shared_ptr<GuestRegion> ram, con
   vm_ = std::make_unique<Vm>(vc);
   sys_ = std::make_unique<Personality>(cfg, vm_->view(), ms);
   gate_ = std::make_unique<Gate>(*vm_, vm_->view());
+  watch_memory();
 }
 
 // ---- masters ----
 
 uint64_t Master::save(const std::string &path) {
+  if (size_t n = proc_->sys().mem_state().threads.list.size(); n > 1)  // other threads' state is not recorded
+    throw VmmError(ErrorCode::BadState, "a master with " + std::to_string(n) +
+                                            " threads cannot be saved to a snapshot (docs/threads.md)");
   Out o;
   Vm &vm = proc_->vm();
   o.u32(uint32_t(vm.mode()));
   o.u64(vm.ram_bytes());
+  o.u64(proc_->sys().config().memory_bytes);
+  o.u64(proc_->sys().config().max_threads);
   o.u64(proc_->sys().config().output_limit);
   o.u64(arena_);
   o.u64(arena_size_);
@@ -304,7 +314,9 @@ Master::Master(const std::string &path, const std::vector<std::pair<std::string,
     if (!used[k]) order.push_back(backends[k]);
 
   ProcessConfig cfg;
-  cfg.memory_bytes = m.memory_bytes;
+  cfg.memory_bytes = m.limit;
+  cfg.space_bytes = m.memory_bytes;
+  cfg.max_threads = m.max_threads;
   cfg.output_limit = m.output_limit;
   cfg.mode = file->mode();
   proc_ = runnable(path, cfg.mode, [&] { return std::make_unique<Process>(cfg, file->map(ram[0]), m.ms); });

@@ -14,6 +14,7 @@
 
 #include "error.h"
 #include "kvm.h"
+#include "kvm_abi.h"
 
 namespace farcall {
 
@@ -60,6 +61,15 @@ void Vcpu::pull() {
   if (ioctl(fd_, KVM_GET_SREGS, &run_->s.regs.sregs) < 0) error__sys("KVM_GET_SREGS");
   run_->kvm_valid_regs = KVM_SYNC_X86_REGS | KVM_SYNC_X86_SREGS;
   run_->kvm_dirty_regs = 0;
+}
+
+void Vcpu::get_xsave(std::vector<uint8_t> &x) {
+  x.resize(farcall_sizeof_kvm_xsave + 4096);
+  if (ioctl(fd_, farcall_ioc_get_xsave, x.data()) < 0) error__sys("KVM_GET_XSAVE");
+}
+
+void Vcpu::set_xsave(const std::vector<uint8_t> &x) {
+  if (ioctl(fd_, farcall_ioc_set_xsave, x.data()) < 0) error__sys("KVM_SET_XSAVE");
 }
 
 Vcpu::RunResult Vcpu::run(uint64_t deadline_ns) {

@@ -6,6 +6,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <vector>
 
 namespace farcall {
 
@@ -27,6 +28,9 @@ class Vcpu {
   void sregs_dirty() { run_->kvm_dirty_regs |= KVM_SYNC_X86_SREGS; }
   // Loads the sync area from the vCPU (once, after setup through ordinary ioctls).
   void pull();
+  // The x87/SSE/AVX state (struct kvm_xsave and room after it), for switching guest threads.
+  void get_xsave(std::vector<uint8_t> &x);
+  void set_xsave(const std::vector<uint8_t> &x);
 
   enum class RunResult { Exit, Timeout };
   // Runs until a VM exit. Timeout when the absolute monotonic deadline (ns, 0 = none) passes.

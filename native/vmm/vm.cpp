@@ -132,7 +132,10 @@ void Vm::build_kernel() {
   uint16_t iomap = 0x68;
   std::memcpy(t + 0x66, &iomap, 2);
   cr3_ = flavor_->build_kernel(*this);
+  std::memcpy(k + kResetOff, farcall_reset_page, kPage);  // its thread-resume code (threads.cpp)
 }
+
+bool Vm::in_user() const { return vcpu_->regs().rip < kGateVa; }
 
 void Vm::add_pvm_scratch() {
   pvm_scratch_ = GuestRegion::create(kPvmScratchSize, "farcall-pvm");

@@ -119,6 +119,18 @@ class Vm {
 
   // Puts x87/SSE/AVX state into its initial state (after a far call that did not return).
   void reset_fpu();
+  // Guest threads (threads.cpp). After a Timeout: whether the guest was at a user instruction
+  // (user code lies below the gate region; stubs, the guest kernel and backends above it). And
+  // the vCPU put where a system call leaves it (what the flavor does before a restore), so that
+  // syscall_return() resumes any thread's saved state.
+  bool in_user() const;
+  void to_syscall_state() { flavor_->before_restore(*this); }
+  // Pages of memslot `slot` written since tracking was last re-armed (forks), without re-arming.
+  uint64_t dirty_count(int slot) {
+    uint64_t n = 0;
+    dirty_pages(slot, [&](uint64_t) { n++; }, false);
+    return n;
+  }
   CpuState save_state();
   // Puts back every piece of guest-reachable vCPU state (docs/architecture.md, "What a reset
   // restores"). Throws if an instruction the guest started cannot be finished.
@@ -213,7 +225,7 @@ class Vm {
 template <class F>
 void Vm::dirty_pages(int slot, F fn, bool rearm) {
   uint64_t pages = slot_pages(slot);
-  dirty_buf_.assign((pages + 63) / 64, 0);
+  dirty_buf_.resize((pages + 63) / 64);  // KVM writes every word
   kvm_dirty_log log = {};
   log.slot = slot;
   log.dirty_bitmap = dirty_buf_.data();

@@ -1,0 +1,3 @@
+module farcall.test/gojson
+
+go 1.19
