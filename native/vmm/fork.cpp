@@ -38,6 +38,8 @@ Master::Master(const std::vector<uint8_t> &elf, const ProcessConfig &cfg, uint64
   // The state every fork starts from: farcall_ready() returning 0.
   proc_->vm().syscall_return(0);
   state_ = proc_->vm().save_state();
+  image_ = proc_->vm().ram().data_ranges();
+  image_bytes_ = proc_->vm().ram().allocated_bytes();
   proc_->vm().arm_reset_page(state_);
 }
 
@@ -48,6 +50,17 @@ Fork::Fork(Master &master, uint64_t max_private_pages) : master_(master), max_pr
   mem0_ = proc_->sys().mem_state();
   proc_->vm().ram().set_host_tracking(true);
   private_.assign((proc_->vm().ram().pages() + 63) / 64, 0);
+  if (vm.ram_bytes() > proc_->sys().config().memory_bytes) {
+    // The count against the limit: the master's image as it was at farcall_ready() (not the
+    // memfd now: other forks' faults add zero pages to it) and this fork's written pages.
+    limit_ = proc_->sys().config().memory_bytes;
+    proc_->sys().set_touched([this] { return master_.image_bytes() + proc_->vm().dirty_count(0) * 4096; });
+  }
+}
+
+void Master::trim_image() {
+  GuestRegion &ram = proc_->vm().ram();
+  if (ram.allocated_bytes() > image_bytes_) ram.punch_outside(image_);
 }
 
 void Fork::mark_private(uint64_t page) {
@@ -92,6 +105,13 @@ RequestOutcome Fork::request(const uint8_t *data, size_t len, uint64_t timeout_n
   proc_->sys().reset_output();
   try {
     o.reset = reset(faulted, why);
+    if (o.reset.over_limit) {
+      o.ok = false;
+      o.response.clear();
+      o.code = "MemoryLimit";
+      o.message = "the request touched " + std::to_string(o.reset.touched >> 20) + " MiB of guest memory, over its limit of " +
+                  std::to_string(limit_ >> 20) + " MiB (memoryMiB; reserved address space is free only until it is written)";
+    }
   } catch (const std::exception &e) {
     broken_ = true;  // the owner replaces the fork (addon: ForkRequest)
     o.ok = false;
@@ -186,6 +206,29 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
     vm.dirty_pages(0, [](uint64_t) {}, true);
     if (kpages.size()) vm.dirty_pages(1, [](uint64_t) {}, true);
   }
+  // Lazy reservations: nothing stops a guest from writing reserved pages it never asked for
+  // (protections are not enforced), so the pages written since the last re-arm (the count the
+  // system calls check, Personality::over_memory) are checked here too. Over the limit, every
+  // private page goes back to the master and the request fails (Fork::request).
+  if (limit_ && master_.image_bytes() + pages.size() * 4096 > limit_) {
+    info.touched = master_.image_bytes() + pages.size() * 4096;
+    ram.drop_pages(private_);
+    master_.trim_image();
+    std::fill(private_.begin(), private_.end(), 0);
+    info.pages = private_count_ + kpages.size();
+    private_count_ = 0;
+    for (uint64_t pg : kpages) std::memcpy(kmem.host() + pg * 4096, mk + pg * 4096, 4096);
+    vm.dirty_pages(0, [](uint64_t) {}, true);
+    vm.restore_state(master_.state());
+    since_trim_ = 0;
+    measure_next_ = true;
+    proc_->sys().mem_state() = mem0_;
+    info.full = info.over_limit = true;
+    info.reason = "memory limit";
+    full_++;
+    info.ns = Vcpu::now_ns() - t0;
+    return info;
+  }
   // Past the memory limit, the private pages written before the current write set (the pages
   // written since tracking was last re-armed) go back to the master. The write set itself is
   // copied back and kept, even when it alone passes the limit: the requests need those pages,
@@ -211,6 +254,7 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
     // MADV_DONTNEED run by run over the bitmap, never the whole mapping: the master's pages
     // stay mapped in KVM, so the next request does not re-fault every page it reads.
     ram.drop_pages(drop);
+    master_.trim_image();  // zero pages this fork's faults added to the master's memfd
     for (uint64_t w = 0; w < private_.size(); w++) private_[w] &= ~drop[w];
     private_count_ -= dropped;
     for (uint64_t pg : pages) copy_back(pg);

@@ -42,6 +42,11 @@ class Master {
   uint64_t arena_size() const { return arena_size_; }
   uint64_t current() const { return current_; }
   uint64_t init_ns() const { return init_ns_; }
+  // Bytes of the image at farcall_ready(). A fork's first write to a page that was a hole
+  // allocates a zero page in the master's memfd (shmem fills holes on fault, even for private
+  // mappings); trim_image() gives those back, so one request cannot grow every fork's share.
+  uint64_t image_bytes() const { return image_bytes_; }
+  void trim_image();
   // In-guest gate: the backend instance the next fork calls (forks take them in turn).
   int next_instance(int count) { return int(next_instance_++ % unsigned(count)); }
 
@@ -49,6 +54,8 @@ class Master {
   std::unique_ptr<Process> proc_;
   CpuState state_;
   uint64_t arena_ = 0, arena_size_ = 0, current_ = 0, init_ns_ = 0;
+  uint64_t image_bytes_ = 0;
+  std::vector<std::pair<size_t, size_t>> image_;  // the memfd's data ranges at farcall_ready()
   std::atomic<unsigned> next_instance_{0};
 };
 
@@ -56,7 +63,11 @@ struct ResetInfo {
   bool full = false;
   uint64_t pages = 0;  // pages rewritten (fast) or dropped private pages (full)
   uint64_t ns = 0;
-  std::string reason;  // why full: "fault", "timeout", "memory", "error"
+  std::string reason;  // why full: "fault", "timeout", "memory", "error", "memory limit"
+  // The request touched more than its memory limit (lazy reservations let it write pages it
+  // never asked for): every private page was given back, and the request fails.
+  bool over_limit = false;
+  uint64_t touched = 0;  // bytes counted for that
 };
 
 struct RequestOutcome {
@@ -96,6 +107,9 @@ class Fork {
   std::unique_ptr<Process> proc_;
   Personality::MemState mem0_;
   uint64_t max_private_;
+  // Lazy reservations (the address space is larger than memory_bytes): what the master's image
+  // holds, counted with the pages a fork writes against the limit at every reset.
+  uint64_t limit_ = 0;
   std::vector<uint64_t> private_;  // bitmap over RAM pages written at least once since the last full reset
   uint64_t private_count_ = 0;
   uint64_t fast_ = 0, full_ = 0;

@@ -117,6 +117,19 @@ void GuestRegion::copy_data_to(GuestRegion &dst) const {
       if (std::memcmp(host_ + o, zero, 4096) != 0) std::memcpy(dst.host_ + o, host_ + o, 4096);
 }
 
+void GuestRegion::punch_outside(const std::vector<std::pair<size_t, size_t>> &keep) {
+  if (is_private()) return;
+  size_t at = 0;
+  auto punch = [&](size_t a, size_t b) {
+    if (b > a) fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, off_t(a), off_t(b - a));
+  };
+  for (auto [off, len] : keep) {
+    punch(at, off);
+    at = off + len;
+  }
+  punch(at, size_);
+}
+
 void GuestRegion::punch_all() {
   if (fd_ >= 0 && !is_private()) fallocate(fd_, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, 0, size_);
 }

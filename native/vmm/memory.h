@@ -56,6 +56,9 @@ class GuestRegion {
   void copy_data_to(GuestRegion &dst) const;
   // Frees every page of a shared region (it reads as zero again).
   void punch_all();
+  // Frees the pages of a memfd region outside `keep` (ranges as data_ranges() gives them).
+  // Nothing for a fork or a file-backed region.
+  void punch_outside(const std::vector<std::pair<size_t, size_t>> &keep);
   // Drops the fork's private pages whose bits are set (one bit per page), run by run.
   void drop_pages(const std::vector<uint64_t> &bits);
 

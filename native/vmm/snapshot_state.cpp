@@ -354,6 +354,8 @@ Master::Master(const std::string &path, const std::vector<std::pair<std::string,
   } catch (const VmmError &e) {
     throw VmmError(ErrorCode::SnapshotCorrupt, "snapshot " + path + " is unusable: KVM refused its CPU state: " + e.what());
   }
+  image_ = vm.ram().data_ranges();
+  image_bytes_ = vm.ram().allocated_bytes();
   init_ns_ = Vcpu::now_ns() - t0;
 }
 

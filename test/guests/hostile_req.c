@@ -129,6 +129,16 @@ int main(void) {
       memset(sink, 'B', sizeof sink);
       ANSWER(sink, (size_t)n);
     }
+    if (!strncmp(cmd, "reserve-touch:", 14)) {
+      /* Reserve address space the lazy way (PROT_NONE, free), then write every page of it with
+         no further call: mprotect is not enforced, so nothing but the VMM's count can stop it. */
+      long mib = 0;
+      for (const char *c = cmd + 14; *c >= '0' && *c <= '9'; c++) mib = mib * 10 + (*c - '0');
+      long p = raw6(9 /* mmap */, 0, mib << 20, 0 /* PROT_NONE */, 0x22 /* MAP_PRIVATE|MAP_ANONYMOUS */, -1, 0);
+      if (p < 0 && p > -4096) ANSWER("mmap refused", 12);
+      for (long off = 0; off < (mib << 20); off += 4096) ((volatile char *)p)[off] = 1;
+      ANSWER("touched", 7);
+    }
     if (!strcmp(cmd, "write-reset")) {
       /* The reset page, where every request starts (0x7fffff0000): readable, never writable. */
       *(volatile unsigned char *)0x7fffff0f00ull = 0xcc;

@@ -4,7 +4,7 @@
 // FARCALL_ENTRY selects (CI runs every flavor).
 import { createHash } from 'crypto';
 
-import { GuestFaultError, InvalidArgumentError, OutputLimitError, RequestFailedError, RequestPool } from '../../src';
+import { GuestFaultError, InvalidArgumentError, MemoryLimitError, OutputLimitError, RequestFailedError, RequestPool } from '../../src';
 import { describeKvm, guest, ms } from '../helpers';
 
 const hostile = guest('hostile_req');
@@ -135,6 +135,20 @@ describeKvm('security: size arithmetic and the stack', () => {
       expect(err.details.vector).toBe(14);
       const first = decode(await pool.run('probe'));
       expect(first.rax).toBe('0');
+    });
+  });
+
+  test('memory touched past memoryMiB through a free reservation fails the request and is given back', async () => {
+    // 200 MiB reserved PROT_NONE (free) and then written without another system call: only the
+    // VMM's count at the end of the request can see it. The limit is 32 MiB.
+    await withPool(async (pool) => {
+      const err = await pool.run('reserve-touch:200').catch((e) => e);
+      expect(err).toBeInstanceOf(MemoryLimitError);
+      expect(err.message).toMatch(/memoryMiB/);
+      const s = pool.forkStats()[0];
+      expect(Number(s.privatePages) * 4096).toBeLessThan(32 << 20); // the pages went back to the master
+      expect((await pool.run('reserve-touch:4')).toString()).toBe('touched'); // within the limit: fine
+      expect(decode(await pool.run('probe')).rax).toBe('0');
     });
   });
 });
