@@ -82,7 +82,7 @@ int64_t ScratchFs::create(uint64_t dir, const std::string &name, uint32_t mode, 
 
 void ScratchFs::drop(Tree &t, uint64_t ino) {
   Node &n = t.nodes.at(ino);
-  for (auto &p : n.data) t.pages -= p != nullptr;
+  t.pages -= n.data.size();
   t.nodes.erase(ino);
   t.orphans.erase(ino);
 }
@@ -161,8 +161,8 @@ int64_t ScratchFs::read(uint64_t ino, uint8_t *dst, uint64_t len, uint64_t off) 
   len = std::min(len, n->size - off);
   for (uint64_t done = 0; done < len;) {
     uint64_t at = off + done, pg = at / kPage, in = at % kPage, k = std::min(len - done, kPage - in);
-    const auto &p = n->data[pg];
-    if (p) std::memcpy(dst + done, p->data() + in, k);
+    auto p = n->data.find(pg);
+    if (p != n->data.end()) std::memcpy(dst + done, p->second->data() + in, k);
     else std::memset(dst + done, 0, k);
     done += k;
   }
@@ -177,10 +177,12 @@ int64_t ScratchFs::write(uint64_t ino, const uint8_t *src, uint64_t len, uint64_
   uint64_t done = 0;
   while (done < len) {
     uint64_t at = off + done, pg = at / kPage, in = at % kPage, k = std::min(len - done, kPage - in);
-    if (pg >= n.data.size()) n.data.resize(pg + 1);
     auto &p = n.data[pg];
     if (!p) {
-      if (t.pages >= max_pages) break;  // full: what was written so far stays, nothing else changes
+      if (t.pages >= max_pages) {  // full: what was written so far stays, nothing else changes
+        n.data.erase(pg);
+        break;
+      }
       p = std::make_shared<Page>();
       p->fill(0);
       t.pages++;
@@ -190,12 +192,8 @@ int64_t ScratchFs::write(uint64_t ino, const uint8_t *src, uint64_t len, uint64_
     std::memcpy(p->data() + in, src + done, k);
     done += k;
   }
-  if (!done && len) {
-    n.data.resize((n.size + kPage - 1) / kPage);
-    return -ENOSPC;
-  }
+  if (!done && len) return -ENOSPC;
   n.size = std::max(n.size, off + done);
-  n.data.resize((n.size + kPage - 1) / kPage);
   n.mtime_ns = n.ctime_ns = now_ns();
   return int64_t(done);
 }
@@ -209,10 +207,13 @@ int ScratchFs::truncate(uint64_t ino, uint64_t size, uint64_t max_pages) {
   Tree &t = w();
   Node &n = t.nodes.at(ino);
   uint64_t keep = (size + kPage - 1) / kPage;
-  for (uint64_t i = keep; i < n.data.size(); i++) t.pages -= n.data[i] != nullptr;
-  n.data.resize(keep);
-  if (size % kPage && keep && n.data[keep - 1]) {  // bytes past the new end read as zero if it grows again
-    auto &p = n.data[keep - 1];
+  for (auto it = n.data.lower_bound(keep); it != n.data.end();) {
+    t.pages--;
+    it = n.data.erase(it);
+  }
+  auto last = size % kPage && keep ? n.data.find(keep - 1) : n.data.end();
+  if (last != n.data.end()) {  // bytes past the new end read as zero if it grows again
+    auto &p = last->second;
     if (p.use_count() > 1) p = std::make_shared<Page>(*p);
     std::memset(p->data() + size % kPage, 0, kPage - size % kPage);
   }
@@ -228,9 +229,7 @@ int ScratchFs::stat(uint64_t ino, ScratchStat *st) const {
   st->nlink = n->nlink;
   st->mode = (n->dir ? S_IFDIR : S_IFREG) | n->mode;
   st->size = n->dir ? kPage : n->size;
-  uint64_t held = 0;
-  for (auto &p : n->data) held += p != nullptr;
-  st->blocks = held * (kPage / 512);
+  st->blocks = n->data.size() * (kPage / 512);
   st->mtime_ns = n->mtime_ns;
   st->ctime_ns = n->ctime_ns;
   return 0;

@@ -68,7 +68,9 @@ class ScratchFs {
     uint32_t mode = 0;  // permission bits
     uint64_t nlink = 1, size = 0;
     int64_t mtime_ns = 0, ctime_ns = 0;
-    std::vector<std::shared_ptr<Page>> data;  // files: null pages read as zero
+    // files: page index -> page; a page not held reads as zero. A map, not a vector, so a
+    // sparse file (a write or truncate far past its end) costs only the pages it holds.
+    std::map<uint64_t, std::shared_ptr<Page>> data;
     std::map<std::string, uint64_t> entries;  // directories
     uint64_t parent = kRoot;
   };

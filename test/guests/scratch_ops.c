@@ -10,6 +10,7 @@
  *   excl P       open P with O_CREAT|O_EXCL
  *   map P        mmap P MAP_PRIVATE (write to the copy, print it), then try MAP_SHARED
  *   lock P       F_SETLK then F_GETLK of a write lock on P      cd P   chdir, then getcwd
+ *   pw P OFF     pwrite one byte 'x' to P (created) at offset OFF
  * As a request program (scratch_req): argv[1], if given, is run once before farcall_ready()
  * (the master's files); a request's bytes are a script, the answer its output.
  * As a backend (scratch_backend, argv[1] "backend", argv[2] an optional script run before
@@ -125,6 +126,12 @@ static void one(char *c) {
     result(cmd, p, link(p, rest ? rest : ""));
   } else if (!strcmp(cmd, "trunc")) {
     result(cmd, p, truncate(p, atol(rest ? rest : "0")));
+  } else if (!strcmp(cmd, "pw")) {
+    int fd = open(p, O_WRONLY | O_CREAT, 0644);
+    if (fd < 0) return result(cmd, p, -1);
+    long r = pwrite(fd, "x", 1, (off_t)strtoull(rest ? rest : "0", NULL, 0));
+    close(fd);
+    result(cmd, p, r);
   } else if (!strcmp(cmd, "excl")) {
     int fd = open(p, O_RDWR | O_CREAT | O_EXCL, 0600);
     if (fd >= 0) close(fd);

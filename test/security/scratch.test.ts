@@ -203,6 +203,27 @@ describeKvm('security: the scratch directory', () => {
     }
   });
 
+  // Sparse files: a truncate or a write far past the end holds no pages, so it must cost the
+  // VMM no memory either (it once kept one pointer per 4 KiB of the file's length: 256 MiB of
+  // the Node process for each 64 GiB hole). The peak RSS is reset first (clear_refs 5).
+  test('sparse files cost no host memory: truncate and pwrite far past the end, across a fork', async () => {
+    const pool = await RequestPool.create(req, { size: 1, args: ['trunc /tmp/m 0;w /tmp/m x;trunc /tmp/m 68719476736'], files: { scratch: { maxMiB: 1 } } });
+    try {
+      const hwm = () => Number(/VmHWM:\s+(\d+)/.exec(fs.readFileSync('/proc/self/status', 'utf8'))![1]) * 1024;
+      fs.writeFileSync('/proc/self/clear_refs', '5');
+      const before = hwm();
+      const files = [0, 1, 2, 3].map((i) => `w /tmp/s${i} x;trunc /tmp/s${i} 68719476736;stat /tmp/s${i}`).join(';');
+      const out = (await pool.run(`${files};pw /tmp/p 68719476735;stat /tmp/p;pw /tmp/p 1099511627777;w /tmp/m y;stat /tmp/m;r /tmp/m`)).toString();
+      expect(out).toContain('stat /tmp/s3: 68719476736 file\n');
+      expect(out).toContain('pw /tmp/p: 1\nstat /tmp/p: 68719476736 file\npw /tmp/p: errno 27\n'); // EFBIG past 1 TiB
+      expect(out).toContain('w /tmp/m: 1\nstat /tmp/m: 1 file\nr /tmp/m: y\n');
+      expect(hwm() - before).toBeLessThan(64 << 20);
+      expect((await pool.run('stat /tmp/m;stat /tmp/s0')).toString()).toBe('stat /tmp/m: 68719476736 file\nstat /tmp/s0: errno 2\n');
+    } finally {
+      await pool.close();
+    }
+  });
+
   test('bad scratch options are refused with a typed error', async () => {
     for (const scratch of [{ path: '/' }, { path: 'tmp' }, { path: '/a/../b' }, { maxMiB: 0 }, { maxMiB: 1.5 }, { size: 1 }, 'x'])
       await expect(runProgram(guest('hello_musl'), { files: { scratch: scratch as never } })).rejects.toBeInstanceOf(InvalidArgumentError);
