@@ -243,6 +243,7 @@ void Backend::restore(Instance &inst) {
   inst.personality->mem_state() = serve_->mem_state();
   inst.personality->reset_output();
   inst.personality->close_sockets();
+  inst.personality->reset_view();
   if (inst.committed) {
     inst.committed->punch_all();
     copy_snapshot(*inst.committed);

@@ -42,14 +42,31 @@ std::shared_ptr<FileView> FileView::open_root(const std::string &dir) {
   return v;
 }
 
+std::shared_ptr<FileView> FileView::layer(std::shared_ptr<FileView> below) {
+  std::shared_ptr<FileView> v(new FileView());
+  v->root_ = below->root_;
+  v->base_ = below->base_ + int(below->max_objects());  // ids never collide with below's
+  v->below_ = std::move(below);
+  return v;
+}
+
 FileView::~FileView() {
   for (int fd : objects_) ::close(fd);
-  if (root_ >= 0) ::close(root_);
+  if (root_ >= 0 && !below_) ::close(root_);
 }
 
 int FileView::host(int id) {
+  if (id < base_) return below_ ? below_->host(id) : -1;
   std::lock_guard<std::mutex> lk(mu_);
-  return id >= 0 && size_t(id) < objects_.size() ? objects_[id] : -1;
+  return size_t(id - base_) < objects_.size() ? objects_[size_t(id - base_)] : -1;
+}
+
+int FileView::find(std::pair<dev_t, ino_t> key) {
+  if (below_)
+    if (int id = below_->find(key); id >= 0) return id;
+  std::lock_guard<std::mutex> lk(mu_);
+  auto it = by_inode_.find(key);
+  return it == by_inode_.end() ? -1 : it->second;
 }
 
 int FileView::open(const std::string &path, bool follow, bool want_dir) {
@@ -63,19 +80,20 @@ int FileView::open(const std::string &path, bool follow, bool want_dir) {
     ::close(fd);
     return -EACCES;  // devices, fifos and sockets in the directory are not part of the view
   }
-  std::lock_guard<std::mutex> lk(mu_);
   auto key = std::make_pair(st.st_dev, st.st_ino);
-  if (auto it = by_inode_.find(key); it != by_inode_.end()) {
+  if (int id = find(key); id >= 0) {
     ::close(fd);
-    return it->second;
+    return id;
   }
+  std::lock_guard<std::mutex> lk(mu_);
   if (objects_.size() >= max_objects()) {
     ::close(fd);
     return -ENFILE;
   }
   objects_.push_back(fd);
-  by_inode_[key] = int(objects_.size() - 1);
-  return int(objects_.size() - 1);
+  int id = base_ + int(objects_.size() - 1);
+  by_inode_[key] = id;
+  return id;
 }
 
 int FileView::stat_path(const std::string &path, bool follow, struct stat *st) {
@@ -102,9 +120,10 @@ int64_t FileView::pread(int id, void *buf, uint64_t len, uint64_t off) {
 }
 
 int64_t FileView::getdents(int id, void *buf, uint64_t len, uint64_t *pos) {
+  if (id < base_) return below_ ? below_->getdents(id, buf, len, pos) : -EBADF;
   std::lock_guard<std::mutex> lk(mu_);  // the host fd's position is shared: seek and read as one
-  if (id < 0 || size_t(id) >= objects_.size()) return -EBADF;
-  int fd = objects_[id];
+  if (size_t(id - base_) >= objects_.size()) return -EBADF;
+  int fd = objects_[size_t(id - base_)];
   if (lseek(fd, off_t(*pos), SEEK_SET) < 0) return -errno;
   long r = ::syscall(SYS_getdents64, fd, buf, len);
   if (r < 0) return -errno;

@@ -7,7 +7,10 @@
 // Opened files are host fds kept here for the life of the view and named by a small id; the
 // guest's fd table (plain data, reset with the fork) holds only ids and offsets. Ids are
 // deduplicated by inode, so a request that reopens a file does not grow the set.
-// Shared by a master and its forks (thread-safe).
+// A fork or a backend instance works in its own layer (layer()): it sees every object of the
+// view below it and keeps what it opens itself apart, so a reset that drops the layer closes
+// those, and one request cannot fill the table for the next (or for another fork).
+// Thread-safe: a master's view is read by all its forks.
 #pragma once
 #include <sys/stat.h>
 
@@ -30,6 +33,10 @@ class FileView {
  public:
   // Opens `dir` (a host directory); throws VmmError(InvalidArgument) if it is not one.
   static std::shared_ptr<FileView> open_root(const std::string &dir);
+  // A new, empty layer over `below` (which must not open more files once layers exist).
+  static std::shared_ptr<FileView> layer(std::shared_ptr<FileView> below);
+  // The view this layer lies over (null for a root view).
+  const std::shared_ptr<FileView> &below() const { return below_; }
   ~FileView();
   // Resolves `path` (guest form: absolute or relative to the root) and returns the id of the
   // regular file or directory it names, or a negative errno. `follow`: follow a final symlink
@@ -52,7 +59,10 @@ class FileView {
  private:
   FileView() = default;
   int host(int id);
-  int root_ = -1;
+  int find(std::pair<dev_t, ino_t> key);  // the id of an object open in this view or below, or -1
+  std::shared_ptr<FileView> below_;
+  int base_ = 0;  // this layer's ids start here; every id below it is below_'s
+  int root_ = -1;  // a layer uses the root view's fd (kept open by below_)
   std::mutex mu_;
   std::vector<int> objects_;
   std::map<std::pair<dev_t, ino_t>, int> by_inode_;

@@ -280,6 +280,7 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
     measure_next_ = true;
   }
   proc_->sys().mem_state() = mem0_;
+  proc_->sys().reset_view();
   info.full = full;
   info.ns = Vcpu::now_ns() - t0;
   return info;

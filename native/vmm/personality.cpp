@@ -56,7 +56,7 @@ Personality::Personality(const ProcessConfig &cfg, GuestView mem, const MemState
 }
 
 Personality::Personality(const Personality &proto, GuestView mem)
-    : cfg_(proto.cfg_), view_(proto.view_), mem_(mem), ms_(proto.ms_), start_ns_(Vcpu::now_ns()) {}
+    : cfg_(proto.cfg_), view_(proto.view_ ? FileView::layer(proto.view_) : nullptr), mem_(mem), ms_(proto.ms_), start_ns_(Vcpu::now_ns()) {}
 
 Personality::~Personality() { close_sockets(); }
 

@@ -121,6 +121,11 @@ class Personality {
   void set_output_sink(std::function<void(int fd, const char *p, size_t n)> sink) { sink_ = std::move(sink); }
   // Closes every socket the guest opened (a restored instance starts without connections).
   void close_sockets();
+  // Closes the view files this copy opened itself (its layer, fileview.h): for a reset to its
+  // prototype's state, whose fd table names none of them.
+  void reset_view() {
+    if (view_ && view_->below()) view_ = FileView::layer(view_->below());
+  }
   ProcessStats &stats() { return stats_; }  // the owning thread only
   ProcessStats stats_snapshot();             // any thread
   void count_syscall(uint64_t nr, bool unsupported);
