@@ -195,8 +195,9 @@ uint64_t Personality::scratch_fd_call(uint64_t nr, OpenFile &f, uint64_t a1, uin
           return f.pos = a2 == SEEK_DATA ? uint64_t(off) : s.size;
         default: return neg(EINVAL);
       }
-      if (off < 0 && base < -off) return neg(EINVAL);
-      return f.pos = uint64_t(base + off);
+      int64_t to;  // past INT64_MAX or below 0: EINVAL, as Linux (a wrapped one read as -errno)
+      if (__builtin_add_overflow(base, off, &to) || to < 0) return neg(EINVAL);
+      return f.pos = uint64_t(to);
     }
     case NR_fstat: return scratch_stat_out(f.ino, a1, false);
     case NR_ftruncate:

@@ -11,6 +11,7 @@
  *   map P        mmap P MAP_PRIVATE (write to the copy, print it), then try MAP_SHARED
  *   lock P       F_SETLK then F_GETLK of a write lock on P      cd P   chdir, then getcwd
  *   pw P OFF     pwrite one byte 'x' to P (created) at offset OFF
+ *   seek P A B   lseek P to A (SEEK_SET), then by B (SEEK_CUR): "R1 R2" (or errno)
  * As a request program (scratch_req): argv[1], if given, is run once before farcall_ready()
  * (the master's files); a request's bytes are a script, the answer its output.
  * As a backend (scratch_backend, argv[1] "backend", argv[2] an optional script run before
@@ -132,6 +133,15 @@ static void one(char *c) {
     long r = pwrite(fd, "x", 1, (off_t)strtoull(rest ? rest : "0", NULL, 0));
     close(fd);
     result(cmd, p, r);
+  } else if (!strcmp(cmd, "seek")) {
+    int fd = open(p, O_RDONLY);
+    if (fd < 0) return result(cmd, p, -1);
+    char *b = NULL;
+    long long a = strtoll(rest ? rest : "0", &b, 0), r1 = lseek(fd, a, SEEK_SET);
+    long long r2 = lseek(fd, strtoll(b ? b : "0", NULL, 0), SEEK_CUR);
+    int e = errno;
+    close(fd);
+    say("seek %s: %lld %lld%s%s\n", p, r1, r2, r2 < 0 ? " errno " : "", r2 < 0 ? strerror(e) : "");
   } else if (!strcmp(cmd, "excl")) {
     int fd = open(p, O_RDWR | O_CREAT | O_EXCL, 0600);
     if (fd >= 0) close(fd);

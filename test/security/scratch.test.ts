@@ -218,6 +218,9 @@ describeKvm('security: the scratch directory', () => {
       expect(out).toContain('pw /tmp/p: 1\nstat /tmp/p: 68719476736 file\npw /tmp/p: errno 27\n'); // EFBIG past 1 TiB
       expect(out).toContain('w /tmp/m: 1\nstat /tmp/m: 1 file\nr /tmp/m: y\n');
       expect(hwm() - before).toBeLessThan(64 << 20);
+      // A position past the largest offset is refused, not wrapped into a negative (errno-like) one.
+      expect((await pool.run('w /tmp/q x;seek /tmp/q 9223372036854775807 1;seek /tmp/q 9223372036854775807 9223372036854775807;seek /tmp/q 5 -6')).toString())
+        .toBe('w /tmp/q: 1\nseek /tmp/q: 9223372036854775807 -1 errno Invalid argument\nseek /tmp/q: 9223372036854775807 -1 errno Invalid argument\nseek /tmp/q: 5 -1 errno Invalid argument\n');
       expect((await pool.run('stat /tmp/m;stat /tmp/s0')).toString()).toBe('stat /tmp/m: 68719476736 file\nstat /tmp/s0: errno 2\n');
     } finally {
       await pool.close();
