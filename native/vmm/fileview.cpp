@@ -46,12 +46,14 @@ std::shared_ptr<FileView> FileView::layer(std::shared_ptr<FileView> below) {
   std::shared_ptr<FileView> v(new FileView());
   v->root_ = below->root_;
   v->base_ = below->base_ + int(below->max_objects());  // ids never collide with below's
+  v->total_ = below->total_;
   v->below_ = std::move(below);
   return v;
 }
 
 FileView::~FileView() {
   for (int fd : objects_) ::close(fd);
+  *total_ -= objects_.size();
   if (root_ >= 0 && !below_) ::close(root_);
 }
 
@@ -86,7 +88,8 @@ int FileView::open(const std::string &path, bool follow, bool want_dir) {
     return id;
   }
   std::lock_guard<std::mutex> lk(mu_);
-  if (objects_.size() >= max_objects()) {
+  if (total_->fetch_add(1) >= max_objects()) {
+    *total_ -= 1;
     ::close(fd);
     return -ENFILE;
   }

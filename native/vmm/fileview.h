@@ -9,11 +9,12 @@
 // deduplicated by inode, so a request that reopens a file does not grow the set.
 // A fork or a backend instance works in its own layer (layer()): it sees every object of the
 // view below it and keeps what it opens itself apart, so a reset that drops the layer closes
-// those, and one request cannot fill the table for the next (or for another fork).
+// those, and one request cannot fill the table for the next.
 // Thread-safe: a master's view is read by all its forks.
 #pragma once
 #include <sys/stat.h>
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -63,6 +64,10 @@ class FileView {
   std::shared_ptr<FileView> below_;
   int base_ = 0;  // this layer's ids start here; every id below it is below_'s
   int root_ = -1;  // a layer uses the root view's fd (kept open by below_)
+  // Host fds held by the root view and all its layers: at most max_objects() together, so
+  // forks cannot multiply the broker's open files (a running request can still take them all).
+  std::atomic<uint64_t> held_{0};
+  std::atomic<uint64_t> *total_ = &held_;  // the root's count
   std::mutex mu_;
   std::vector<int> objects_;
   std::map<std::pair<dev_t, ino_t>, int> by_inode_;
