@@ -223,6 +223,7 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
     since_trim_ = 0;
     measure_next_ = true;
     proc_->sys().mem_state() = mem0_;
+    proc_->sys().reset_view();
     info.full = info.over_limit = true;
     info.reason = "memory limit";
     full_++;
