@@ -543,6 +543,7 @@ void Backend::restart_from_snapshot(const std::string &path, uint64_t deadline_n
     h->personality->mem_state() = m.instances[i];
     h->personality->reset_output();
     h->personality->close_sockets();
+    h->personality->reset_view();
     if (h->committed) {
       h->committed->punch_all();
       img.instances[i]->copy_data_to(*h->committed);
