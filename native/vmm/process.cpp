@@ -26,6 +26,10 @@ Process::Process(const std::vector<uint8_t> &elf, const ProcessConfig &cfg) {
                                              " cannot be read from files.readOnly: " + std::strerror(-r));
     ElfImage li = elf__inspect(ld);  // itself static (ld.so is)
     if (!li.interp.empty()) throw VmmError(ErrorCode::Dynamic, "the ELF interpreter " + probe.interp + " is itself dynamic");
+    // Position-independent, so it goes where the loader puts it (a fixed-address one would land
+    // wherever it says, on the program itself if it likes).
+    if (reinterpret_cast<const Elf64_Ehdr *>(ld.data())->e_type != ET_DYN)
+      throw VmmError(ErrorCode::Dynamic, "the ELF interpreter " + probe.interp + " is not position-independent (ET_DYN)");
   }
   VmConfig vc;
   vc.ram_bytes = process__space(cfg);

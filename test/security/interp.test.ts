@@ -31,9 +31,11 @@ function withInterp(interp: string): Buffer {
   throw new Error('hello_musl has no GNU_STACK header');
 }
 
-// hello_musl with its last PT_LOAD's memory size set to `memsz`.
+// hello_musl, marked position-independent (an interpreter must be), with its last PT_LOAD's
+// memory size set to `memsz`.
 function withMemsz(memsz: bigint): Buffer {
   const f = Buffer.from(fs.readFileSync(guest('hello_musl')));
+  f.writeUInt16LE(3, 0x10); // e_type = ET_DYN
   const phoff = Number(f.readBigUInt64LE(0x20)), phnum = f.readUInt16LE(0x38);
   let last = -1;
   for (let i = 0; i < phnum; i++) if (f.readUInt32LE(phoff + i * 56) === PT_LOAD) last = phoff + i * 56;
@@ -52,6 +54,7 @@ describeKvm('security: hostile ELF interpreters', () => {
     fs.writeFileSync(path.join(view, 'self'), withInterp('/self'));
     fs.writeFileSync(path.join(view, 'huge'), withMemsz(1n << 40n));
     fs.writeFileSync(path.join(view, 'wrap'), withMemsz(0xffffffffffff0000n));
+    fs.copyFileSync(guest('hello_musl'), path.join(view, 'fixed')); // ET_EXEC: its own addresses
     fs.symlinkSync('../secret', path.join(view, 'out_link'));
   });
   afterAll(() => fs.rmSync(outside, { recursive: true, force: true }));
@@ -72,6 +75,7 @@ describeKvm('security: hostile ELF interpreters', () => {
       [`/${'a'.repeat(4000)}`, DynamicProgramError, /cannot be read/],
       ['/text', FarcallError, /not an ELF/],
       ['/self', DynamicProgramError, /dynamic/],
+      ['/fixed', DynamicProgramError, /position-independent/],
       ['/huge', FarcallError, /memory|fit/],
       ['/wrap', CorruptElfError, /overflows/],
     ];
