@@ -69,6 +69,28 @@ describeKvm('backend lifecycle', () => {
   });
 });
 
+describeKvm('sockets and undone calls', () => {
+  // Durability 'call' undoes a failed call's memory and fd table; a socket it opened must go
+  // with them, or every crashing call leaks one host socket until the instance has none left
+  // (64) and no later call can connect.
+  test('a call that crashes with a socket open does not leave it open in the instance', async () => {
+    const server = await listen();
+    const port = (server.address() as net.AddressInfo).port;
+    const backend = await Backend.load(guest('gated_backend'), {
+      args: [String(port)], network: { allow: [`127.0.0.1:${port}`] }, restart: { maxFaults: 1000 },
+    });
+    try {
+      for (let i = 0; i < 70; i++) await expect(backend.call('connect_crash')).rejects.toThrow(/fault/i);
+      const r = await backend.callRaw('connect_ok', Buffer.alloc(0));
+      expect(r.result).toBe(0);
+      expect(backend.stats().restores).toBe(70);
+    } finally {
+      backend.close();
+      await close(server);
+    }
+  });
+});
+
 describeKvm('closing with work in flight', () => {
   // A backend closed while host calls are queued on its worker: the worker is deleted while the
   // completions of its last jobs still wait for the JS thread. They must run (or be dropped)

@@ -275,6 +275,7 @@ void Backend::commit(Instance &inst, Vm *vm) {
   std::vector<uint64_t> pages = written(inst, vm, rearm);  // a page may be listed twice: copying it twice is harmless
   for (uint64_t pg : pages) std::memcpy(inst.committed->host() + pg * 4096, inst.region->host() + pg * 4096, 4096);
   inst.committed_ms = inst.personality->mem_state();
+  inst.personality->commit_sockets();
 }
 
 void Backend::finish(Instance &inst, Vm *vm, bool ok, const std::string &why) {
@@ -287,6 +288,7 @@ void Backend::finish(Instance &inst, Vm *vm, bool ok, const std::string &why) {
   std::vector<uint64_t> pages = written(inst, vm, false);
   for (uint64_t pg : pages) std::memcpy(inst.region->host() + pg * 4096, inst.committed->host() + pg * 4096, 4096);
   inst.personality->mem_state() = inst.committed_ms;
+  inst.personality->undo_sockets();
   inst.personality->reset_output();
   inst.restores++;
   restores++;

@@ -34,6 +34,24 @@ int Personality::host_fd(int guest_fd) const {
 void Personality::close_sockets() {
   for (auto &[g, h] : sockets_) close(h);
   sockets_.clear();
+  committed_sockets_.clear();
+}
+
+void Personality::commit_sockets() {
+  if (sockets_.empty() && committed_sockets_.empty()) return;  // the common case: no network
+  committed_sockets_.clear();
+  for (auto &[g, h] : sockets_) committed_sockets_.insert(g);
+}
+
+void Personality::undo_sockets() {
+  for (auto it = sockets_.begin(); it != sockets_.end();) {
+    if (committed_sockets_.count(it->first)) {
+      ++it;
+      continue;
+    }
+    close(it->second);
+    it = sockets_.erase(it);
+  }
 }
 
 uint64_t Personality::net_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4,

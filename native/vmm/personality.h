@@ -8,6 +8,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -121,6 +122,11 @@ class Personality {
   void set_output_sink(std::function<void(int fd, const char *p, size_t n)> sink) { sink_ = std::move(sink); }
   // Closes every socket the guest opened (a restored instance starts without connections).
   void close_sockets();
+  // A backend call's undo (durability 'call'): the sockets open now are the committed ones; an
+  // undone call's sockets (opened after the last commit) are closed with the rest of its state.
+  // One the undone call closed stays closed: a connection cannot be given back.
+  void commit_sockets();
+  void undo_sockets();
   // Closes the view files this copy opened itself (its layer, fileview.h): for a reset to its
   // prototype's state, whose fd table names none of them.
   void reset_view() {
@@ -162,6 +168,7 @@ class Personality {
                        bool *handled);
   int host_fd(int guest_fd) const;
   std::map<int, int> sockets_;
+  std::set<int> committed_sockets_;  // guest fds, as of the last commit_sockets()
   // File descriptors (fds.cpp, over MemState::fds).
   uint64_t fd_syscall(uint64_t nr, uint64_t a0, uint64_t a1, uint64_t a2, uint64_t a3, uint64_t a4, bool *handled,
                       Stop *stop);

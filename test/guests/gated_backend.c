@@ -2,6 +2,7 @@
  * farcall_serve() and exits if nobody listens, so the tests can make a restart fail (and then
  * succeed) by closing and reopening that port. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,7 +19,38 @@ static int64_t ping(const void *in, size_t in_len, void *out, size_t out_cap) {
   return 4;
 }
 
+static unsigned short port;
+
+/* Connects to the service and crashes with the socket open: the call is undone. */
+static int64_t connect_crash(const void *in, size_t in_len, void *out, size_t out_cap) {
+  (void)in, (void)in_len, (void)out, (void)out_cap;
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(0x7f000001);
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  if (s < 0) return -1000 - errno;
+  if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) return -2000;
+  *(volatile int *)8 = s; /* a fault: the call does not return */
+  return 0;
+}
+
+/* Opens and closes a connection: 0, or the step that failed. */
+static int64_t connect_ok(const void *in, size_t in_len, void *out, size_t out_cap) {
+  (void)in, (void)in_len, (void)out, (void)out_cap;
+  struct sockaddr_in a = {0};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(port);
+  a.sin_addr.s_addr = htonl(0x7f000001);
+  int s = socket(AF_INET, SOCK_STREAM, 0);
+  if (s < 0) return -1;
+  if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) return -2;
+  close(s);
+  return 0;
+}
+
 int main(int argc, char **argv) {
+  port = (unsigned short)atoi(argc > 1 ? argv[1] : "0");
   struct sockaddr_in a = {0};
   a.sin_family = AF_INET;
   a.sin_port = htons((unsigned short)atoi(argc > 1 ? argv[1] : "0"));
@@ -27,5 +59,7 @@ int main(int argc, char **argv) {
   if (s < 0 || connect(s, (struct sockaddr *)&a, sizeof a) < 0) return 2;
   close(s);
   FARCALL_EXPORT(ping);
+  FARCALL_EXPORT(connect_crash);
+  FARCALL_EXPORT(connect_ok);
   farcall_serve();
 }
