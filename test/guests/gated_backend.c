@@ -22,15 +22,22 @@ static int64_t ping(const void *in, size_t in_len, void *out, size_t out_cap) {
 static unsigned short port;
 
 /* Connects to the service and crashes with the socket open: the call is undone. */
-static int64_t connect_crash(const void *in, size_t in_len, void *out, size_t out_cap) {
-  (void)in, (void)in_len, (void)out, (void)out_cap;
+/* A connection to the service: the socket, or -1000 - errno of the step that failed. */
+static int connect_service(void) {
   struct sockaddr_in a = {0};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
   a.sin_addr.s_addr = htonl(0x7f000001);
   int s = socket(AF_INET, SOCK_STREAM, 0);
   if (s < 0) return -1000 - errno;
-  if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) return -2000;
+  if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) return -1000 - errno;
+  return s;
+}
+
+static int64_t connect_crash(const void *in, size_t in_len, void *out, size_t out_cap) {
+  (void)in, (void)in_len, (void)out, (void)out_cap;
+  int s = connect_service();
+  if (s < 0) return s;
   *(volatile int *)8 = s; /* a fault: the call does not return */
   return 0;
 }
@@ -38,13 +45,8 @@ static int64_t connect_crash(const void *in, size_t in_len, void *out, size_t ou
 /* Opens and closes a connection: 0, or the step that failed. */
 static int64_t connect_ok(const void *in, size_t in_len, void *out, size_t out_cap) {
   (void)in, (void)in_len, (void)out, (void)out_cap;
-  struct sockaddr_in a = {0};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(port);
-  a.sin_addr.s_addr = htonl(0x7f000001);
-  int s = socket(AF_INET, SOCK_STREAM, 0);
-  if (s < 0) return -1;
-  if (connect(s, (struct sockaddr *)&a, sizeof a) < 0) return -2;
+  int s = connect_service();
+  if (s < 0) return s;
   close(s);
   return 0;
 }
