@@ -142,7 +142,8 @@ hostname hwkvm-lane
 [ -c /dev/kvm ] || { say "no /dev/kvm (kvm_amd did not load)"; fin 90; }
 echo FARCALL-LANE-READY >/dev/console
 cp /lane/cmd /newroot/tmp/.lane-cmd
-chroot /newroot /bin/bash -c "cd \"\$LANE_PROJECT\" && . /tmp/.lane-cmd" </dev/console >/dev/console 2>&1
+# A host's fd limit, not the kernel's boot default (4096 hard): the tests open thousands.
+chroot /newroot /bin/bash -c "ulimit -Hn 65536; ulimit -n 65536; cd \"\$LANE_PROJECT\" && . /tmp/.lane-cmd" </dev/console >/dev/console 2>&1
 fin $?
 EOF
   chmod +x "$tree/init"
