@@ -106,24 +106,20 @@ export async function run(opts: BenchOptions = {}): Promise<Section> {
     plainServer.closeAllConnections();
     plainServer.close();
   }
+  // The http sample under the same load, after a warm-up.
+  const sample = async (opts: { trustedBackend?: boolean }): Promise<Load> => {
+    const server = await startHttpSample(opts);
+    try {
+      await load(server.url, 1);
+      return await load(server.url, seconds);
+    } finally {
+      await server.close();
+    }
+  };
   log('http: the http sample, a fresh fork per request');
-  const s = await startHttpSample();
-  let forked: Load;
-  try {
-    await load(s.url, 1);
-    forked = await load(s.url, seconds);
-  } finally {
-    await s.close();
-  }
+  const forked = await sample({});
   log('http: the same, kv backend trusted with durability instance (the in-guest gate on pvm-native)');
-  const t = await startHttpSample({ trustedBackend: true });
-  let trusted: Load;
-  try {
-    await load(t.url, 1);
-    trusted = await load(t.url, seconds);
-  } finally {
-    await t.close();
-  }
+  const trusted = await sample({ trustedBackend: true });
   const fig = (name: string, l: Load, note: string) => ({ ...row(name, [l.cpuUsPerReq], `${Math.round(l.reqPerSec)} req/s, latency p50 ${l.p50Ms} ms p99 ${l.p99Ms} ms, ${l.errors} errors, ${l.non2xx} non-2xx; ${note}`) });
   rows.push(fig('node:http + Map, server CPU per request', plain, 'PUT of 100 B, 8 connections'));
   rows.push({ ...fig('http sample (fresh fork per request), server CPU per request', forked, 'same load'), vs: 'node:http + Map, server CPU per request', goal: 2 });
