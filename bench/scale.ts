@@ -2,7 +2,8 @@
 // inside it:
 //   - fork creation and resets of a probe pool with 0, 1,000 and 2,000 other VMs in the process,
 //     and the threads and fds the 2,048 forks hold; beside it, bare KVM VM creation with as many
-//     VMs present (bench/ipc/vm_create.c, no farcall code: the kernel's share of the growth);
+//     VMs present (bench/ipc/vm_create.c, no farcall code: the kernel's share of the growth),
+//     and the same probe pool made again from the first one's retired VMs (src/vmstock.ts);
 //   - a burst of 256 requests at a pool of 256 forks vs a pool of the core count;
 //   - the request + reset cycle vs pages written, across maxDirtyMiB (a linear fit, the worst step);
 //   - far calls from 1, 4 and 16 forks sharing one backend instance (CPU per call), and the CPU
@@ -18,6 +19,7 @@ import * as path from 'path';
 import { Backend } from '../src/backend';
 import { native, packageRoot } from '../src/native';
 import { RequestEvent, RequestPool, ResetEvent } from '../src/pool';
+import { vmStock } from '../src/vmstock';
 import { row, summarize, usSince } from './lib';
 import { BenchOptions, Figure, Section, standalone } from './report';
 
@@ -103,6 +105,9 @@ export async function run(opts: BenchOptions = {}): Promise<Section> {
   const base = { threads: threads(), fds: fds() };
   let present = 0;
   const probes: Record<number, Awaited<ReturnType<typeof probe>>> = {};
+  const reuse: Record<number, number[]> = {};  // fork creation when retired VMs wait in the stock
+  const stockMax = vmStock().max;
+  vmStock({ max: 0 });  // the first probe gets VMs fresh from KVM, like every held pool
   try {
     for (const want of stages) {
       while (present < want) {
@@ -112,8 +117,15 @@ export async function run(opts: BenchOptions = {}): Promise<Section> {
       }
       // Every held fork has run once (KVM starts its per-VM worker at a VM's first run).
       for (const p of held) await Promise.all(Array.from({ length: p.stats().forks }, () => p.run('echo:x')));
-      probes[want] = await probe(PROBE, RESETS);
+      vmStock({ max: 0 });
+      probes[want] = await probe(PROBE, RESETS);  // fresh VMs
+      // The same pool again right after the first closed: its master and forks take the first
+      // one's retired VMs instead of asking KVM (src/vmstock.ts).
+      vmStock({ max: Math.max(stockMax, PROBE + 1) });
+      await (await RequestPool.create(counter, { size: PROBE, memoryMiB: MEM, args: [String(MEM)] })).close();
+      reuse[want] = (await probe(PROBE, 1)).create;
       rows.push({ ...row(`fork creation, ${want} VMs present`, probes[want].create, `probe pool of ${PROBE}`), vs: want ? 'fork creation, 0 VMs present' : undefined, goal: want ? 1.2 : undefined });
+      rows.push({ ...row(`fork creation from retired VMs, ${want} VMs present`, reuse[want], `probe pool of ${PROBE}, VM stock`), vs: 'fork creation, 0 VMs present', goal: want ? 1.2 : undefined });
       rows.push({ ...row(`fast reset, ${want} VMs present`, probes[want].fast, '16 pages'), vs: want ? 'fast reset, 0 VMs present' : undefined });
       rows.push({ ...row(`full reset, ${want} VMs present`, probes[want].full, 'after a fault'), vs: want ? 'full reset, 0 VMs present' : undefined });
     }
@@ -125,6 +137,7 @@ export async function run(opts: BenchOptions = {}): Promise<Section> {
     log(`scale: ${forks} forks: ${threads() - base.threads} more threads (KVM's per-VM workers included), ${fds() - base.fds} more fds`);
   } finally {
     for (const p of held) await p.close();
+    vmStock({ max: stockMax });
   }
   // The same growth without farcall: a C program that only creates VMs as forks do.
   log('scale: bare KVM VM creation with VMs accumulating');
@@ -137,6 +150,7 @@ export async function run(opts: BenchOptions = {}): Promise<Section> {
   for (const n of [1000, 2000]) {
     if (bare) ratios.push({ name: `bare KVM VM creation, ${n} VMs ÷ 0 (p50)`, value: p50(bare[n].total) / p50(bare[0].total) });
     ratios.push({ name: `fork creation, ${n} VMs ÷ 0 (p50)`, value: p50(probes[n].create) / p50(probes[0].create), goal: 1.2 });
+    ratios.push({ name: `fork creation from retired VMs, ${n} VMs ÷ fresh, 0 VMs (p50)`, value: p50(reuse[n]) / p50(probes[0].create), goal: 1.2 });
     ratios.push({ name: `fast reset, ${n} VMs ÷ 0 (p50)`, value: p50(probes[n].fast) / p50(probes[0].fast), goal: 1.2 });
     ratios.push({ name: `full reset, ${n} VMs ÷ 0 (p50)`, value: p50(probes[n].full) / p50(probes[0].full), goal: 1.2 });
   }

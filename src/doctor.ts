@@ -119,6 +119,13 @@ export function doctor(): DoctorReport {
       `fork work runs on ${l.threads} threads (FARCALL_THREADS)`,
     fix: l.forksThatFit >= 1000 ? undefined : `raise the hard fd limit (ulimit -Hn, LimitNOFILE=) to ${l.fdsOpen + 2 * 4096} or more`,
   });
+  if (d.vmStock) checks.push({
+    name: 'VM reuse',
+    ok: true,
+    detail: d.vmStock.max > 0
+      ? `up to ${d.vmStock.max} retired VMs kept for new forks (FARCALL_VM_STOCK); ${d.vmStock.created} created, ${d.vmStock.reused} reused, ${d.vmStock.idle} waiting`
+      : 'off (FARCALL_VM_STOCK=0): every fork asks KVM for a new VM',
+  });
   const pvmNative = '/sys/module/kvm_pvm/parameters/pvm_native';
   if (fs.existsSync(pvmNative)) {
     checks.push({ name: 'kvm_pvm', ok: true, detail: `pvm_native=${fs.readFileSync(pvmNative, 'utf8').trim()}` });

@@ -5,6 +5,7 @@ export { doctor, DoctorReport, DoctorCheck } from './doctor';
 export { RequestPool, RequestPoolOptions, RequestPoolStats, RequestEvent, ResetEvent, FailureEvent, ResetKind, GateKind, SnapshotPoolOptions } from './pool';
 export { SnapshotInfo } from './snapshot';
 export { LatencySummary } from './stats';
+export { vmStock, VmStockStats } from './vmstock';
 export {
   Backend, BackendOptions, BackendStats, BackendEvents, CallOptions, BackendCallEvent, BackendFaultEvent, BackendRestoreEvent,
   BackendOutputEvent, BackendRestartEvent, BackendSnapshotEvent, SnapshotBackendOptions,

@@ -48,6 +48,7 @@ export interface NativeDoctor {
   /** The fd limit (raised to the hard limit at load), fds open, and how many more forks fit in it. */
   /** Absent when the addon did not load (doctor's own probe). */
   limits?: { fdLimit: number; fdHardLimit: number; fdsOpen: number; fdsPerFork: number; forksThatFit: number; threads: number };
+  vmStock?: NativeVmStock;
 }
 
 export interface NativeResetInfo {
@@ -122,12 +123,21 @@ export interface NativeBinding {
   doctor(): NativeDoctor;
   /** Every error code, from native/vmm/error_codes.h (the one list). */
   errorCodes: string[];
+  /** Retired VMs kept for reuse (native/vmm/vmstock.h); with `max`, how many are kept from now on. */
+  vmStock(max?: number): NativeVmStock;
   /** The shared threads that run fork work: their bound (FARCALL_THREADS or the CPUs) and how many exist. */
   executorInfo(): { threads: number; started: number };
   /** Where backend memory of these sizes (bytes) would sit on a CPU with this physical address width. */
   gpaPlan(physBits: number, sizes: number[]): number[];
   /** Bench baselines (native/vmm/baseline.h): nanoseconds per round trip, one entry per iteration. */
   baseline(kind: 'exit-out' | 'trap-mmio' | 'trap-fetch' | 'syscall' | 'vm-create', iterations: number): Promise<Float64Array>;
+}
+
+export interface NativeVmStock {
+  max: number;
+  idle: number;
+  created: number;
+  reused: number;
 }
 
 let binding: NativeBinding | undefined;

@@ -1,6 +1,7 @@
 // Shared by the test suites: where the built guest programs are, and the KVM requirement.
 import * as fs from 'fs';
 import * as path from 'path';
+import { vmStock } from '../src/vmstock';
 
 export const root = path.resolve(__dirname, '..');
 export const guest = (name: string): string => path.join(root, 'build', 'guests', name);
@@ -30,8 +31,9 @@ export function kvmAvailable(): boolean {
 /** `describe` for suites that need KVM: skipped without it, failing with FARCALL_REQUIRE_KVM=1. */
 export const describeKvm: jest.Describe = (kvmAvailable() ? describe : describe.skip) as jest.Describe;
 
-/** Open file descriptors of this process (for leak checks). */
+/** Open file descriptors of this process (for leak checks), retired VMs kept for reuse let go. */
 export function openFds(): number {
+  flushVmStock();
   return fs.readdirSync('/proc/self/fd').length;
 }
 
@@ -50,8 +52,19 @@ export function threadCount(): number {
   return threadNames().filter((n) => !n.startsWith('kvm-')).length;
 }
 
+/**
+ * Closes the retired VMs farcall keeps for reuse (src/vmstock.ts): they are kept on purpose, so
+ * counts of VMs and fds that look for leaks are taken without them.
+ */
+export function flushVmStock(): void {
+  const { max } = vmStock();
+  vmStock({ max: 0 });
+  vmStock({ max });
+}
+
 /** The kernel's per-VM worker threads: one per live VM that has run; a leaked VM keeps its own. */
 export function kvmThreadCount(): number {
+  flushVmStock();
   return threadNames().filter((n) => n.startsWith('kvm-')).length;
 }
 

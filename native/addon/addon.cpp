@@ -12,6 +12,7 @@
 #include "../vmm/error.h"
 #include "../vmm/kvm.h"
 #include "../vmm/process.h"
+#include "../vmm/vmstock.h"
 #include "convert.h"
 #include "executor.h"
 #include "worker.h"
@@ -119,6 +120,24 @@ static Napi::Value RunProgram(const Napi::CallbackInfo &info) {
 }
 
 // doctor() -> { ok, problem, flavor, entryMode, physBits, caps }
+// Retired VMs kept for reuse (vmstock.h): {max, idle, created, reused}.
+static Napi::Object vm_stock(Napi::Env env) {
+  vmstock::Stats st = vmstock::stats();
+  Napi::Object r = Napi::Object::New(env);
+  r.Set("max", double(st.max));
+  r.Set("idle", double(st.idle));
+  r.Set("created", double(st.created));
+  r.Set("reused", double(st.reused));
+  return r;
+}
+
+// vmStock(max?): the stock's figures; with `max` (validated by src/vmstock.ts), how many retired
+// VMs are kept from now on.
+static Napi::Value VmStock(const Napi::CallbackInfo &info) {
+  if (info.Length() > 0 && info[0].IsNumber()) vmstock::set_max(uint64_t(info[0].As<Napi::Number>().Int64Value()));
+  return vm_stock(info.Env());
+}
+
 static Napi::Value Doctor(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Napi::Object r = Napi::Object::New(env);
@@ -160,6 +179,7 @@ static Napi::Value Doctor(const Napi::CallbackInfo &info) {
   lim.Set("forksThatFit", max_fds > double(used) ? std::floor((max_fds - double(used)) / 2) : 0.0);
   lim.Set("threads", double(executor__threads()));
   r.Set("limits", lim);
+  r.Set("vmStock", vm_stock(env));
   return r;
 }
 
@@ -168,6 +188,7 @@ static Napi::Object Init(Napi::Env env, Napi::Object exports) {
   init_executor(env, exports);
   exports.Set("runProgram", Napi::Function::New(env, RunProgram));
   exports.Set("doctor", Napi::Function::New(env, Doctor));
+  exports.Set("vmStock", Napi::Function::New(env, VmStock));
   size_t n = 0;
   const char *const *names = error_code__all(&n);
   Napi::Array codes = Napi::Array::New(env, n);

@@ -56,6 +56,13 @@ Vcpu::~Vcpu() {
   if (fd_ >= 0) close(fd_);
 }
 
+void Vcpu::recycled() {
+  watchdog::disarm(this);
+  exits_ = 0;
+  run_->immediate_exit = 0;
+  run_->kvm_dirty_regs = 0;
+}
+
 void Vcpu::pull() {
   if (ioctl(fd_, KVM_GET_REGS, &run_->s.regs.regs) < 0) error__sys("KVM_GET_REGS");
   if (ioctl(fd_, KVM_GET_SREGS, &run_->s.regs.sregs) < 0) error__sys("KVM_GET_SREGS");

@@ -36,6 +36,8 @@ class Vcpu {
   // Runs until a VM exit. Timeout when the absolute monotonic deadline (ns, 0 = none) passes.
   RunResult run(uint64_t deadline_ns);
   uint64_t exits() const { return exits_; }
+  // Taken over by a new VM (vmstock.h): its counters and kvm_run flags start afresh.
+  void recycled();
 
   static uint64_t now_ns();
 

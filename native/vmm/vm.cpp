@@ -12,6 +12,7 @@
 #include "kvm_abi.h"
 #include "layout.h"
 #include "pvm.h"
+#include "vmstock.h"
 
 extern "C" const uint8_t farcall_reset_page[];
 
@@ -47,14 +48,19 @@ Vm::Vm(const VmConfig &cfg) : cfg_(cfg), owner_(g_next_owner++) {
   if (cfg_.ram_bytes < (4u << 20) || cfg_.ram_bytes > kMaxUserRam || cfg_.ram_bytes % kHugePage)
     throw VmmError(ErrorCode::BadState, "guest memory must be a multiple of 2 MiB between 4 MiB and 64 GiB");
   flavor_ = EntryFlavor::make(cfg_.mode);  // refuses a flavor this host cannot run
-  create_vm();
-  ram_ = cfg_.ram ? std::move(cfg_.ram) : GuestRegion::create(cfg_.ram_bytes, "farcall-ram");
-  if (ram_->size() != cfg_.ram_bytes) throw VmmError(ErrorCode::Internal, "guest RAM region of the wrong size");
-  kmem_ = GuestRegion::create(kKernelSize, "farcall-kernel");
-  add_slot(0, cfg_.ram_gpa, *ram_, cfg_.dirty_log);
-  add_slot(1, kKernelGpa, *kmem_, cfg_.dirty_log);
-  build_kernel();
-  setup_vcpu();
+  create_vm(false);
+  try {
+    ram_ = cfg_.ram ? std::move(cfg_.ram) : GuestRegion::create(cfg_.ram_bytes, "farcall-ram");
+    if (ram_->size() != cfg_.ram_bytes) throw VmmError(ErrorCode::Internal, "guest RAM region of the wrong size");
+    kmem_ = GuestRegion::create(kKernelSize, "farcall-kernel");
+    add_slot(0, cfg_.ram_gpa, *ram_, cfg_.dirty_log);
+    add_slot(1, kKernelGpa, *kmem_, cfg_.dirty_log);
+    build_kernel();
+    setup_vcpu();
+  } catch (...) {
+    abandon();
+    throw;
+  }
 }
 
 Vm::Vm(const Vm &master, const CpuState &state, bool dirty_log)
@@ -64,33 +70,73 @@ Vm::Vm(const Vm &master, const CpuState &state, bool dirty_log)
   cr3_ = master.cr3_;
   pvm_roots_ = master.pvm_roots_;
   pvm_backends_ = master.pvm_backends_;
-  create_vm();
-  ram_ = GuestRegion::fork_of(master.ram_);
-  kmem_ = GuestRegion::fork_of(master.kmem_);
-  add_slot(0, cfg_.ram_gpa, *ram_, dirty_log);
-  add_slot(1, kKernelGpa, *kmem_, dirty_log);
-  extra_ = master.extra_;
-  next_slot_ = master.next_slot_;
-  for (auto &x : extra_) add_slot(x.slot, x.gpa, *x.region, x.log);
-  if (master.pvm_scratch_) {
-    pvm_scratch_ = GuestRegion::fork_of(master.pvm_scratch_);
-    pvm_slot_ = master.pvm_slot_;
-    add_slot(pvm_slot_, kPvmScratchGpa, *pvm_scratch_, false);
+  create_vm(true);
+  try {
+    ram_ = GuestRegion::fork_of(master.ram_);
+    kmem_ = GuestRegion::fork_of(master.kmem_);
+    add_slot(0, cfg_.ram_gpa, *ram_, dirty_log);
+    add_slot(1, kKernelGpa, *kmem_, dirty_log);
+    extra_ = master.extra_;
+    next_slot_ = master.next_slot_;
+    for (auto &x : extra_) add_slot(x.slot, x.gpa, *x.region, x.log);
+    if (master.pvm_scratch_) {
+      pvm_scratch_ = GuestRegion::fork_of(master.pvm_scratch_);
+      pvm_slot_ = master.pvm_slot_;
+      add_slot(pvm_slot_, kPvmScratchGpa, *pvm_scratch_, false);
+    }
+    setup_vcpu();
+    restore_state(state);
+    if (pvm_gate()) pvm_select(master.pvm_pair_);  // this VM's owner value; Fork may pick another pair
+  } catch (...) {
+    abandon();
+    throw;
   }
-  setup_vcpu();
-  restore_state(state);
-  if (pvm_gate()) pvm_select(master.pvm_pair_);  // this VM's owner value; Fork may pick another pair
+}
+
+void Vm::abandon() noexcept {
+  // A constructor failed after create_vm(): no destructor runs, so nothing may stay open.
+  vcpu_.reset();
+  spare_vcpu_.reset();
+  close(vm_fd_);
+  vm_fd_ = -1;
 }
 
 Vm::~Vm() {
+  if (vm_fd_ < 0) return;
+  // A VM whose last instruction is settled goes back to the stock without its memory; one with
+  // something still pending in KVM, or a memslot KVM would not delete, is closed.
+  if (vcpu_ && !unsettled_ && vmstock::stats().max > 0 && delete_slots()) {
+    vmstock::give(VmShell{vm_fd_, std::move(vcpu_), pvm_native_});
+    return;
+  }
   vcpu_.reset();
-  if (vm_fd_ >= 0) close(vm_fd_);
+  close(vm_fd_);
 }
 
-void Vm::create_vm() {
+bool Vm::delete_slots() {
+  std::vector<int> slots = {0, 1};
+  for (auto &x : extra_) slots.push_back(x.slot);
+  if (pvm_slot_ >= 0) slots.push_back(pvm_slot_);
+  for (int slot : slots) {
+    kvm_userspace_memory_region m = {};
+    m.slot = uint32_t(slot);
+    if (ioctl(vm_fd_, KVM_SET_USER_MEMORY_REGION, &m) < 0) return false;
+  }
+  return true;
+}
+
+void Vm::create_vm(bool fork) {
   Kvm &kvm = Kvm::get();
+  VmShell shell;
+  if (vmstock::take(shell, fork && flavor_->mode() == EntryMode::PvmNative)) {
+    vm_fd_ = shell.vm_fd;
+    spare_vcpu_ = std::move(shell.vcpu);
+    pvm_native_ = shell.pvm_native;
+    return;  // its dirty-log mode was set when it was created
+  }
   vm_fd_ = ioctl(kvm.fd(), KVM_CREATE_VM, 0);
   if (vm_fd_ < 0) error__sys("KVM_CREATE_VM");
+  vmstock::created();
   // Manual protection everywhere: forks track their RAM, and every VM that calls a backend with
   // per-call undo tracks its writes to the instances; both read and re-arm the log in two steps.
   if (cfg_.dirty_log || kvm.caps().manual_dirty_log) {
@@ -145,13 +191,16 @@ void Vm::add_pvm_scratch() {
 
 void Vm::setup_vcpu() {
   Kvm &kvm = Kvm::get();
-  vcpu_ = std::make_unique<Vcpu>(vm_fd_, 0);
+  bool reused = spare_vcpu_ != nullptr;
+  vcpu_ = reused ? std::move(spare_vcpu_) : std::make_unique<Vcpu>(vm_fd_, 0);
   int fd = vcpu_->fd();
 
-  const auto &entries = kvm.cpuid();
-  KvmArray<kvm_cpuid_entry2> c(entries.size());
-  std::memcpy(c.entries(), entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
-  if (ioctl(fd, farcall_ioc_set_cpuid2, c.ptr()) < 0) error__sys("KVM_SET_CPUID2");
+  if (!reused) {  // a reused vCPU has this CPUID already (KVM refuses to change it after a run)
+    const auto &entries = kvm.cpuid();
+    KvmArray<kvm_cpuid_entry2> c(entries.size());
+    std::memcpy(c.entries(), entries.data(), entries.size() * sizeof(kvm_cpuid_entry2));
+    if (ioctl(fd, farcall_ioc_set_cpuid2, c.ptr()) < 0) error__sys("KVM_SET_CPUID2");
+  }
 
   kvm_sregs s;
   if (ioctl(fd, KVM_GET_SREGS, &s) < 0) error__sys("KVM_GET_SREGS");
@@ -197,6 +246,15 @@ void Vm::setup_vcpu() {
   kvm_regs r = {};
   r.rflags = 2;
   if (ioctl(fd, KVM_SET_REGS, &r) < 0) error__sys("KVM_SET_REGS");
+  if (reused) {
+    // What a fresh vCPU has and the setup above does not set: the initial vector state (a
+    // master runs from its entry point with whatever is there; a fork's reset page restores its
+    // own) and no pending event.
+    reset_fpu();
+    kvm_vcpu_events ev = {};
+    if (ioctl(fd, KVM_SET_VCPU_EVENTS, &ev) < 0) error__sys("KVM_SET_VCPU_EVENTS");
+    vcpu_->recycled();
+  }
   vcpu_->pull();
 }
 
@@ -320,6 +378,7 @@ Event Vm::exception_event(int vector) {
 Event Vm::run(uint64_t deadline_ns) {
   flavor_->before_run(*this);
   ran_ = true;
+  pvm_native_ = pvm_native_ || mode() == EntryMode::PvmNative;
   for (;;) {
     if (vcpu_->run(deadline_ns) == Vcpu::RunResult::Timeout) {
       stats_.interrupted++;

@@ -158,7 +158,10 @@ class Vm {
   }
 
  private:
-  void create_vm();
+  // Takes a retired VM from the stock (vmstock.h) when one waits; `fork`: this is a fork.
+  void create_vm(bool fork);
+  bool delete_slots();
+  void abandon() noexcept;
   void add_slot(int slot, uint64_t gpa, GuestRegion &r, bool log);
   // A shared memslot over `region` at `gpa`, inherited by forks; none if one is there already.
   void add_extra(uint64_t gpa, const std::shared_ptr<GuestRegion> &region, bool log);
@@ -185,6 +188,7 @@ class Vm {
   int vm_fd_ = -1;
   std::shared_ptr<GuestRegion> ram_, kmem_;
   std::unique_ptr<Vcpu> vcpu_;
+  std::unique_ptr<Vcpu> spare_vcpu_;  // a retired VM's vCPU, between create_vm() and setup_vcpu()
   std::unique_ptr<PageTables> pt_;
   uint64_t cr3_ = 0;  // page-table root (shared by a master and its forks)
   struct Extra {
@@ -208,6 +212,7 @@ class Vm {
   int pvm_pair_ = -1;
   uint64_t owner_ = 0;
   bool ran_ = false;
+  bool pvm_native_ = false;  // ran the pvm-native kernel (VmShell::pvm_native), here or before reuse
   std::vector<uint64_t> dirty_buf_;
 
  public:

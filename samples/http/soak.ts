@@ -8,6 +8,7 @@ import * as fs from 'fs';
 
 import autocannon from 'autocannon';
 
+import { vmStock } from '../../src';
 import { startHttpSample } from './server';
 
 export interface SoakOptions {
@@ -50,7 +51,17 @@ const kvmThreads = () =>
       return false; // the thread ended meanwhile
     }
   }).length;
-const openFds = () => fs.readdirSync('/proc/self/fd').length;
+/**
+ * Live VMs (as kvm-* threads) and open fds, the retired VMs farcall keeps for reuse let go first
+ * (vmStock(): kept on purpose and bounded, so not leaks).
+ */
+function counts(): { kvm: number; fds: number } {
+  const { max } = vmStock();
+  vmStock({ max: 0 });
+  const c = { kvm: kvmThreads(), fds: fs.readdirSync('/proc/self/fd').length };
+  vmStock({ max });
+  return c;
+}
 function rssMiB(): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync('/proc/self/status', 'utf8'));
   return m ? Math.round((Number(m[1]) / 1024) * 10) / 10 : 0;
@@ -92,7 +103,7 @@ export async function soak(opts: SoakOptions = {}): Promise<SoakReport> {
   await prime.demo.request('SEEN');
   await prime.close();
   await sleep(50);
-  const baseline = { kvm: kvmThreads(), fds: openFds() };
+  const baseline = counts();
 
   const s = await startHttpSample();
   let res: autocannon.Result;
@@ -109,7 +120,7 @@ export async function soak(opts: SoakOptions = {}): Promise<SoakReport> {
     await s.demo.request('DEL soak:hits');
     await sleep(100);
     const incrBefore = s.counters.incrOk;
-    before = { kvm: kvmThreads(), fds: openFds() };
+    before = counts();
     rss.before = rssMiB();
     log(`soak: ${N} requests over ${C} keep-alive connections to ${s.url} (kvm threads ${before.kvm}, fds ${before.fds}, rss ${rss.before} MiB)`);
     const marks = [0.1, 0.5, 1].map((f) => Math.max(1, Math.floor(N * f)));
@@ -122,7 +133,7 @@ export async function soak(opts: SoakOptions = {}): Promise<SoakReport> {
     });
     if (!rss.at100) rss.at100 = rssMiB();
     await sleep(200); // let the server see the clients' sockets close
-    after = { kvm: kvmThreads(), fds: openFds() };
+    after = counts();
     const v = await s.demo.request('GET soak:hits');
     stored = v.toString().startsWith('VALUE ') ? Number(v.toString().slice(6)) : 0;
     acked = s.counters.incrOk - incrBefore;
@@ -133,7 +144,7 @@ export async function soak(opts: SoakOptions = {}): Promise<SoakReport> {
     await s.close();
   }
   await sleep(100);
-  const afterClose = { kvm: kvmThreads(), fds: openFds() };
+  const afterClose = counts();
   rss.afterClose = rssMiB();
   const increments = { ok: acked, stored };
   const report: SoakReport = {

@@ -42,6 +42,20 @@ long raw6(long nr, long a, long b, long c, long d, long e, long f) {
 }
 #define raw3(nr, a, b, c) raw6(nr, (long)(a), (long)(b), (long)(c), 0, 0, 0)
 
+/* The same record taken at the program's entry point, before the C library runs (linked with
+ * -e entry_capture): what the VM itself held when this program was given it. */
+struct capture ecap __attribute__((aligned(64)));
+__asm__(".text\n.globl entry_capture\nentry_capture:\n"
+        "  mov %rax, ecap+0(%rip)\n  mov %rbx, ecap+8(%rip)\n  mov %rcx, ecap+16(%rip)\n  mov %rdx, ecap+24(%rip)\n"
+        "  mov %rsi, ecap+32(%rip)\n  mov %rdi, ecap+40(%rip)\n  mov %rbp, ecap+48(%rip)\n  mov %r8, ecap+56(%rip)\n"
+        "  mov %r9, ecap+64(%rip)\n  mov %r10, ecap+72(%rip)\n  mov %r11, ecap+80(%rip)\n  mov %r12, ecap+88(%rip)\n"
+        "  mov %r13, ecap+96(%rip)\n  mov %r14, ecap+104(%rip)\n  mov %r15, ecap+112(%rip)\n"
+        "  pushf\n  pop %rax\n  mov %rax, ecap+120(%rip)\n"
+        "  rdfsbase %rax\n  mov %rax, ecap+128(%rip)\n  rdgsbase %rax\n  mov %rax, ecap+136(%rip)\n"
+        "  mov $-1, %eax\n  mov $-1, %edx\n  xsave64 ecap+192(%rip)\n"
+        "  mov ecap+0(%rip), %rax\n  mov ecap+24(%rip), %rdx\n"
+        "  jmp _start\n");
+
 /* ready_capture(arena, size, &current): farcall_ready() by hand, then the record. */
 void ready_capture(void *a, long n, void *cur);
 __asm__(".text\n.globl ready_capture\nready_capture:\n"
@@ -89,7 +103,9 @@ static long recurse(long n) {
 
 #define ANSWER(s, n) raw3(SYS_RESPOND, s, n, 0)
 
-int main(void) {
+int main(int argc, char **argv) {
+  /* A tenant that leaves its VM dirty even if it never serves a request. */
+  if (argc > 1 && !strcmp(argv[1], "dirty-init")) dirty_everything();
   for (;;) {
     ready_capture(arena, sizeof arena, &current);
     const char *req = current.buf;
@@ -98,6 +114,13 @@ int main(void) {
     memcpy(cmd, req, len < sizeof cmd - 1 ? len : sizeof cmd - 1);
 
     if (!strcmp(cmd, "probe")) ANSWER(&cap, sizeof cap);
+    if (!strcmp(cmd, "entry")) ANSWER(&ecap, sizeof ecap);
+    if (!strcmp(cmd, "sink-count")) {
+      /* Non-zero bytes in the 1 MiB sink ("big:N" fills it): another tenant's, if any. */
+      long n = 0;
+      for (size_t i = 0; i < sizeof sink; i++) n += sink[i] != 0;
+      ANSWER(&n, sizeof n);
+    }
     if (!strcmp(cmd, "dirty")) {
       dirty_everything();
       __asm__ volatile("std");
