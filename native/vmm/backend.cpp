@@ -185,10 +185,10 @@ bool Backend::take_wait(Instance *want, uint64_t owner, uint64_t deadline_ns, In
   // barriers, so one of the two sees the other), or until its own timer: 50 us at first,
   // doubling up to 2 ms, so a waiter costs next to no CPU while a holder sleeps or is preempted.
   // The timer is more than a safety net: on a virtual machine a wake-up sent from another CPU can
-  // take milliseconds to arrive. First come, first served: without the queue a caller that calls
-  // again right after its call (it never sleeps) took the lock back before the woken waiter
-  // ran, for seconds (test/security/overload.test.ts).
-  Waiter self{want, owner};
+  // take milliseconds to arrive. First come, first served once a waiter has waited 2 ms: without
+  // that, a caller that calls again right after its call (it never sleeps) took the lock back
+  // before the woken waiter ran, for seconds (test/security/overload.test.ts).
+  Waiter self{want, owner, Vcpu::now_ns()};
   auto take = [&](Waiter *as) {
     for (size_t k = 0; k < instances_.size(); k++) {
       // Round robin from after the last one taken: load (and warm connections) spread evenly.
@@ -241,16 +241,23 @@ Backend::Waiter *Backend::first_waiter(Instance &inst) {
 }
 
 void Backend::hand_off(Instance &inst) {
+  // Only to a waiter that has waited a while: handing every free over would cost callers that
+  // call in a tight loop a wake-up and two exits per call; letting the holder take the lock back
+  // a few times keeps them at one (as Go's mutex, which hands off after 1 ms).
   Waiter *w = first_waiter(inst);
   uint64_t free = 0;
-  if (w && inst.line->owner.compare_exchange_strong(free, w->owner)) {
+  bool starving = w && Vcpu::now_ns() - w->since >= kHandOffNs;
+  if (starving && inst.line->owner.compare_exchange_strong(free, w->owner)) {
     if (!w->want) next_ = (size_t(inst.index) + 1) % instances_.size();
     w->got = &inst;
     queue_.erase(std::find(queue_.begin(), queue_.end(), w));
+    w = first_waiter(inst);
+    starving = w && Vcpu::now_ns() - w->since >= kHandOffNs;
   }
-  // Raised while someone still waits for this line: its next free hands it on.
-  inst.line->waiters.store(first_waiter(inst) ? 1 : 0);
-  cv_.notify_all();  // the one handed the line, and timers due: a waiter re-checks under mu_
+  // Kept raised for a waiter that is owed the next free; the others raise it again when they
+  // retry (a free costs at most one wake-up per sleep).
+  inst.line->waiters.store(starving ? 1 : 0);
+  cv_.notify_all();  // the one handed the line, and the others to retry: each re-checks under mu_
 }
 
 Instance *Backend::acquire(uint64_t deadline_ns) {

@@ -214,11 +214,14 @@ class Backend {
   struct Waiter {
     Instance *want;
     uint64_t owner;
+    uint64_t since;           // when it queued
     Instance *got = nullptr;  // set by hand_off, which took the lock for this waiter
   };
+  static constexpr uint64_t kHandOffNs = 2000000;  // a free goes to a waiter queued this long
   std::deque<Waiter *> queue_;  // guarded by mu_
   Waiter *first_waiter(Instance &inst);  // the one `inst` goes to next (mu_ held)
-  // After `inst` was freed (mu_ held): takes it for its first waiter, if any, and wakes it.
+  // After `inst` was freed (mu_ held): takes it for its first waiter if that one has waited
+  // kHandOffNs, and wakes the waiters.
   void hand_off(Instance &inst);
   static constexpr uint64_t kSpinNs = 10000;  // a waiter's tries before it sleeps
   std::vector<uint64_t> gpas_;  // guest-physical ranges this backend took (GpaSpace)
