@@ -2,9 +2,12 @@
 
 #include <sched.h>
 
+#include <algorithm>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 namespace farcall::addon {
@@ -27,24 +30,36 @@ class Executor {
     {
       std::lock_guard<std::mutex> lk(mu_);
       ready_.push_back(std::move(s));
-      // Another thread only when more strands wait than threads do, up to the bound.
-      if (ready_.size() > idle_ && started_ < limit_) {
-        started_++;
+      // A thread more when a job could start and no thread is idle: under the bound, or beyond
+      // it for a group that has nothing running (executor.h). A thread that has just finished a
+      // job is not idle yet, but it looks for the next one itself.
+      bool extra = running_total_ >= limit_;
+      if (idle_ == 0 && (threads_ < limit_ || extra) && threads_ < kMaxThreads && runnable() != ready_.end()) {
+        threads_++;
         std::thread([this] { loop(); }).detach();
       }
     }
-    cv_.notify_one();
+    cv_.notify_all();
   }
   size_t started() {
     std::lock_guard<std::mutex> lk(mu_);
-    return started_;
+    return threads_;
   }
 
  private:
+  static constexpr size_t kMaxThreads = 4096;  // a backstop; the groups with work bound it first
   Executor() : limit_(executor__threads()) {}
   static void deliver(Napi::Env env, Napi::Function, Completion *c) {
     std::unique_ptr<Completion> owned(c);
     if (env != nullptr) (*owned)(env);
+  }
+  // The first ready strand that may start now (mu_ held): FIFO, within the rule of executor.h.
+  std::deque<std::shared_ptr<Strand>>::iterator runnable() {
+    if (running_total_ < limit_) return ready_.begin();
+    return std::find_if(ready_.begin(), ready_.end(), [&](const std::shared_ptr<Strand> &s) {
+      auto it = running_.find(s->group_);
+      return it == running_.end();
+    });
   }
   void loop() {
     for (;;) {
@@ -52,10 +67,24 @@ class Executor {
       {
         std::unique_lock<std::mutex> lk(mu_);
         idle_++;
-        cv_.wait(lk, [&] { return !ready_.empty(); });
+        // Threads beyond the bound go after a second with nothing they may start.
+        auto retire = std::chrono::steady_clock::now() + std::chrono::seconds(1);
+        auto found = runnable();
+        while (found == ready_.end()) {
+          if (threads_ <= limit_) {
+            cv_.wait(lk);
+          } else if (cv_.wait_until(lk, retire) == std::cv_status::timeout && runnable() == ready_.end()) {
+            idle_--;
+            threads_--;
+            return;
+          }
+          found = runnable();
+        }
         idle_--;
-        s = std::move(ready_.front());
-        ready_.pop_front();
+        s = std::move(*found);
+        ready_.erase(found);
+        running_[s->group_]++;
+        running_total_++;
       }
       StrandItem item;
       {
@@ -78,13 +107,21 @@ class Executor {
         again = !s->jobs_.empty();
         if (!again) s->scheduled_ = false;
       }
-      if (again) schedule(std::move(s));
+      {
+        std::lock_guard<std::mutex> lk(mu_);
+        auto it = running_.find(s->group_);
+        if (--it->second == 0) running_.erase(it);
+        running_total_--;
+        if (again) ready_.push_back(std::move(s));
+      }
+      cv_.notify_all();  // a job ended: another may start (under the bound, or its group's first)
     }
   }
   std::mutex mu_;
   std::condition_variable cv_;
   std::deque<std::shared_ptr<Strand>> ready_;
-  size_t limit_, started_ = 0, idle_ = 0;
+  std::unordered_map<const void *, size_t> running_;  // jobs running, by group
+  size_t limit_, threads_ = 0, idle_ = 0, running_total_ = 0;
 };
 
 namespace {

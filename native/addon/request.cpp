@@ -26,7 +26,7 @@ struct ForkHandle {
   std::unique_ptr<Fork> fork;
   uint64_t max_pages = 0;
   // Jobs hold the handle, so it goes (with its VM) only after the last one completed.
-  std::shared_ptr<Strand> strand = Strand::create();
+  std::shared_ptr<Strand> strand;
 };
 
 
@@ -125,6 +125,7 @@ Napi::Value CreateFork(const Napi::CallbackInfo &info) {
   uint64_t max_pages = opt_u64(info[1].As<Napi::Object>(), "maxPrivateMiB", 16) << 8;
   auto h = std::make_shared<ForkHandle>();
   h->master = master;
+  h->strand = Strand::create(master.get());  // the forks of one pool share the executor as one group
   h->max_pages = max_pages;
   h->strand->post(env, [=]() -> Completion {
     uint64_t t0 = Vcpu::now_ns();

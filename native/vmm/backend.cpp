@@ -3,6 +3,7 @@
 #include "process.h"
 
 
+#include <algorithm>
 #include <cstring>
 #include <set>
 
@@ -177,20 +178,23 @@ int Backend::find(const std::string &name) const {
 
 bool Backend::take_wait(Instance *want, uint64_t owner, uint64_t deadline_ns, Instance **got) {
   // The lock words are the truth (guest kernels take them too, without the VMM). A waiter first
-  // tries for a few microseconds (an in-guest call holds its instance ~1 us), then raises the
-  // wake flag of the lines it waits for, tries again and sleeps until whoever frees one of them
-  // sees the flag and wakes every sleeper (the flag is raised before the retry and read after
-  // the free, both full barriers, so one of the two sees the other; waking clears it, so a free
-  // costs at most one wake-up per sleep, not one per call), or until its own timer: 50 us at
-  // first, doubling up to 2 ms, so a waiter costs next to no CPU while a holder sleeps or is
-  // preempted. The timer is more than a safety net: on a virtual machine a wake-up sent from
-  // another CPU can take milliseconds to arrive.
-  auto take = [&]() {
+  // tries for a few microseconds (an in-guest call holds its instance ~1 us), then joins the
+  // queue, raises the wake flag of the lines it waits for, tries again and sleeps until whoever
+  // frees one of them sees the flag and hands it to the first waiter in the queue that wants it
+  // (`hand_off`; the flag is raised before the retry and read after the free, both full
+  // barriers, so one of the two sees the other), or until its own timer: 50 us at first,
+  // doubling up to 2 ms, so a waiter costs next to no CPU while a holder sleeps or is preempted.
+  // The timer is more than a safety net: on a virtual machine a wake-up sent from another CPU can
+  // take milliseconds to arrive. First come, first served once a waiter has waited 2 ms: without
+  // that, a caller that calls again right after its call (it never sleeps) took the lock back
+  // before the woken waiter ran, for seconds (test/security/overload.test.ts).
+  Waiter self{want, owner, Vcpu::now_ns()};
+  auto take = [&](Waiter *as) {
     for (size_t k = 0; k < instances_.size(); k++) {
       // Round robin from after the last one taken: load (and warm connections) spread evenly.
       Instance &i = want ? *want : *instances_[(next_ + k) % instances_.size()];
       uint64_t free = 0;
-      if (i.line->owner.load() == 0 && i.line->owner.compare_exchange_strong(free, owner)) {
+      if (first_waiter(i) == as && i.line->owner.load() == 0 && i.line->owner.compare_exchange_strong(free, owner)) {
         if (!want) next_ = (size_t(i.index) + 1) % instances_.size();
         *got = &i;
         return true;
@@ -203,20 +207,57 @@ bool Backend::take_wait(Instance *want, uint64_t owner, uint64_t deadline_ns, In
   if (deadline_ns && spin > deadline_ns) spin = deadline_ns;
   do {
     {
-      std::lock_guard<std::mutex> g(mu_);  // next_ is guarded by it
-      if (take()) return true;
+      std::lock_guard<std::mutex> g(mu_);  // next_ and the queue are guarded by it
+      if (take(nullptr)) return true;      // only where nobody queues
     }
     __builtin_ia32_pause();
   } while ((now = Vcpu::now_ns()) < spin);
   std::unique_lock<std::mutex> lk(mu_);
+  queue_.push_back(&self);
   for (;;) {
+    if (self.got) {  // handed over (and dequeued) by hand_off
+      *got = self.got;
+      return true;
+    }
     if (want) want->line->waiters.store(1);
     else for (auto &i : instances_) i->line->waiters.store(1);
-    if (take()) return true;
-    if (deadline_ns && (now = Vcpu::now_ns()) >= deadline_ns) return false;
+    bool took = take(&self);
+    if (took || (deadline_ns && (now = Vcpu::now_ns()) >= deadline_ns)) {
+      queue_.erase(std::find(queue_.begin(), queue_.end(), &self));
+      // Whoever queued behind this one may be next on the lines it waited for.
+      for (auto &i : instances_)
+        if ((!want || i.get() == want) && i->line->owner.load() == 0) hand_off(*i);
+      return took;
+    }
     cv_.wait_for(lk, std::chrono::nanoseconds(deadline_ns ? std::min(nap, deadline_ns - now) : nap));
     nap = std::min<uint64_t>(nap * 2, 2000000);
   }
+}
+
+Backend::Waiter *Backend::first_waiter(Instance &inst) {
+  for (Waiter *w : queue_)
+    if (!w->want || w->want == &inst) return w;
+  return nullptr;
+}
+
+void Backend::hand_off(Instance &inst) {
+  // Only to a waiter that has waited a while: handing every free over would cost callers that
+  // call in a tight loop a wake-up and two exits per call; letting the holder take the lock back
+  // a few times keeps them at one (as Go's mutex, which hands off after 1 ms).
+  Waiter *w = first_waiter(inst);
+  uint64_t free = 0;
+  bool starving = w && Vcpu::now_ns() - w->since >= kHandOffNs;
+  if (starving && inst.line->owner.compare_exchange_strong(free, w->owner)) {
+    if (!w->want) next_ = (size_t(inst.index) + 1) % instances_.size();
+    w->got = &inst;
+    queue_.erase(std::find(queue_.begin(), queue_.end(), w));
+    w = first_waiter(inst);
+    starving = w && Vcpu::now_ns() - w->since >= kHandOffNs;
+  }
+  // Kept raised for a waiter that is owed the next free; the others raise it again when they
+  // retry (a free costs at most one wake-up per sleep).
+  inst.line->waiters.store(starving ? 1 : 0);
+  cv_.notify_all();  // the one handed the line, and the others to retry: each re-checks under mu_
 }
 
 Instance *Backend::acquire(uint64_t deadline_ns) {
@@ -383,9 +424,8 @@ void Backend::wake(Instance &inst) {
   {
     // Under the lock: a waiter raises the flag, tries and sleeps without letting go of it.
     std::lock_guard<std::mutex> lk(mu_);
-    inst.line->waiters.store(0);
+    hand_off(inst);
   }
-  cv_.notify_all();
 }
 
 }  // namespace farcall

@@ -3,6 +3,7 @@
 #pragma once
 #include <atomic>
 #include <condition_variable>
+#include <deque>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -29,8 +30,8 @@ struct InstanceLine {
   std::atomic<uint64_t> owner;
   uint64_t calls;
   // Non-zero while VMM threads sleep waiting for `owner` to become 0: whoever frees the line
-  // and sees it wakes them (Backend::wake, which clears it; the guest kernel through its notify
-  // exit), so they sleep, not poll.
+  // and sees it hands the line to the first of them (Backend::wake, which keeps the flag raised
+  // while others still wait; the guest kernel through its notify exit), so they sleep, not poll.
   std::atomic<uint64_t> waiters;
   uint64_t pad[5];
 };
@@ -140,8 +141,8 @@ class Backend {
   // Gives the instance back; with `restore` its memory is first put back to the state right
   // after farcall_serve().
   void release(Instance *inst, bool restore, const std::string &why);
-  // Wakes the VMM threads waiting for an instance (after a guest kernel freed `inst` with its
-  // wake flag raised) and clears the flag.
+  // Hands `inst` to the first VMM thread waiting for it (after a guest kernel freed it with its
+  // wake flag raised); the flag stays raised while more wait.
   void wake(Instance &inst);
   // Ends a call that `vm` made into `inst` and gives the instance back. A call that returned
   // (`ok`) makes what it wrote the instance's consistent state; one that did not is undone
@@ -209,6 +210,19 @@ class Backend {
   std::vector<EntryPoint> entries_;
   std::vector<std::unique_ptr<Instance>> instances_;
   bool take_wait(Instance *want, uint64_t owner, uint64_t deadline_ns, Instance **got);
+  // VMM threads waiting for an instance (`want`, or any when null), first come first served.
+  struct Waiter {
+    Instance *want;
+    uint64_t owner;
+    uint64_t since;           // when it queued
+    Instance *got = nullptr;  // set by hand_off, which took the lock for this waiter
+  };
+  static constexpr uint64_t kHandOffNs = 2000000;  // a free goes to a waiter queued this long
+  std::deque<Waiter *> queue_;  // guarded by mu_
+  Waiter *first_waiter(Instance &inst);  // the one `inst` goes to next (mu_ held)
+  // After `inst` was freed (mu_ held): takes it for its first waiter if that one has waited
+  // kHandOffNs, and wakes the waiters.
+  void hand_off(Instance &inst);
   static constexpr uint64_t kSpinNs = 10000;  // a waiter's tries before it sleeps
   std::vector<uint64_t> gpas_;  // guest-physical ranges this backend took (GpaSpace)
   std::shared_ptr<GuestRegion> lines_;  // one InstanceLine per instance

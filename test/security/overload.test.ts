@@ -1,0 +1,68 @@
+// One tenant against the others in the same process (issue 17): a hostile request program
+// (test/guests/hog_req.c, no SDK) holds every fork it gets as long as the VMM lets it, spinning
+// or asleep. The executor's threads are shared by every pool, so these tests check that another
+// pool's light request is still served at once, not after the hog's time limit.
+import { Backend, RequestPool, TimeoutError } from '../../src';
+import { native } from '../../src/native';
+import { describeKvm, guest, ms } from '../helpers';
+
+const hog = guest('hog_req');
+const sleep = (n: number) => new Promise((r) => setTimeout(r, n));
+
+describeKvm('security: one tenant cannot starve another', () => {
+  // Every executor thread taken by the hog: as many hog requests at once as there are threads.
+  const threads = native().executorInfo().threads;
+
+  for (const how of ['spin', 'sleep']) {
+    test(`a pool whose requests ${how} on every executor thread does not hold up another pool`, async () => {
+      const limit = ms(3000);
+      const hogs = await RequestPool.create(hog, { size: threads, concurrency: threads, timeoutMs: limit, memoryMiB: 16 });
+      const other = await RequestPool.create(hog, { size: 1, timeoutMs: limit, memoryMiB: 16 });
+      try {
+        await other.run('echo');
+        const held = Array.from({ length: threads }, () => hogs.run(how).then(() => 'answered', (e) => e));
+        await sleep(ms(100)); // the hog's requests are running
+        const t0 = Date.now();
+        expect((await other.run('echo')).toString()).toBe('echo');
+        const waited = Date.now() - t0;
+        // Before: the light request waited for a hog to reach its limit (~3 s).
+        expect(waited).toBeLessThan(ms(500));
+        for (const r of await Promise.all(held)) expect(r).toBeInstanceOf(TimeoutError);
+        // The extra thread the other pool got goes once idle: back to the bound.
+        await sleep(1500);
+        expect(native().executorInfo().started).toBeLessThanOrEqual(threads);
+      } finally {
+        await Promise.all([hogs.close(), other.close()]);
+      }
+    });
+  }
+
+  // A backend instance shared by two pools: the hostile one (test/guests/gate_hog.c) calls an
+  // entry that holds the instance 150 ms, back to back, for 3 s. The lock used to go to whoever
+  // grabbed it first after a free, which was nearly always the hog (it never sleeps between its
+  // calls), so the other pool's one-microsecond call waited seconds (up to 4.4 s measured).
+  for (const trusted of [true, false]) {
+    test(`a pool calling a slow entry back to back does not keep another pool's callers out (trusted: ${trusted})`, async () => {
+      const backend = await Backend.load(guest('counter_backend'), { memoryMiB: 16, trusted, callTimeoutMs: ms(2000) });
+      const hogs = await RequestPool.create(guest('gate_hog'), { size: 1, args: ['nap', '20', '150'], backends: { counter: backend }, timeoutMs: ms(20000) });
+      const other = await RequestPool.create(guest('caller'), { size: 1, backends: { counter: backend }, timeoutMs: ms(20000) });
+      try {
+        await other.run('add:1');
+        const held = hogs.run('go');
+        await sleep(ms(100));
+        const waits: number[] = [];
+        for (let i = 2; i <= 9; i++) {
+          const t0 = Date.now();
+          expect((await other.run('add:1')).toString()).toBe(String(i));
+          waits.push(Date.now() - t0);
+        }
+        // First come, first served: a call waits for the hog's call in progress, not its loop.
+        expect(Math.max(...waits)).toBeLessThan(ms(450));
+        expect((await held).toString()).toMatch(/^1[45]\d$/);
+      } finally {
+        await Promise.all([hogs.close(), other.close()]);
+        backend.close();
+      }
+    });
+  }
+});
