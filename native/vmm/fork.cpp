@@ -200,37 +200,24 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
     measured_ = pages.size();
     measure_next_ = false;
   }
-  bool rearm = force_full || ++since_trim_ >= kTrimEvery ||
+  // Lazy reservations: nothing stops a guest from writing reserved pages it never asked for
+  // (protections are not enforced), so the pages written since the last re-arm (the count the
+  // system calls check, Personality::over_memory) are checked here too.
+  uint64_t touched = master_.image_bytes() + pages.size() * 4096;
+  bool over_limit = limit_ && touched > limit_;
+  bool rearm = over_limit || force_full || ++since_trim_ >= kTrimEvery ||
                (pages.size() >= kRearmPages && pages.size() > 2 * measured_);
   if (rearm) {
     vm.dirty_pages(0, [](uint64_t) {}, true);
     if (kpages.size()) vm.dirty_pages(1, [](uint64_t) {}, true);
   }
-  // Lazy reservations: nothing stops a guest from writing reserved pages it never asked for
-  // (protections are not enforced), so the pages written since the last re-arm (the count the
-  // system calls check, Personality::over_memory) are checked here too. Over the limit, every
-  // private page goes back to the master and the request fails (Fork::request).
-  if (limit_ && master_.image_bytes() + pages.size() * 4096 > limit_) {
-    info.touched = master_.image_bytes() + pages.size() * 4096;
-    ram.drop_pages(private_);
-    master_.trim_image();
-    std::fill(private_.begin(), private_.end(), 0);
-    info.pages = private_count_ + kpages.size();
-    private_count_ = 0;
-    for (uint64_t pg : kpages) std::memcpy(kmem.host() + pg * 4096, mk + pg * 4096, 4096);
-    vm.dirty_pages(0, [](uint64_t) {}, true);
-    vm.restore_state(master_.state());
-    since_trim_ = 0;
-    measure_next_ = true;
-    proc_->sys().mem_state() = mem0_;
-    proc_->sys().reset_view();
-    info.full = info.over_limit = true;
-    info.reason = "memory limit";
-    full_++;
-    info.ns = Vcpu::now_ns() - t0;
-    return info;
+  // Over memoryMiB, every private page goes back to the master (dropped, the write set too)
+  // and the request fails (Fork::request).
+  if (over_limit) {
+    info.touched = touched;
+    pages.clear();
   }
-  // Past the memory limit, the private pages written before the current write set (the pages
+  // Past maxDirtyMiB, the private pages written before the current write set (the pages
   // written since tracking was last re-armed) go back to the master. The write set itself is
   // copied back and kept, even when it alone passes the limit: the requests need those pages,
   // and dropping them would make the next request re-fault each one (~22 us a page here, 30-
@@ -238,16 +225,12 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
   // later write faults and is logged.
   std::vector<uint64_t> drop;
   uint64_t dropped = 0;
-  if (!force_full && private_count_ > max_private_) {
-    std::vector<uint64_t> keep(private_.size(), 0);
-    for (uint64_t pg : pages) keep[pg / 64] |= 1ull << (pg % 64);
-    drop.resize(private_.size());
-    for (uint64_t w = 0; w < private_.size(); w++) {
-      drop[w] = private_[w] & ~keep[w];
-      dropped += __builtin_popcountll(drop[w]);
-    }
+  if (over_limit || (!force_full && private_count_ > max_private_)) {
+    drop = private_;
+    for (uint64_t pg : pages) drop[pg / 64] &= ~(1ull << (pg % 64));
+    for (uint64_t w : drop) dropped += __builtin_popcountll(w);
   }
-  bool over = dropped > 0, full = force_full || over;
+  bool over = over_limit || dropped > 0, full = force_full || over;
   // A page can be listed twice (guest and VMM wrote it); copying it twice is harmless.
   auto copy_back = [&](uint64_t pg) { std::memcpy(ram.host() + pg * 4096, mram + pg * 4096, 4096); };
   for (uint64_t pg : kpages) std::memcpy(kmem.host() + pg * 4096, mk + pg * 4096, 4096);
@@ -260,7 +243,7 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
     private_count_ -= dropped;
     for (uint64_t pg : pages) copy_back(pg);
     info.pages = dropped + pages.size() + kpages.size();
-    info.reason = "memory";
+    info.reason = over_limit ? "memory limit" : "memory";
     full_++;
   } else if (full) {
     // After a fault, a timeout or a VMM error: every private page is put back, not only those
@@ -283,6 +266,7 @@ ResetInfo Fork::reset(bool force_full, const char *why) {
   proc_->sys().mem_state() = mem0_;
   proc_->sys().reset_view();
   info.full = full;
+  info.over_limit = over_limit;
   info.ns = Vcpu::now_ns() - t0;
   return info;
 }

@@ -11,7 +11,8 @@
 //    more pages writable than a request writes (as measured after the last re-arm).
 //  - full reset: after a fault or timeout every private page is copied back; when the fork's
 //    private memory passes its limit, the private pages outside the current write set are
-//    dropped (MADV_DONTNEED, back to the master's pages) and the write set is copied back.
+//    dropped (MADV_DONTNEED, back to the master's pages) and the write set is copied back;
+//    past the memory limit every private page is dropped and the request fails.
 #pragma once
 #include <atomic>
 #include <cstdint>
