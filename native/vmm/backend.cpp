@@ -94,8 +94,8 @@ std::unique_ptr<Process> Backend::initialize(uint64_t gpa) {
 
 Backend::Backend(const std::vector<uint8_t> &elf, ProcessConfig cfg, int instances, uint64_t init_timeout_ns,
                  uint64_t call_timeout_ns, bool trusted, Durability durability)
-    : elf_(elf), cfg_(cfg), init_timeout_ns_(init_timeout_ns), call_timeout_ns_(call_timeout_ns), ram_bytes_(cfg.memory_bytes),
-      trusted_(trusted), durability_(durability) {
+    : durability_(durability), elf_(elf), cfg_(cfg), init_timeout_ns_(init_timeout_ns), trusted_(trusted),
+      call_timeout_ns_(call_timeout_ns), ram_bytes_(cfg.memory_bytes) {
   if (instances < 1 || instances > 64) throw VmmError(ErrorCode::BadState, "instances must be from 1 to 64");
   if (cfg.memory_bytes > kMaxBackendRam)
     throw VmmError(ErrorCode::BadState, "backend memory is limited to " + std::to_string(kMaxBackendRam >> 30) + " GiB");

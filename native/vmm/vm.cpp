@@ -104,8 +104,10 @@ void Vm::abandon() noexcept {
 Vm::~Vm() {
   if (vm_fd_ < 0) return;
   // A VM whose last instruction is settled goes back to the stock without its memory; one with
-  // something still pending in KVM, or a memslot KVM would not delete, is closed.
-  if (vcpu_ && !unsettled_ && vmstock::stats().max > 0 && delete_slots()) {
+  // something still pending in KVM, or a memslot KVM would not delete, is closed. Settling
+  // completes what the last exit (e.g. the response's port write) left for the next KVM_RUN,
+  // so the next tenant's first run starts with nothing of this one's pending.
+  if (vcpu_ && !unsettled_ && vmstock::stats().max > 0 && settle() && delete_slots()) {
     vmstock::give(VmShell{vm_fd_, std::move(vcpu_), pvm_native_});
     return;
   }
