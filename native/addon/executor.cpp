@@ -30,14 +30,7 @@ class Executor {
     {
       std::lock_guard<std::mutex> lk(mu_);
       ready_.push_back(std::move(s));
-      // A thread more when a job could start and no thread is idle: under the bound, or beyond
-      // it for a group that has nothing running (executor.h). A thread that has just finished a
-      // job is not idle yet, but it looks for the next one itself.
-      bool extra = running_total_ >= limit_;
-      if (idle_ == 0 && (threads_ < limit_ || extra) && threads_ < kMaxThreads && runnable() != ready_.end()) {
-        threads_++;
-        std::thread([this] { loop(); }).detach();
-      }
+      spawn_if_needed();
     }
     cv_.notify_all();
   }
@@ -61,12 +54,24 @@ class Executor {
       return it == running_.end();
     });
   }
+  // A thread more when a job could start and no thread is idle: under the bound, or beyond it
+  // for a group that has nothing running (executor.h). A thread that has just finished a job is
+  // not idle yet, but it looks for the next one itself. Asked again each time a thread takes a
+  // job (mu_ held): jobs posted together all find the same idle threads, which take only as many.
+  void spawn_if_needed() {
+    bool extra = running_total_ >= limit_;
+    if (idle_ == 0 && (threads_ < limit_ || extra) && threads_ < kMaxThreads && runnable() != ready_.end()) {
+      threads_++;
+      idle_++;  // idle from now: a thread not yet running counts, or every job posted meanwhile starts one
+      std::thread([this] { loop(); }).detach();
+    }
+  }
   void loop() {
-    for (;;) {
+    for (bool born = true;; born = false) {
       std::shared_ptr<Strand> s;
       {
         std::unique_lock<std::mutex> lk(mu_);
-        idle_++;
+        if (!born) idle_++;
         // Threads beyond the bound go after a second with nothing they may start.
         auto retire = std::chrono::steady_clock::now() + std::chrono::seconds(1);
         auto found = runnable();
@@ -85,6 +90,7 @@ class Executor {
         ready_.erase(found);
         running_[s->group_]++;
         running_total_++;
+        spawn_if_needed();
       }
       StrandItem item;
       {

@@ -37,6 +37,54 @@ describeKvm('security: one tenant cannot starve another', () => {
     });
   }
 
+  // The same, with the hog's requests and the other pool's posted in the same instant: the
+  // executor's threads had not yet taken the hog's jobs when the other pool's came, so no thread
+  // was started for it, and nothing looked again once the hog held every thread (before: the
+  // light request waited for the hog's limit, 3 s, every time).
+  test('a request posted together with a hog\'s on every thread is not held up', async () => {
+    const limit = ms(3000);
+    const hogs = await RequestPool.create(hog, { size: threads, concurrency: threads, timeoutMs: limit, memoryMiB: 16 });
+    const other = await RequestPool.create(hog, { size: 1, timeoutMs: limit, memoryMiB: 16 });
+    try {
+      await Promise.all([other.run('echo'), ...Array.from({ length: threads }, () => hogs.run('echo'))]);
+      await sleep(1500); // the extra threads of the warm-up gone: as many idle threads as the bound
+      expect(native().executorInfo().started).toBe(threads);
+      const held = Array.from({ length: threads }, () => hogs.run('sleep').then(() => 'answered', (e) => e));
+      const t0 = Date.now();
+      expect((await other.run('echo')).toString()).toBe('echo');
+      expect(Date.now() - t0).toBeLessThan(ms(500));
+      for (const r of await Promise.all(held)) expect(r).toBeInstanceOf(TimeoutError);
+    } finally {
+      await Promise.all([hogs.close(), other.close()]);
+    }
+  });
+
+  // Many tenants at once, each holding its one fork to its limit: every pool gets a thread at
+  // once (the threads number at most the bound plus the pools with work), pools closed while
+  // their requests run leave no thread behind, and the extra threads go once idle.
+  test('24 pools whose requests all sleep to their limit at once each get a thread, and the threads go afterwards', async () => {
+    const limit = ms(1500);
+    const pools = await Promise.all(Array.from({ length: 24 }, () => RequestPool.create(hog, { size: 1, timeoutMs: limit, memoryMiB: 16 })));
+    try {
+      await Promise.all(pools.map((p) => p.run('echo')));
+      await sleep(1500); // extra threads from the warm-up gone
+      const t0 = Date.now();
+      const ends = pools.map((p) => p.run('sleep').then(() => 'answered', (e) => e).then((r) => ({ r, ms: Date.now() - t0 })));
+      await sleep(ms(300));
+      expect(native().executorInfo().started).toBeLessThanOrEqual(threads + pools.length);
+      await Promise.all(pools.slice(0, 8).map((p) => p.close())); // closed while their requests run
+      for (const { r, ms: took } of await Promise.all(ends)) {
+        expect(r).toBeInstanceOf(Error);
+        // Each ran from the start: none waited for another's limit.
+        expect(took).toBeLessThan(limit + ms(1000));
+      }
+      await sleep(1500);
+      expect(native().executorInfo().started).toBeLessThanOrEqual(threads);
+    } finally {
+      await Promise.all(pools.map((p) => p.close()));
+    }
+  });
+
   // A backend instance shared by two pools: the hostile one (test/guests/gate_hog.c) calls an
   // entry that holds the instance 150 ms, back to back, for 3 s. The lock used to go to whoever
   // grabbed it first after a free, which was nearly always the hog (it never sleeps between its
