@@ -410,9 +410,11 @@ bool Gate::begin_host_call(size_t index, int entry, const uint64_t args[4], uint
   call_.caller_cr3 = vm_->root();
   call_.caller_rflags = 2;
   call_.t0 = Vcpu::now_ns();
+  // The host's limit bounds the wait for an instance; once in, a call with a limit of its own
+  // runs to its end or that limit, as a guest's does: cut by a limit mostly spent waiting behind
+  // another caller, it would count as a fault of the backend (and faults restart it).
   uint64_t limit = be.call_timeout_ns();
-  call_.deadline = limit ? call_.t0 + limit : 0;
-  if (deadline_ns && (!call_.deadline || deadline_ns < call_.deadline)) call_.deadline = deadline_ns;
+  call_.deadline = limit ? call_.t0 + limit : deadline_ns;
   req_deadline_ = deadline_ns;
   r = kvm_regs{};
   r.rdi = args[0];

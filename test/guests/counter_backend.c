@@ -132,6 +132,16 @@ static int64_t host_echo(const void *in, size_t in_len, void *out, size_t out_ca
 }
 
 /* Host convention: add the 8-byte little-endian integer in `in`, answer the new total. */
+/* host_nap(ms as 8 bytes): a slow host call (nap's sleep); answers the milliseconds slept. */
+static int64_t host_nap(const void *in, size_t in_len, void *out, size_t out_cap) {
+  if (in_len != 8 || out_cap < 8 || !farcall_caller_ok(in, 8) || !farcall_caller_ok(out, 8)) return -22;
+  int64_t ms;
+  memcpy(&ms, in, 8);
+  ms = nap(ms);
+  memcpy(out, &ms, 8);
+  return 8;
+}
+
 static int64_t host_add(const void *in, size_t in_len, void *out, size_t out_cap) {
   if (in_len != 8 || out_cap < 8 || !farcall_caller_ok(in, 8) || !farcall_caller_ok(out, 8)) return -22;
   int64_t x;
@@ -161,5 +171,6 @@ int main(void) {
   FARCALL_EXPORT(host_peek);
   FARCALL_EXPORT(host_echo);
   FARCALL_EXPORT(host_add);
+  FARCALL_EXPORT(host_nap);
   farcall_serve();
 }

@@ -85,6 +85,34 @@ describeKvm('security: one tenant cannot starve another', () => {
     }
   });
 
+  // A host call that waited for the instance behind a tenant's slow call used to get only what
+  // was left of its own limit for the call itself: cut in the middle, it counted as a backend
+  // fault, and three of them restarted the backend, which threw away every instance's state.
+  // A caller's limit never cuts a call that has a limit of its own (docs/api.md, callTimeoutMs).
+  test('a tenant holding the instance cannot make host calls fault and restart the backend', async () => {
+    const backend = await Backend.load(guest('counter_backend'), { memoryMiB: 16, callTimeoutMs: ms(3000) });
+    const hogs = await RequestPool.create(guest('caller'), { size: 1, backends: { counter: backend }, timeoutMs: ms(20000) });
+    try {
+      expect((await hogs.run('add:5')).toString()).toBe('5');
+      const nap = Buffer.alloc(8);
+      nap.writeBigInt64LE(BigInt(ms(400)));
+      for (let i = 0; i < 3; i++) {
+        const held = hogs.run(`nap:${ms(400)}`);
+        await sleep(ms(150)); // the tenant's call holds the instance
+        // ~250 ms waiting, then a 400 ms call: past the host call's 500 ms, within the call's limit.
+        const out = await backend.call('host_nap', nap, { timeoutMs: ms(500) });
+        expect(out.readBigInt64LE(0)).toBeGreaterThanOrEqual(BigInt(ms(400)));
+        await held;
+      }
+      expect(backend.stats().faults).toBe(0);
+      expect(backend.isRestarting).toBe(false);
+      expect((await hogs.run('get')).toString()).toBe('5');
+    } finally {
+      await hogs.close();
+      backend.close();
+    }
+  });
+
   // A backend instance shared by two pools: the hostile one (test/guests/gate_hog.c) calls an
   // entry that holds the instance 150 ms, back to back, for 3 s. The lock used to go to whoever
   // grabbed it first after a free, which was nearly always the hog (it never sleeps between its
