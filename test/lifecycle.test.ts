@@ -118,4 +118,26 @@ describeKvm('closing with work in flight', () => {
     const r = spawnSync(process.execPath, ['-e', child], { encoding: 'utf8', timeout: 120000 });
     expect({ status: r.status, signal: r.signal, out: r.stdout }).toEqual({ status: 0, signal: null, out: '120' });
   });
+
+  // Node tearing down its environment finalizes the thread-safe functions first, then the handles
+  // left open, whose destructors released those functions again: SIGABRT at every exit with a
+  // backend not closed (the backend's listener, and its worker with a host call in flight).
+  test('exiting with backends left open, one with a call in flight, ends node normally', () => {
+    const child = `
+      const { Backend, RequestPool } = require(${JSON.stringify(require('path').join(__dirname, '..', 'dist', 'src'))});
+      (async () => {
+        const idle = await Backend.load(${JSON.stringify(guest('counter_backend'))}, { memoryMiB: 16 });
+        const busy = await Backend.load(${JSON.stringify(guest('counter_backend'))}, { memoryMiB: 16 });
+        const pool = await RequestPool.create(${JSON.stringify(guest('caller'))}, { size: 1, backends: { counter: busy } });
+        process.stdout.write(String(await pool.run('add:1')));
+        pool.run('nap:200').catch(() => {});
+        busy.call('host_echo', 'x').catch(() => {});
+        void idle;
+      })().catch((e) => { process.stdout.write('error: ' + e.message); process.exitCode = 3; });`;
+    const { spawnSync } = require('child_process');
+    for (let i = 0; i < 3; i++) {
+      const r = spawnSync(process.execPath, ['-e', child], { encoding: 'utf8', timeout: 60000 });
+      expect({ status: r.status, signal: r.signal, out: r.stdout }).toEqual({ status: 0, signal: null, out: '1' });
+    }
+  });
 });

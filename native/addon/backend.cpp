@@ -3,6 +3,7 @@
 #include <napi.h>
 #include <pthread.h>
 
+#include <atomic>
 #include <functional>
 #include <memory>
 
@@ -20,13 +21,16 @@ struct BackendHandle {
   Worker *worker = nullptr;
   Napi::ThreadSafeFunction events;
   bool has_events = false;
+  // Set by the listener's finalizer: Node tearing down its environment finalizes it (and may
+  // then finalize this handle, a backend left open at exit), after which Release would abort.
+  std::shared_ptr<std::atomic<bool>> events_gone = std::make_shared<std::atomic<bool>>(false);
   ~BackendHandle() {
     if (worker) {
       worker->stop();
       delete worker;
     }
     if (backend) backend->set_on_event(nullptr);  // no emit can reach the listener after this
-    if (has_events) events.Release();
+    if (has_events && !*events_gone) events.Release();
   }
 };
 
@@ -76,7 +80,8 @@ Napi::Value CreateBackend(const Napi::CallbackInfo &info) {
     return deferred->Promise();
   }
   if (on_event.IsFunction()) {
-    h->events = Napi::ThreadSafeFunction::New(env, on_event.As<Napi::Function>(), "farcall-backend-events", 0, 1);
+    h->events = Napi::ThreadSafeFunction::New(env, on_event.As<Napi::Function>(), "farcall-backend-events", 0, 1,
+                                              [gone = h->events_gone](Napi::Env) { *gone = true; });
     h->events.Unref(env);
     h->has_events = true;
   }

@@ -6,7 +6,7 @@ void Worker::run_once(Napi::Env env, Job job) { (new Worker(env, true))->post(en
 
 Worker::Worker(Napi::Env env, bool single_use) : single_use_(single_use) {
   sh_->tsfn = Napi::ThreadSafeFunction::New(env, Napi::Function::New(env, [](const Napi::CallbackInfo &) {}),
-                                            "farcall-worker", 0, 1);
+                                            "farcall-worker", 0, 1, [sh = sh_](Napi::Env) { sh->gone = true; });
   sh_->tsfn.Unref(env);  // an idle worker must not keep Node alive
   thread_ = std::thread([this] { loop(); });
 }
@@ -66,7 +66,7 @@ void Worker::stop() {
   }
   cv_.notify_one();
   if (thread_.joinable()) thread_.join();
-  sh_->tsfn.Release();
+  if (!sh_->gone) sh_->tsfn.Release();
 }
 
 }  // namespace farcall::addon

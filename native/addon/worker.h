@@ -3,6 +3,7 @@
 #pragma once
 #include <napi.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <functional>
@@ -35,6 +36,9 @@ class Worker {
   struct Shared {
     Napi::ThreadSafeFunction tsfn;
     size_t pending = 0;  // JS-thread only: jobs posted and not yet completed
+    // Node finalized the tsfn (its environment is tearing down, and may then finalize a handle
+    // that owns this Worker): Release would touch freed memory.
+    std::atomic<bool> gone{false};
   };
   std::shared_ptr<Shared> sh_ = std::make_shared<Shared>();
   std::thread thread_;
