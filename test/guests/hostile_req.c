@@ -167,6 +167,16 @@ int main(int argc, char **argv) {
       *(volatile unsigned char *)0x7fffff0f00ull = 0xcc;
       ANSWER("wrote the reset page", 20);
     }
+    if (!strcmp(cmd, "spin"))
+      for (volatile unsigned long n = 0;; n++) {
+      }
+    if (!strncmp(cmd, "peek:", 5)) {
+      /* 64 bytes at a guest-virtual address given in hex (another tenant's backend window). */
+      unsigned long a = 0;
+      for (const char *c = cmd + 5; *c; c++) a = a * 16 + (unsigned long)(*c <= '9' ? *c - '0' : (*c | 32) - 'a' + 10);
+      memcpy(reply, (const void *)a, 64);
+      ANSWER(reply, 64);
+    }
     if (!strcmp(cmd, "quiet-fail")) raw3(SYS_FAIL, "failed quietly", 14, 0);
     if (!strcmp(cmd, "clock")) {
       /* An invalid clock: Linux fails with EINVAL and writes nothing. */

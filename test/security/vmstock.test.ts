@@ -5,7 +5,7 @@
 // both must equal what a fresh VM gives. Runs in whatever entry flavor FARCALL_ENTRY selects.
 import * as fs from 'fs';
 
-import { Backend, GuestFaultError, InvalidArgumentError, RequestPool, vmStock } from '../../src';
+import { Backend, GuestFaultError, InvalidArgumentError, RequestPool, TimeoutError, vmStock } from '../../src';
 import { defaultEntry, describeKvm, guest, ms } from '../helpers';
 import { decodeCapture as decode } from './capture';
 
@@ -96,6 +96,52 @@ describeKvm('security: a reused VM carries nothing of its last tenant', () => {
     }
   });
 
+  // Stopped by its time limit wherever it was (in pvm-native, in guest user mode, which the host
+  // cannot leave by writing registers): the next tenant's VMs still start as fresh ones.
+  test('a tenant whose every VM was stopped by its time limit in a loop leaves nothing to the next', async () => {
+    const clean = await fresh();
+    vmStock({ max: 16 });
+    const a = await RequestPool.create(hostile, { size: 3, memoryMiB: 32, args: ['dirty-init'], timeoutMs: ms(300) });
+    await Promise.all([0, 1, 2].map(() => expect(a.run('spin')).rejects.toBeInstanceOf(TimeoutError)));
+    await a.close();
+    const before = vmStock();
+    const b = await pool(2);
+    try {
+      expect(vmStock().reused - before.reused).toBeGreaterThanOrEqual(2);
+      expect(decode(await b.run('entry'))).toEqual(clean.entry);
+      for (const p of await Promise.all([b.run('probe'), b.run('probe')])) expect(decode(p)).toEqual(clean.probe);
+    } finally {
+      await b.close();
+    }
+  });
+
+  // A tenant's VMs had memslots and page-table roots over a backend's instances (exit gate), or
+  // the in-guest gate's (trusted, pvm-native). Deleting the memslots must drop every mapping of
+  // them: the next tenant, on those VMs, finds nothing at the backend's window while it is loaded.
+  for (const trusted of [false, true]) {
+    test(`a backend the last tenant called is not reachable from the next tenant's reused VMs (trusted: ${trusted})`, async () => {
+      vmStock({ max: 16 });
+      const backend = await Backend.load(guest('counter_backend'), { memoryMiB: 16, trusted });
+      try {
+        const a = await RequestPool.create(guest('caller'), { size: 3, backends: { counter: backend }, timeoutMs: ms(5000) });
+        const sums = await Promise.all([a.run('add:1'), a.run('add:1'), a.run('add:1')]);
+        expect(sums.map(String).sort()).toEqual(['1', '2', '3']);
+        await a.close();
+        const before = vmStock();
+        const b = await pool(3);
+        try {
+          expect(vmStock().reused - before.reused).toBeGreaterThanOrEqual(3);
+          const at = backend.stats().memoryAt;
+          await Promise.all([0, 0x1000, 0x200000].map((off) => expect(b.run(`peek:${(at + off).toString(16)}`)).rejects.toThrow(/page fault/)));
+        } finally {
+          await b.close();
+        }
+      } finally {
+        backend.close();
+      }
+    });
+  }
+
   test('guest memory: a tenant on reused VMs reads none of the pages the last tenant wrote', async () => {
     vmStock({ max: 16 });
     const a = await pool(3);
@@ -125,6 +171,23 @@ describeKvm('security: a reused VM carries nothing of its last tenant', () => {
     expect(s1.reused).toBe(s0.reused);
     expect(s1.created - s0.created).toBe(3);
     expect(s1.idle).toBe(0);
+    // Nothing of the stock is left open: no VM or vCPU fd, no KVM worker thread.
+    const kvmFds = fs.readdirSync('/proc/self/fd').filter((f) => {
+      try {
+        return /kvm-(vm|vcpu)/.test(fs.readlinkSync(`/proc/self/fd/${f}`));
+      } catch {
+        return false;
+      }
+    });
+    expect(kvmFds).toEqual([]);
+    const kvmThreads = fs.readdirSync('/proc/self/task').filter((t) => {
+      try {
+        return fs.readFileSync(`/proc/self/task/${t}/comm`, 'utf8').startsWith('kvm-');
+      } catch {
+        return false;
+      }
+    });
+    expect(kvmThreads).toEqual([]);
     vmStock({ max: 4 });
     const q = await pool(6);
     await q.close();
