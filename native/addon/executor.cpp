@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <chrono>
 #include <condition_variable>
+#include <system_error>
 #include <cstdlib>
 #include <thread>
 #include <unordered_map>
@@ -63,7 +64,14 @@ class Executor {
     if (idle_ == 0 && (threads_ < limit_ || extra) && threads_ < kMaxThreads && runnable() != ready_.end()) {
       threads_++;
       idle_++;  // idle from now: a thread not yet running counts, or every job posted meanwhile starts one
-      std::thread([this] { loop(); }).detach();
+      try {
+        std::thread([this] { loop(); }).detach();
+      } catch (const std::system_error &) {
+        // No thread to be had (the system's limit): the job waits for one of those there are.
+        // Thrown on an executor thread this would end the process.
+        threads_--;
+        idle_--;
+      }
     }
   }
   void loop() {
