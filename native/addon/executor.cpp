@@ -86,7 +86,8 @@ class Executor {
         while (found == ready_.end()) {
           if (threads_ <= limit_) {
             cv_.wait(lk);
-          } else if (cv_.wait_until(lk, retire) == std::cv_status::timeout && runnable() == ready_.end()) {
+          } else if (cv_.wait_until(lk, retire) == std::cv_status::timeout && runnable() == ready_.end() &&
+                     threads_ > limit_) {  // others idle as long may have gone meanwhile
             idle_--;
             threads_--;
             return;
