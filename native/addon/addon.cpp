@@ -119,7 +119,6 @@ static Napi::Value RunProgram(const Napi::CallbackInfo &info) {
   return deferred->Promise();
 }
 
-// doctor() -> { ok, problem, flavor, entryMode, physBits, caps }
 // Retired VMs kept for reuse (vmstock.h): {max, idle, created, reused}.
 static Napi::Object vm_stock(Napi::Env env) {
   vmstock::Stats st = vmstock::stats();
@@ -138,6 +137,7 @@ static Napi::Value VmStock(const Napi::CallbackInfo &info) {
   return vm_stock(info.Env());
 }
 
+// doctor() -> { ok, problem, flavor, entryMode, physBits, caps, limits, vmStock }
 static Napi::Value Doctor(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   Napi::Object r = Napi::Object::New(env);
